@@ -1,0 +1,32 @@
+"""expressware_sim: a simulated Dolphin eXpressWare stack for tests and demos.
+
+A simulated Cluster Node is a directory tree (the node *root*) holding the
+state file ``var/lib/expressware-sim/node.json``, the tools
+``opt/DIS/sbin/dis_services``, ``opt/DIS/sbin/dis_diag`` and ``usr/bin/rpm``,
+the work directory ``var/cache/expressware`` and the journal
+``var/log/expressware-sim/journal.jsonl``.  See ``docs/simulator.md``.
+"""
+
+from .journal import down_intervals, max_nodes_down, merged_journal, read_journal
+from .node import FAULTS, PRODUCTS, ROLES, Node, create_node, find_node_root
+from .sia import write_sia
+from .versions import SimError, compare_versions, parse_version, rpm_fields, version_key
+
+__all__ = [
+    "FAULTS",
+    "PRODUCTS",
+    "ROLES",
+    "Node",
+    "SimError",
+    "compare_versions",
+    "create_node",
+    "down_intervals",
+    "find_node_root",
+    "max_nodes_down",
+    "merged_journal",
+    "parse_version",
+    "read_journal",
+    "rpm_fields",
+    "version_key",
+    "write_sia",
+]

@@ -1,0 +1,7 @@
+"""``python -m expressware_sim``: the simulator's command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
