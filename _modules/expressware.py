@@ -1,0 +1,363 @@
+"""
+Report the Dolphin eXpressWare version and node state of a Cluster Node.
+
+- installed version: from the RPM database (``Dolphin-*`` packages);
+- running version: what the loaded drivers report in ``dis_services status``
+  (differs from the installed one after an installation under load);
+- node state: *active* (green in dis_admin) when every service runs and
+  ``dis_diag`` passes, else *inactive*; only an active node counts as back after
+  an update.
+
+Configuration (minion config, grains or pillar, read with ``config.get``):
+
+.. code-block:: yaml
+
+    expressware:
+      prefix: /opt/DIS                 # <prefix>/sbin/dis_services, <prefix>/sbin/dis_diag
+      rpm: rpm                         # the rpm executable that knows the Dolphin-* packages
+      workdir: /var/cache/expressware  # where the SIA runs and RPMs are built or staged
+
+Events: :py:func:`wait_active` fires ``expressware/node/active`` (or
+``expressware/node/inactive`` on timeout) on the master event bus.
+"""
+
+import importlib.util
+import os
+import sys
+import time
+
+import salt.utils.path
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+__virtualname__ = "expressware"
+
+EVENT_ACTIVE = "expressware/node/active"
+EVENT_INACTIVE = "expressware/node/inactive"
+
+
+def _shared(name):
+    """Load shared pure-Python code of this extension from ``utils/`` or ``_utils/``.
+
+    The directory sits beside this module's directory in every loading mode: a pip
+    install (``saltext/expressware/utils``), a sync (``extmods/utils``) and a
+    ``module_dirs`` source tree (``_utils``). Salt does not load extension utils
+    through entry points, hence this one explicit way.
+    """
+    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for sub in ("utils", "_utils"):
+        path = os.path.join(base, sub, name + ".py")
+        if os.path.isfile(path):
+            key = f"_saltext_expressware_shared.{name}_{abs(hash(path))}"
+            if key not in sys.modules:
+                spec = importlib.util.spec_from_file_location(key, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[key] = module
+                spec.loader.exec_module(module)
+            return sys.modules[key]
+    raise ImportError(f"{name}.py not found in {base}/utils or {base}/_utils (sync with saltutil.sync_all)")
+
+
+try:
+    vendor = _shared("expressware_vendor")
+    execution = _shared("expressware_exec")
+except ImportError as _exc:  # reported by __virtual__
+    vendor = execution = None
+    _IMPORT_ERROR = str(_exc)
+
+
+def __virtual__():
+    if vendor is None:
+        return False, f"expressware: {_IMPORT_ERROR}"
+    return __virtualname__
+
+
+def info():
+    """
+    Report which copy of this extension the minion runs and where its shared code
+    came from: ``package`` (pip-installed saltext), ``extmods`` (synced with
+    ``saltutil.sync_all``) or ``module_dirs`` (a source tree).
+
+    A stale synced copy shadows a pip-installed one (Salt searches synced modules
+    first); this tells which one answers.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.info
+    """
+    here = os.path.abspath(__file__)
+    extmods = os.path.abspath(__opts__.get("extension_modules", "/nonexistent"))
+    if here.startswith(extmods + os.sep):
+        mode = "extmods"
+    elif os.sep + os.path.join("saltext", "expressware", "modules") + os.sep in here:
+        mode = "package"
+    else:
+        mode = "module_dirs"
+    return {"loaded_from": mode, "module": here, "shared": [vendor.__file__, execution.__file__]}
+
+
+def _rpm():
+    rpm = execution.config(__salt__, "rpm")
+    path = rpm if os.path.isabs(rpm) else salt.utils.path.which(rpm)
+    if not path or not os.path.isfile(path):
+        raise CommandExecutionError(f"the rpm executable {rpm!r} (expressware:rpm) was not found")
+    if not os.access(path, os.X_OK):
+        raise CommandExecutionError(f"{path} (expressware:rpm) is not executable")
+    return path
+
+
+def packages():
+    """
+    List the installed ``Dolphin-*`` packages with their eXpressWare version.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.packages
+    """
+    argv = [_rpm(), "-qa", "--queryformat", vendor.RPM_QUERYFORMAT, vendor.RPM_PATTERN]
+    result = execution.run(__salt__, argv)
+    if result["retcode"] != 0:
+        raise CommandExecutionError(f"rpm -qa failed with exit status {result['retcode']}: {result['stderr'].strip()}")
+    try:
+        return vendor.parse_rpm_packages(result["stdout"])
+    except ValueError as exc:
+        raise CommandExecutionError(f"cannot understand the output of rpm: {exc}") from exc
+
+
+def version():
+    """
+    Return the installed eXpressWare version (from the RPM database), or ``None``
+    when no ``Dolphin-*`` package is installed.
+
+    Raises ``CommandExecutionError`` when the packages disagree about the version.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.version
+    """
+    try:
+        return vendor.installed_version(packages())
+    except ValueError as exc:
+        raise CommandExecutionError(str(exc)) from exc
+
+
+def running_version():
+    """
+    Return the version the loaded drivers run (``dis_services status``), or
+    ``None`` when no service runs.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.running_version
+    """
+    return __salt__["dis_services.status"]()["running_version"]
+
+
+def staged_rpms(workdir=None):
+    """
+    List the node RPMs built or staged in the work directory (``<workdir>/node_RPMS``)
+    and the eXpressWare versions they carry.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.staged_rpms
+    """
+    if workdir is None:
+        workdir = execution.config(__salt__, "workdir")
+    if not isinstance(workdir, str) or not os.path.isabs(workdir):
+        raise SaltInvocationError(f"workdir must be an absolute path, not {workdir!r}")
+    directory = os.path.join(workdir, "node_RPMS")
+    names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+    rpms = {name: vendor.parse_rpm_filename(name) for name in names if name.endswith(".rpm")}
+    return {
+        "directory": directory,
+        "rpms": sorted(rpms),
+        "versions": sorted({info["version"] for info in rpms.values() if info}, key=vendor.version_key),
+    }
+
+
+def diag():
+    """
+    Run ``dis_diag -V 0`` and return ``{"passed": bool, "lines": [...]}``.
+
+    A failing test is an answer (``passed: False``), not an error: it is what a
+    node reports while its services are stopped or its links are training.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.diag
+    """
+    result = execution.run(__salt__, [execution.tool_path(__salt__, "dis_diag"), "-V", "0"])
+    if result["retcode"] not in (0, 1):
+        raise CommandExecutionError(f"dis_diag failed with exit status {result['retcode']}: {result['stderr'].strip()}")
+    try:
+        parsed = vendor.parse_diag(result["stdout"])
+    except ValueError as exc:
+        raise CommandExecutionError(f"cannot understand the output of dis_diag: {exc}") from exc
+    if parsed["passed"] != (result["retcode"] == 0):
+        raise CommandExecutionError(f"dis_diag exited {result['retcode']} but printed {parsed['lines'][-1]!r}")
+    return parsed
+
+
+def node_state():
+    """
+    Return the node's state with its evidence.
+
+    ``state`` is ``active`` when every service runs and ``dis_diag`` passes,
+    else ``inactive``. The evidence: ``services`` (from ``dis_services status``),
+    ``diag`` (``dis_diag -V 0``: passed and its last lines), ``installed`` and
+    ``running`` versions, and ``reasons`` when inactive.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.node_state
+    """
+    status = __salt__["dis_services.status"]()
+    diag_result = diag()
+    reasons = []
+    stopped = [entry["label"] for entry in status["services"].values() if not entry["running"]]
+    if stopped:
+        reasons.append("services not running: " + ", ".join(stopped))
+    if not diag_result["passed"]:
+        reasons.append("dis_diag: " + "; ".join(diag_result["lines"][-3:]))
+    active = not reasons
+    return {
+        "state": "active" if active else "inactive",
+        "active": active,
+        "installed": version(),
+        "running": status["running_version"],
+        "services": {key: entry["running"] for key, entry in status["services"].items()},
+        "diag": {"passed": diag_result["passed"], "summary": diag_result["lines"][-3:]},
+        "reasons": reasons,
+    }
+
+
+def is_active():
+    """
+    Return ``True`` when the node is active (all services run, ``dis_diag`` passes).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.is_active
+    """
+    return node_state()["active"]
+
+
+def _fire(tag, data):
+    """Announce on the master event bus (``event.send``)."""
+    try:
+        __salt__["event.send"](tag, data)
+    except Exception:  # pylint: disable=broad-except
+        # The event is a courtesy to listeners; the caller still gets the result.
+        pass
+
+
+def wait_active(timeout=300, interval=0.5, fire_event=True):
+    """
+    Wait until the node is active, at most ``timeout`` seconds; return the last
+    :py:func:`node_state`.
+
+    The vendor tools have no notification, so the node is looked at every
+    ``interval`` seconds. With ``fire_event`` the outcome is announced on the
+    master event bus as ``expressware/node/active`` or ``expressware/node/inactive``
+    (with the node state as data), which the ``rolling`` runner listens for.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.wait_active timeout=600
+    """
+    timeout = _number(timeout, "timeout", 0, 86400)
+    interval = _number(interval, "interval", 0.05, 60)
+    deadline = time.monotonic() + timeout
+    while True:
+        state = node_state()
+        if state["active"] or time.monotonic() >= deadline:
+            break
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    if fire_event:
+        _fire(EVENT_ACTIVE if state["active"] else EVENT_INACTIVE, {"node_state": state})
+    return state
+
+
+def _number(value, name, low, high):
+    if isinstance(value, bool):
+        raise SaltInvocationError(f"{name} must be a number of seconds, not {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SaltInvocationError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not low <= number <= high:
+        raise SaltInvocationError(f"{name} must be between {low} and {high} seconds, not {value!r}")
+    return number
+
+
+def check_update(version, enforce=False, compat=None):
+    """
+    Decide what this node needs to reach ``version``, without changing anything.
+
+    Returns ``{"action": "none"|"activate"|"install"|"refuse", "reason": ...,
+    "installed": ..., "running": ...}``. ``refuse`` covers a downgrade or
+    reinstall without ``enforce=True`` and a version pair the release notes
+    forbid. ``compat`` is the rolling-compatibility data from the release notes
+    (default: pillar/config ``expressware:compat``)::
+
+        {"rolling": [{"from": "5.25.*", "to": "5.26.0"}], "incompatible": ["6.0.0"]}
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.check_update 5.26.0
+        salt '*' expressware.check_update 5.24.0 enforce=True
+    """
+    version = validate_version(version)
+    if compat is None:
+        compat = __salt__["config.get"]("expressware:compat", None)
+    try:
+        vendor.validate_compat(compat)
+    except ValueError as exc:
+        raise SaltInvocationError(f"invalid rolling-compatibility data: {exc}") from exc
+    installed = __salt__["expressware.version"]()
+    running = running_version()
+    decision = vendor.update_decision(installed, running, version, enforce=bool(enforce), compat=compat)
+    decision.update({"installed": installed, "running": running, "target": version})
+    return decision
+
+
+def validate_version(version):
+    """
+    Return ``version`` if it is an eXpressWare version (``MAJOR.MINOR.PATCH`` with
+    an optional suffix such as ``-d``), else raise ``SaltInvocationError``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.validate_version 5.26.0-d
+    """
+    # YAML on the CLI turns 5.26 into a float; a version is always text.
+    if not isinstance(version, str):
+        raise SaltInvocationError(
+            f"version {version!r} is not an eXpressWare version ({vendor.VERSION_FORMAT}); quote it if YAML made it a number"
+        )
+    try:
+        return vendor.check_version(version)
+    except ValueError as exc:
+        raise SaltInvocationError(str(exc)) from exc

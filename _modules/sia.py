@@ -1,0 +1,295 @@
+"""
+Run the Dolphin eXpressWare installer (SIA, ``Dolphin_eXpressWare-<version>.sh``).
+
+The SIA is run as ``sh <sia> <options> --batch`` in the work directory
+(``expressware:workdir``), the way the vendor manual has root do it by hand. It
+writes ``node_RPMS/`` and ``frontend_RPMS/`` there with ``--build-rpm``, and installs
+with ``--install-node`` / ``--install-frontend``, from those RPMs with ``--use-rpms``.
+
+``sia`` is a local absolute path or a ``salt://`` URL (fetched with
+``cp.cache_file``). Commands are argument lists, never shell strings. Every input
+is checked before anything runs: a missing or unreadable SIA, a file that is not a
+``Dolphin_eXpressWare-*.sh`` installer, a downgrade or reinstall without
+``enforce=True`` raise ``SaltInvocationError`` and change nothing. A failing
+installer raises ``CommandExecutionError`` with its exit status and standard error.
+
+Configuration (minion config, grains or pillar):
+
+.. code-block:: yaml
+
+    expressware:
+      workdir: /var/cache/expressware   # where the SIA runs; node_RPMS/ are built here
+"""
+
+import glob
+import importlib.util
+import os
+import re
+import sys
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+__virtualname__ = "sia"
+
+_SIA_NAME_RE = re.compile(r"^Dolphin_eXpressWare-[A-Za-z0-9._+-]+\.sh\Z")
+
+
+def _shared(name):
+    """Load shared pure-Python code of this extension from ``utils/`` or ``_utils/``.
+
+    The directory sits beside this module's directory in every loading mode: a pip
+    install (``saltext/expressware/utils``), a sync (``extmods/utils``) and a
+    ``module_dirs`` source tree (``_utils``). Salt does not load extension utils
+    through entry points, hence this one explicit way.
+    """
+    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for sub in ("utils", "_utils"):
+        path = os.path.join(base, sub, name + ".py")
+        if os.path.isfile(path):
+            key = f"_saltext_expressware_shared.{name}_{abs(hash(path))}"
+            if key not in sys.modules:
+                spec = importlib.util.spec_from_file_location(key, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[key] = module
+                spec.loader.exec_module(module)
+            return sys.modules[key]
+    raise ImportError(f"{name}.py not found in {base}/utils or {base}/_utils (sync with saltutil.sync_all)")
+
+
+try:
+    vendor = _shared("expressware_vendor")
+    execution = _shared("expressware_exec")
+except ImportError as _exc:  # reported by __virtual__
+    vendor = execution = None
+    _IMPORT_ERROR = str(_exc)
+
+
+def __virtual__():
+    if vendor is None:
+        return False, f"sia: {_IMPORT_ERROR}"
+    return __virtualname__
+
+
+# ---------------------------------------------------------------------------
+# Input checks: all of them run before the installer does.
+# ---------------------------------------------------------------------------
+
+
+def _flag(value, name):
+    if not isinstance(value, bool):
+        raise SaltInvocationError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
+def _resolve_sia(sia, saltenv=None):
+    """A readable local path to the installer; ``salt://`` URLs are cached first."""
+    if not isinstance(sia, str) or not sia.strip():
+        raise SaltInvocationError(f"sia must be a path or salt:// URL of a Dolphin_eXpressWare-<version>.sh installer, not {sia!r}")
+    if "\n" in sia or "\0" in sia:
+        raise SaltInvocationError(f"sia {sia!r} contains a newline or NUL character")
+    if sia.startswith("salt://"):
+        cached = __salt__["cp.cache_file"](sia, saltenv) if saltenv else __salt__["cp.cache_file"](sia)
+        if not cached:
+            raise SaltInvocationError(f"installer {sia} was not found on the master's file server")
+        path = cached
+    elif os.path.isabs(sia):
+        path = sia
+    else:
+        raise SaltInvocationError(f"sia {sia!r} must be an absolute path or a salt:// URL")
+    name = os.path.basename(path)
+    if not _SIA_NAME_RE.match(name):
+        raise SaltInvocationError(f"{path} is not an eXpressWare installer: the name must be Dolphin_eXpressWare-<version>.sh")
+    if not os.path.isfile(path):
+        raise SaltInvocationError(f"installer {path} does not exist or is not a file")
+    if not os.access(path, os.R_OK):
+        raise SaltInvocationError(f"installer {path} is not readable")
+    return path
+
+
+def _workdir(workdir):
+    if workdir is None:
+        workdir = execution.config(__salt__, "workdir")
+    if not isinstance(workdir, str) or not os.path.isabs(workdir) or "\n" in workdir:
+        raise SaltInvocationError(f"workdir must be an absolute path, not {workdir!r}")
+    return workdir
+
+
+def _use_rpms(use_rpms, workdir, kind):
+    """The directory given to ``--use-rpms``: it must hold ``<kind>_RPMS/*.rpm``."""
+    if use_rpms is None or use_rpms is False:
+        return None
+    if use_rpms is True:
+        use_rpms = workdir
+    if not isinstance(use_rpms, str) or not os.path.isabs(use_rpms) or "\n" in use_rpms:
+        raise SaltInvocationError(f"use_rpms must be True or an absolute directory path, not {use_rpms!r}")
+    if not glob.glob(os.path.join(glob.escape(use_rpms), f"{kind}_RPMS", "*.rpm")):
+        raise SaltInvocationError(f"use_rpms: {use_rpms}/{kind}_RPMS/ holds no RPM packages (build them with sia.build_rpm)")
+    return use_rpms
+
+
+def _timeout(timeout):
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400:
+        raise SaltInvocationError(f"timeout must be a number of seconds between 0 and 86400, not {timeout!r}")
+    return timeout
+
+
+def _check_not_older(path, enforce):
+    """Refuse a same-or-older installer before running it, as the SIA itself would."""
+    target = vendor.sia_version(os.path.basename(path))
+    installed = __salt__["expressware.version"]()
+    if target and installed and not enforce and vendor.compare_versions(target, installed) <= 0:
+        what = "reinstall" if vendor.compare_versions(target, installed) == 0 else "downgrade"
+        raise SaltInvocationError(
+            f"{os.path.basename(path)} would {what} eXpressWare ({installed} is installed, the installer is {target}): "
+            "pass enforce=True to do that"
+        )
+    return target, installed
+
+
+def _run_sia(path, options, workdir, timeout):
+    os.makedirs(workdir, exist_ok=True)
+    argv = ["sh", path, *options, "--batch"]
+    result = execution.run(__salt__, argv, cwd=workdir, timeout=timeout)
+    if result["retcode"] != 0:
+        raise CommandExecutionError(
+            f"{os.path.basename(path)} {' '.join(options)} failed with exit status {result['retcode']}: "
+            f"{result['stderr'].strip() or result['stdout'].strip()[-500:]}",
+            info={"retcode": result["retcode"], "stdout": result["stdout"], "stderr": result["stderr"]},
+        )
+    return result
+
+
+def _rpms(directory, kind):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(glob.escape(directory), f"{kind}_RPMS", "*.rpm")))
+
+
+# ---------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------
+
+
+def version(sia):
+    """
+    Return the eXpressWare version an installer carries in its file name
+    (``Dolphin_eXpressWare-5.26.0.sh`` -> ``5.26.0``), or ``None`` if the name
+    shows none.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' sia.version salt://expressware/Dolphin_eXpressWare-5.26.0.sh
+    """
+    if not isinstance(sia, str):
+        raise SaltInvocationError(f"sia must be a path or salt:// URL, not {sia!r}")
+    return vendor.sia_version(os.path.basename(sia))
+
+
+def build_rpm(sia, workdir=None, saltenv=None, timeout=None):
+    """
+    Build the binary RPMs for this node's CPU architecture and kernel
+    (``sh <sia> --build-rpm --batch`` in ``workdir``) into ``<workdir>/node_RPMS/``
+    and ``<workdir>/frontend_RPMS/``.
+
+    sia
+        Absolute path or ``salt://`` URL of ``Dolphin_eXpressWare-<version>.sh``.
+    workdir
+        Where to build; default ``expressware:workdir`` (``/var/cache/expressware``).
+    timeout
+        Seconds before the build is killed (default: no limit).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 sia.build_rpm salt://expressware/Dolphin_eXpressWare-5.26.0.sh
+    """
+    workdir = _workdir(workdir)
+    timeout = _timeout(timeout)
+    path = _resolve_sia(sia, saltenv)
+    result = _run_sia(path, ["--build-rpm"], workdir, timeout)
+    return {
+        "sia": path,
+        "version": vendor.sia_version(os.path.basename(path)),
+        "workdir": workdir,
+        "node_rpms": _rpms(workdir, "node"),
+        "frontend_rpms": _rpms(workdir, "frontend"),
+        "output": result["stdout"],
+    }
+
+
+def _install(kind, sia, use_rpms, reboot, enforce, workdir, saltenv, timeout):
+    reboot = _flag(reboot, "reboot")
+    enforce = _flag(enforce, "enforce")
+    workdir = _workdir(workdir)
+    timeout = _timeout(timeout)
+    use_rpms = _use_rpms(use_rpms, workdir, kind)
+    path = _resolve_sia(sia, saltenv)
+    target, before = _check_not_older(path, enforce) if kind == "node" else (vendor.sia_version(os.path.basename(path)), None)
+    options = [f"--install-{kind}"]
+    if use_rpms:
+        options += ["--use-rpms", use_rpms]
+    if reboot:
+        options.append("--reboot")
+    if enforce:
+        options.append("--enforce")
+    result = _run_sia(path, options, workdir, timeout)
+    ret = {
+        "sia": path,
+        "version": target,
+        "options": options + ["--batch"],
+        "rebooting": reboot,
+        "output": result["stdout"],
+        "warnings": result["stderr"].strip(),
+    }
+    if kind == "node":
+        ret["installed_before"] = before
+        ret["installed"] = __salt__["expressware.version"]()
+    return ret
+
+
+def install_node(sia, use_rpms=None, reboot=False, enforce=False, workdir=None, saltenv=None, timeout=None):
+    """
+    Install the node packages on this Cluster Node and start the updated services
+    (``sh <sia> --install-node [--use-rpms DIR] [--reboot] [--enforce] --batch``).
+
+    sia
+        Absolute path or ``salt://`` URL of ``Dolphin_eXpressWare-<version>.sh``.
+    use_rpms
+        Directory holding ``node_RPMS/`` built by :py:func:`build_rpm` (``True``:
+        the work directory). Without it the installer builds them first.
+    reboot
+        Reboot the node after a successful installation (needed when the services
+        could not be stopped, or failed to start).
+    enforce
+        Allow installing the same or an older version than the installed one.
+
+    Refuses (``SaltInvocationError``, nothing run) a downgrade or reinstall
+    without ``enforce=True``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 sia.install_node salt://expressware/Dolphin_eXpressWare-5.26.0.sh use_rpms=True
+        salt-call sia.install_node /tmp/Dolphin_eXpressWare-5.25.2.sh enforce=True reboot=True
+    """
+    return _install("node", sia, use_rpms, reboot, enforce, workdir, saltenv, timeout)
+
+
+def install_frontend(sia, use_rpms=None, reboot=False, enforce=False, workdir=None, saltenv=None, timeout=None):
+    """
+    Install the Cluster Management Node (frontend) packages
+    (``sh <sia> --install-frontend [--use-rpms DIR] [--reboot] [--enforce] --batch``).
+
+    Arguments as for :py:func:`install_node`; ``use_rpms`` must hold ``frontend_RPMS/``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt frontend sia.install_frontend salt://expressware/Dolphin_eXpressWare-5.26.0.sh
+    """
+    return _install("frontend", sia, use_rpms, reboot, enforce, workdir, saltenv, timeout)

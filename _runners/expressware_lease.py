@@ -1,0 +1,155 @@
+"""
+The cluster-wide update lease: at most one Cluster Node of a cluster disrupted at a time.
+
+The ``expressware.installed`` state takes the lease before it stops anything on a
+node and gives it back only when the node is active again. While another node
+holds it, the state waits (bounded) and then defers. A lease held by a node whose
+update failed is **never released on a timer**: the cluster stays at "one node
+down" until the operator has looked at the node and releases the lease:
+
+.. code-block:: bash
+
+    salt-run expressware_lease.show                   # holders and ages of all leases
+    salt-run expressware_lease.show cluster=db1
+    salt-run expressware_lease.release cluster=db1    # operator: free it, whoever holds it
+
+Minions reach ``acquire``/``release`` through ``publish.runner``, which needs
+``peer_run`` in the master configuration:
+
+.. code-block:: yaml
+
+    peer_run:
+      .*:
+        - expressware_lease.acquire
+        - expressware_lease.release
+        - expressware_lease.show
+
+When a minion calls, the holder is the minion's authenticated id (a minion cannot
+release another minion's lease). The ``rolling`` runner holds the same lease for
+the whole of a rollout, so a highstate cannot take a second node down meanwhile.
+
+Leases are files under ``<master cachedir>/expressware/leases/``, changed under an
+exclusive file lock and replaced atomically.
+"""
+
+import importlib.util
+import os
+import sys
+
+from salt.exceptions import SaltInvocationError
+
+__virtualname__ = "expressware_lease"
+
+
+def _shared(name):
+    """Load shared pure-Python code of this extension from ``utils/`` or ``_utils/``.
+
+    The directory sits beside this module's directory in every loading mode: a pip
+    install (``saltext/expressware/utils``), a sync (``extmods/utils``) and a
+    ``module_dirs`` source tree (``_utils``). Salt does not load extension utils
+    through entry points, hence this one explicit way.
+    """
+    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for sub in ("utils", "_utils"):
+        path = os.path.join(base, sub, name + ".py")
+        if os.path.isfile(path):
+            key = f"_saltext_expressware_shared.{name}_{abs(hash(path))}"
+            if key not in sys.modules:
+                spec = importlib.util.spec_from_file_location(key, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[key] = module
+                spec.loader.exec_module(module)
+            return sys.modules[key]
+    raise ImportError(f"{name}.py not found in {base}/utils or {base}/_utils (on the master: salt-run saltutil.sync_all)")
+
+
+try:
+    store = _shared("expressware_store")
+except ImportError as _exc:  # reported by __virtual__
+    store = None
+    _IMPORT_ERROR = str(_exc)
+
+
+def __virtual__():
+    if store is None:
+        return False, f"expressware_lease: {_IMPORT_ERROR}"
+    return __virtualname__
+
+
+def _leases():
+    return store.LeaseStore(os.path.join(__opts__["cachedir"], "expressware", "leases"))
+
+
+def _caller():
+    """The authenticated minion id for ``publish.runner`` calls, else None (salt-run)."""
+    # The master answers publish.runner with its own opts and ``id`` set to the
+    # calling minion, whose key it has accepted; salt-run keeps the master's id.
+    caller = __opts__.get("id")
+    if caller and os.path.isfile(os.path.join(__opts__.get("pki_dir", ""), "minions", caller)):
+        return caller
+    return None
+
+
+def _cluster(cluster):
+    try:
+        return store.check_name(cluster, "cluster")
+    except ValueError as exc:
+        raise SaltInvocationError(str(exc)) from exc
+
+
+def acquire(cluster="default", holder=None, purpose=None):
+    """
+    Take the update lease of ``cluster`` for ``holder``.
+
+    Returns ``{"granted": True, ...}`` when the lease was free or already held by
+    ``holder``, else ``{"granted": False, "holder": ..., "age": seconds, ...}``.
+    Called from a minion (``publish.runner``) the holder is always that minion.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run expressware_lease.acquire cluster=db1 holder=maintenance-window
+    """
+    cluster = _cluster(cluster)
+    holder = _caller() or holder
+    if not isinstance(holder, str) or not holder:
+        raise SaltInvocationError("holder must be given (the name of who takes the lease)")
+    return _leases().acquire(cluster, holder, purpose=purpose)
+
+
+def release(cluster="default", holder=None):
+    """
+    Give the update lease of ``cluster`` back.
+
+    From a minion only its own lease is released. From ``salt-run`` without
+    ``holder`` the operator releases the lease whoever holds it (after checking
+    the node that failed); with ``holder`` only if that holder has it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run expressware_lease.release cluster=db1
+    """
+    cluster = _cluster(cluster)
+    caller = _caller()
+    return _leases().release(cluster, holder=caller or holder)
+
+
+def show(cluster=None):
+    """
+    Show who holds the update lease of ``cluster`` (all clusters when omitted),
+    since when and for how long (``age`` in seconds).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run expressware_lease.show
+        salt-run expressware_lease.show cluster=db1
+    """
+    leases = _leases()
+    if cluster is None:
+        return leases.all()
+    return leases.get(_cluster(cluster))

@@ -1,0 +1,1 @@
+"""Loader modules of saltext.expressware (see the top-level README)."""

@@ -1,0 +1,1 @@
+"""Shared pure-Python code of saltext.expressware, loaded by path by every loader module."""

@@ -1,0 +1,49 @@
+"""Shared fixtures: pytest-salt-factories configuration and simulated eXpressWare nodes."""
+
+import os
+import pathlib
+import shutil
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+#: Versions used throughout the tests.
+OLD = "5.25.2"
+NEW = "5.26.0"
+NEWER = "5.26.1"
+OLDER = "5.24.0"
+
+#: Delays of the simulated nodes, in seconds: short, but long enough that ordering
+#: mistakes (two nodes down at once) show in the journals.
+FAST_DELAYS = {"build": 0.3, "install": 0.2, "link_training": 0.4, "reboot": 0.5}
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    return {
+        "code_dir": str(REPO),
+        "inject_sitecustomize": False,
+        "start_timeout": 120 if os.environ.get("CI") else 60,
+    }
+
+
+def fresh_node(root, name, version=OLD, **kwargs):
+    """(Re)create a simulated node at ``root``: installed, running and active."""
+    from expressware_sim import create_node  # pylint: disable=import-outside-toplevel
+
+    root = pathlib.Path(root)
+    if root.exists():
+        shutil.rmtree(root)
+    options = dict(FAST_DELAYS)
+    options.update(kwargs)
+    return create_node(root, name=name, version=version, **options)
+
+
+#: Journal commands that only look at a node.
+READ_ONLY_COMMANDS = ("rpm ", "dis_services status", "dis_diag")
+
+
+def changing_commands(node):
+    """The journal's commands that could have changed the node (queries left out)."""
+    return [e for e in node.journal() if "command" in e and not e["command"].startswith(READ_ONLY_COMMANDS)]

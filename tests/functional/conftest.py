@@ -1,0 +1,39 @@
+"""Salt's loaders in-process (no daemons), one simulated node per test."""
+
+import pytest
+from saltfactories.utils.functional import Loaders
+
+from tests.conftest import fresh_node
+
+
+@pytest.fixture(scope="module")
+def node_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("functional") / "node"
+
+
+@pytest.fixture(scope="module")
+def minion_opts(salt_factories, node_root, tmp_path_factory):
+    node = fresh_node(node_root, "fnode")
+    state_tree = tmp_path_factory.mktemp("state-tree")
+    factory = salt_factories.salt_minion_daemon(
+        "functional-minion",
+        overrides={"file_client": "local", "file_roots": {"base": [str(state_tree)]}, **node.minion_config()},
+    )
+    return factory.config.copy()
+
+
+@pytest.fixture(scope="module")
+def loaders(minion_opts):
+    return Loaders(minion_opts, loaded_base_name=f"{__name__}.loaded")
+
+
+@pytest.fixture
+def node(node_root, loaders):
+    """A healthy node on the old version, and loaders with fresh state."""
+    loaders.reset_state()
+    return fresh_node(node_root, "fnode")
+
+
+@pytest.fixture
+def modules(loaders):
+    return loaders.modules

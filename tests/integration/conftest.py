@@ -1,0 +1,73 @@
+"""A real salt-master and three real salt-minions on loopback, each minion on its own simulated node.
+
+The extension is loaded the pip way (entry points of the installed package); the
+classic way (file root + saltutil.sync_all) has its own daemons in test_packaging.py.
+"""
+
+import contextlib
+
+import pytest
+from expressware_sim import write_sia
+
+from tests.conftest import NEW, NEWER, OLD, OLDER, fresh_node
+
+NODE_IDS = ("node1", "node2", "node3")
+
+
+@pytest.fixture(scope="package")
+def cluster_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("cluster")
+
+
+@pytest.fixture(scope="package")
+def master(salt_factories):
+    factory = salt_factories.salt_master_daemon("master-expressware", overrides={"timeout": 30})
+    installers = factory.state_tree.base.write_path / "expressware"
+    installers.mkdir(parents=True, exist_ok=True)
+    for version in (OLDER, OLD, NEW, NEWER):
+        write_sia(installers, version)
+    with factory.started():
+        yield factory
+
+
+@pytest.fixture(scope="package")
+def nodes(cluster_root):
+    return {node_id: fresh_node(cluster_root / node_id, node_id) for node_id in NODE_IDS}
+
+
+@pytest.fixture(scope="package")
+def minions(master, nodes):
+    with contextlib.ExitStack() as stack:
+        factories = []
+        for node_id in NODE_IDS:
+            factory = master.salt_minion_daemon(node_id, overrides=nodes[node_id].minion_config())
+            stack.enter_context(factory.started())
+            factories.append(factory)
+        yield factories
+
+
+@pytest.fixture(autouse=True)
+def reset_nodes(nodes):
+    """Every test starts from a healthy cluster on the old version."""
+    for node_id, node in nodes.items():
+        fresh_node(node.root, node_id)
+    yield
+
+
+@pytest.fixture
+def salt_cli(master, minions):
+    return master.salt_cli(timeout=60)
+
+
+@pytest.fixture
+def salt_run_cli(master, minions):
+    return master.salt_run_cli(timeout=120)
+
+
+@pytest.fixture
+def salt_call_cli(minions):
+    return minions[0].salt_call_cli(timeout=60)
+
+
+def sia_url(version):
+    return f"salt://expressware/Dolphin_eXpressWare-{version}.sh"
