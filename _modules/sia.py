@@ -187,6 +187,22 @@ def version(sia):
     return vendor.sia_version(os.path.basename(sia))
 
 
+def fetch(sia, saltenv=None):
+    """
+    Check an installer and make it local: a ``salt://`` URL is cached from the
+    master with ``cp.cache_file``. Returns ``{"path": local path, "version":
+    version in its name or None}``. Nothing on the node changes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' sia.fetch salt://expressware/Dolphin_eXpressWare-5.26.0.sh
+    """
+    path = _resolve_sia(sia, saltenv)
+    return {"path": path, "version": vendor.sia_version(os.path.basename(path))}
+
+
 def build_rpm(sia, workdir=None, saltenv=None, timeout=None):
     """
     Build the binary RPMs for this node's CPU architecture and kernel

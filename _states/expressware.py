@@ -83,6 +83,14 @@ def _holds_lease(cluster):
 # ---------------------------------------------------------------------------
 
 
+def _phase(phase, version):
+    """Tell the master where this node is (the ``rolling`` runner records it)."""
+    try:
+        __salt__["event.send"]("expressware/node/phase", {"phase": phase, "version": version})
+    except Exception:  # pylint: disable=broad-except
+        pass  # progress reporting must never break the update itself
+
+
 def _staged_rpms(use_rpms, version):
     """``use_rpms`` as given, or the work directory when it holds RPMs of ``version``."""
     if use_rpms:
@@ -187,6 +195,11 @@ def installed(
         return dict(ret, result=False, comment=f"eXpressWare {name} needs to be installed ({decision['reason']}) but no sia was given")
 
     try:
+        # Fetch and check the installer before anything is disrupted.
+        installer = __salt__["sia.fetch"](sia)
+        if installer["version"] and installer["version"] != name:
+            raise SaltInvocationError(f"the installer {sia} is version {installer['version']}, not {name}")
+        sia = installer["path"]
         staged = _staged_rpms(use_rpms, name)
     except (SaltInvocationError, CommandExecutionError) as exc:
         return dict(ret, result=False, comment=str(exc))
@@ -225,6 +238,7 @@ def installed(
 
     changes = ret["changes"]
     try:
+        _phase("stopping", name)
         _stop_applications(applications, changes)
         _update_node(decision, name, sia, staged, reboot, enforce, changes, comments)
     except (SaltInvocationError, CommandExecutionError) as exc:
@@ -236,6 +250,7 @@ def installed(
             comments.append("the applications were not started on the broken stack")
         return dict(ret, result=False, changes=changes, comment="; ".join(comments))
 
+    _phase("waiting", name)
     state = __salt__["expressware.wait_active"](timeout=timeout)
     if not state["active"]:
         comments.append(
@@ -283,6 +298,7 @@ def _update_node(decision, name, sia, staged, reboot, enforce, changes, comments
     elif decision["action"] == "activate":
         enforce = True  # same version again, to get the installer's --reboot
 
+    _phase("installing", name)
     try:
         result = __salt__["sia.install_node"](sia, use_rpms=staged, reboot=reboot, enforce=enforce)
     except CommandExecutionError as exc:

@@ -1,5 +1,6 @@
 """Shared fixtures: pytest-salt-factories configuration and simulated eXpressWare nodes."""
 
+import logging
 import os
 import pathlib
 import shutil
@@ -19,6 +20,22 @@ OLDER = "5.24.0"
 FAST_DELAYS = {"build": 0.3, "install": 0.2, "link_training": 0.4, "reboot": 0.5}
 
 
+def pytest_sessionfinish(session):  # pylint: disable=unused-argument
+    """Drop what Salt's deferred stderr handler queued in this test process.
+
+    Importing Salt installs a handler that keeps every log record (including those
+    the daemons forward to the test process) and writes them out at interpreter
+    exit, after pytest has closed its streams: thousands of "Logging error" lines.
+    pytest already captured and reported the records that matter.
+    """
+    import salt._logging.impl  # pylint: disable=import-outside-toplevel
+
+    handler = salt._logging.impl.get_temp_handler()
+    if handler is not None:
+        logging.root.removeHandler(handler)
+        handler.flush = lambda: None
+
+
 @pytest.fixture(scope="session")
 def salt_factories_config():
     return {
@@ -28,8 +45,12 @@ def salt_factories_config():
     }
 
 
-def fresh_node(root, name, version=OLD, **kwargs):
-    """(Re)create a simulated node at ``root``: installed, running and active."""
+def fresh_node(root, name, version=OLD, applications=(), **kwargs):
+    """(Re)create a simulated node at ``root``: installed, running and active.
+
+    ``applications`` run on it and hold SuperSockets (``ndbmtd`` on a MySQL Cluster
+    data node): they must be stopped before the services can stop.
+    """
     from expressware_sim import create_node  # pylint: disable=import-outside-toplevel
 
     root = pathlib.Path(root)
@@ -37,7 +58,10 @@ def fresh_node(root, name, version=OLD, **kwargs):
         shutil.rmtree(root)
     options = dict(FAST_DELAYS)
     options.update(kwargs)
-    return create_node(root, name=name, version=version, **options)
+    node = create_node(root, name=name, version=version, **options)
+    for app in applications:
+        node.add_application(app)
+    return node
 
 
 #: Journal commands that only look at a node.

@@ -7,12 +7,25 @@ the work directory ``var/cache/expressware`` and the journal
 ``var/log/expressware-sim/journal.jsonl``.  See ``docs/simulator.md``.
 """
 
+from pathlib import Path
+
 from .journal import down_intervals, max_nodes_down, merged_journal, read_journal
 from .node import FAULTS, PRODUCTS, ROLES, Node, create_node, find_node_root
 from .sia import write_sia
 from .versions import SimError, compare_versions, parse_version, rpm_fields, version_key
 
+
+
+def service_provider_config() -> dict:
+    """Minion configuration that makes Salt's ``service`` module drive simulated applications."""
+    return {
+        "module_dirs": [str(Path(__file__).resolve().parent / "saltmods")],
+        "providers": {"service": "expressware_sim_service"},
+    }
+
+
 __all__ = [
+    "service_provider_config",
     "FAULTS",
     "PRODUCTS",
     "ROLES",

@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     reboot = sub.add_parser("reboot", help="reboot a node now")
     reboot.add_argument("root")
 
+    app = sub.add_parser("app", help="an application that uses SuperSockets (holds them while it runs)")
+    app.add_argument("root")
+    app.add_argument("name")
+    app.add_argument("action", choices=("add", "start", "stop", "status"))
+
     sia = sub.add_parser("sia", help="write a SIA and print its path")
     sia.add_argument("dir")
     sia.add_argument("version")
@@ -149,6 +154,16 @@ def _run(args) -> int:
             node.set_delays(**delays)
         print(json.dumps(node.state()["delays"], indent=2))
         return 0
+    if args.cmd == "app":
+        node = Node(args.root)
+        if args.action == "add":
+            node.add_application(args.name)
+        elif args.action in ("start", "stop"):
+            if not node.set_application(args.name, args.action == "start"):
+                raise SimError(f"{node.name} has no application {args.name!r} (add it first)")
+        running = node.application_running(args.name)
+        print(f"{args.name}: {'unknown' if running is None else 'running' if running else 'stopped'}")
+        return 0 if running is not None else 3
     if args.cmd == "reboot":
         node = Node(args.root)
         node.reboot()

@@ -211,7 +211,9 @@ def stop_services(tx: Tx) -> list[tuple[str, bool]]:
     """``dis_services stop`` semantics; returns ``[(label, ok)]`` in stop order."""
     st = tx.st
     table = service_table(st["product"])
-    blocked = st["faults"]["stop-blocked"] and st["services"]["dis_supersockets"]["running"]
+    # An application that runs holds SuperSockets, as does the stop-blocked fault.
+    holders = st["faults"]["stop-blocked"] or any(app["running"] for app in st.get("applications", {}).values())
+    blocked = holders and st["services"]["dis_supersockets"]["running"]
     held = {"dis_supersockets", "dis_irm", table[1][0], "dis_kosif"}
     results = []
     for unit, label, _ in reversed(table):
@@ -265,9 +267,17 @@ def start_services(tx: Tx, version: str | None = None) -> list[tuple[str, bool]]
     return results
 
 
+def validate_application(name: str) -> str:
+    if not isinstance(name, str) or not name or not all(ch.isalnum() or ch in "._@-" for ch in name):
+        raise SimError(f"application name {name!r} must be letters, digits, '.', '_', '@' or '-'")
+    return name
+
+
 def begin_reboot(tx: Tx, reason: str = "") -> None:
     st = tx.st
     st["reboot_until"] = tx.now + st["delays"]["reboot"]
+    for app in st.get("applications", {}).values():
+        app["running"] = False
     for unit, _, _ in service_table(st["product"]):
         svc = st["services"][unit]
         svc["running"] = False
@@ -337,6 +347,7 @@ def public_state(root: Path, st: dict, now: float) -> dict:
         "link_training_until": link_training_until(st),
         "faults": dict(st["faults"]),
         "delays": dict(st["delays"]),
+        "applications": {name: dict(app) for name, app in st.get("applications", {}).items()},
         "now": now,
     }
 
@@ -529,6 +540,33 @@ class Node:
         values = {name: validate_delay(name, value) for name, value in seconds.items()}
         with self.transaction() as tx:
             tx.st["delays"].update(values)
+
+    def add_application(self, name: str, running: bool = True) -> None:
+        """Register an application that uses SuperSockets on this node.
+
+        While it runs it holds SuperSockets, so ``dis_services stop`` fails the way
+        it does with the ``stop-blocked`` fault. A reboot leaves it stopped.
+        """
+        validate_application(name)
+        with self.transaction() as tx:
+            tx.st.setdefault("applications", {})[name] = {"running": bool(running)}
+            tx.event("app-add", app=name, running=bool(running))
+
+    def set_application(self, name: str, running: bool) -> bool:
+        """Start or stop an application; False if there is no such application."""
+        with self.transaction() as tx:
+            app = tx.st.get("applications", {}).get(name)
+            if app is None:
+                return False
+            if app["running"] != bool(running):
+                app["running"] = bool(running)
+                tx.event("app-start" if running else "app-stop", app=name)
+            return True
+
+    def application_running(self, name: str) -> bool | None:
+        """True/False, or None if there is no such application."""
+        app = self.state()["applications"].get(name)
+        return None if app is None else app["running"]
 
     def reboot(self) -> None:
         """Reboot the node now (services down for the reboot delay)."""

@@ -5,11 +5,12 @@ classic way (file root + saltutil.sync_all) has its own daemons in test_packagin
 """
 
 import contextlib
+import shutil
 
 import pytest
-from expressware_sim import write_sia
+from expressware_sim import service_provider_config, write_sia
 
-from tests.conftest import NEW, NEWER, OLD, OLDER, fresh_node
+from tests.conftest import NEW, NEWER, OLD, OLDER, REPO, fresh_node
 
 NODE_IDS = ("node1", "node2", "node3")
 
@@ -19,11 +20,20 @@ def cluster_root(tmp_path_factory):
     return tmp_path_factory.mktemp("cluster")
 
 
+#: The master configuration the README documents for this extension.
+MASTER_CONFIG = {
+    "timeout": 30,
+    "file_recv": True,  # the rolling runner fetches built RPMs with cp.push
+    "peer_run": {".*": ["expressware_lease.*"]},  # the state's update lease
+}
+
+
 @pytest.fixture(scope="package")
 def master(salt_factories):
-    factory = salt_factories.salt_master_daemon("master-expressware", overrides={"timeout": 30})
+    factory = salt_factories.salt_master_daemon("master-expressware", overrides=MASTER_CONFIG)
     installers = factory.state_tree.base.write_path / "expressware"
-    installers.mkdir(parents=True, exist_ok=True)
+    # The formula as an operator would put it in the file root, beside the installers.
+    shutil.copytree(REPO / "salt" / "expressware", installers)
     for version in (OLDER, OLD, NEW, NEWER):
         write_sia(installers, version)
     with factory.started():
@@ -40,7 +50,8 @@ def minions(master, nodes):
     with contextlib.ExitStack() as stack:
         factories = []
         for node_id in NODE_IDS:
-            factory = master.salt_minion_daemon(node_id, overrides=nodes[node_id].minion_config())
+            overrides = dict(nodes[node_id].minion_config(), **service_provider_config())
+            factory = master.salt_minion_daemon(node_id, overrides=overrides)
             stack.enter_context(factory.started())
             factories.append(factory)
         yield factories

@@ -1,0 +1,387 @@
+"""``expressware-demo``: a rolling eXpressWare update on a throwaway simulated cluster.
+
+Everything runs as the current user on loopback: simulated eXpressWare nodes
+(``expressware_sim``), one real ``salt-master`` and one real ``salt-minion`` per
+node, each minion pointed at its own node root through its config.  The demo
+waits for the minions, runs the main job with its output on the terminal,
+reports versions and the down/active timeline from the simulator's journals,
+and always stops every daemon it started (also on errors and Ctrl-C).
+"""
+
+import argparse
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from expressware_sim import FAULTS, Node, create_node, down_intervals, max_nodes_down, write_sia
+
+EXIT_SETUP = 3  # the cluster did not come up: no job ran
+
+
+def say(text):
+    """Demo narration on stdout (the runner's progress goes to stderr); flushed so both interleave right."""
+    print(f"[demo] {text}", flush=True)
+
+
+def salt_bin(name):
+    """A Salt executable of the interpreter running us: the venv's Salt, not whatever is first on PATH."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def free_ports(count):
+    """Ports the kernel hands out for port 0; the sockets stay open until all are chosen, so they differ."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _daemon_dirs(base, name):
+    """Per-daemon state directories, all under ``base`` so nothing touches /etc/salt or /var."""
+    return {
+        "root_dir": str(base),
+        "pki_dir": str(base / "pki"),
+        "cachedir": str(base / "cache"),
+        "sock_dir": str(base / "sock"),
+        "pidfile": str(base / "run" / f"{name}.pid"),
+        "log_file": str(base / "log" / f"{name}.log"),
+        "key_logfile": str(base / "log" / "key.log"),
+        "log_level_logfile": "info",
+        "user": getpass.getuser(),
+    }
+
+
+def master_config(work, publish_port, ret_port):
+    """The master's configuration: loopback only, auto-accepting, file roots in the work directory."""
+    work = Path(work)
+    conf = _daemon_dirs(work / "salt" / "master", "master")
+    conf.update({
+        "interface": "127.0.0.1",
+        "publish_port": publish_port,
+        "ret_port": ret_port,
+        "auto_accept": True,
+        "file_roots": {"base": [str(work / "srv" / "salt")]},
+        "pillar_roots": {"base": [str(work / "srv" / "pillar")]},
+        "file_recv": True,
+        # The state and the runner take the update lease through publish.runner.
+        "peer_run": {".*": ["expressware_lease.*"]},
+        "timeout": 30,
+    })
+    return conf
+
+
+def minion_config(work, minion_id, node_config, publish_port, ret_port):
+    """A minion's configuration: its own state dirs, plus the ``expressware:`` keys of its simulated node."""
+    conf = _daemon_dirs(Path(work) / "salt" / minion_id, "minion")
+    conf.update({
+        "id": minion_id,
+        "master": "127.0.0.1",
+        "master_port": ret_port,
+        "publish_port": publish_port,
+        "acceptance_wait_time": 1,  # retry authentication quickly while the master starts
+        "loop_interval": 1,
+    })
+    conf.update(node_config)
+    return conf
+
+
+def write_config(confdir, filename, data):
+    """Write ``confdir/filename`` as YAML and return ``confdir`` (what ``-c`` of the Salt commands takes)."""
+    confdir = Path(confdir)
+    confdir.mkdir(parents=True, exist_ok=True)
+    (confdir / filename).write_text(yaml.safe_dump(data, default_flow_style=False), encoding="utf-8")
+    return str(confdir)
+
+
+class Daemons:
+    """The Salt daemons started by the demo, each the leader of its own process group.
+
+    A process group per daemon lets :meth:`stop_all` reach the worker processes a
+    master or minion forks, and keeps Ctrl-C in the terminal away from the daemons
+    so that the demo, not the terminal, decides the order of shutdown.
+    """
+
+    def __init__(self, logdir):
+        self.logdir = Path(logdir)
+        self.procs = {}  # name -> Popen
+
+    def start(self, name, argv):
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        # The daemons' own console output goes to a file: the terminal is for the job.
+        with open(self.logdir / f"{name}.console.log", "ab") as out:
+            self.procs[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def dead(self):
+        """Names of daemons that already exited (a wrong config shows up here first)."""
+        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+    def stop_all(self, grace=15.0):
+        """Stop the minions, then the master (a minion that loses its master first starts reconnecting)."""
+        self._stop([name for name in self.procs if name != "master"], grace)
+        self._stop([name for name in self.procs if name == "master"], grace)
+        self.procs.clear()
+
+    def _stop(self, names, grace):
+        """SIGTERM the groups of ``names``, wait up to ``grace`` s for them to empty, SIGKILL what is left."""
+        procs = {name: self.procs[name] for name in names}
+        for proc in procs.values():
+            _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        # Forked workers can outlive their leader for a moment; wait for the groups to empty.
+        while time.monotonic() < deadline and any(_signal_group(p.pid, 0) for p in procs.values()):
+            time.sleep(0.2)
+        for name, proc in procs.items():
+            if _signal_group(proc.pid, 0) or proc.poll() is None:
+                say(f"{name} did not stop in {grace:.0f} s; killing it")
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def log_tails(self, lines=15):
+        """The last lines of every daemon's console and log file, for a failure report."""
+        for path in sorted(self.logdir.parent.glob("salt/*/log/*.log")) + sorted(self.logdir.glob("*.log")):
+            text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            if text:
+                print(f"----- {path} (last {len(text)} lines)", file=sys.stderr)
+                print("\n".join(text), file=sys.stderr)
+
+
+def _signal_group(pgid, sig):
+    """Send ``sig`` to a process group (0: just probe); False if the group is gone."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def salt_json(conf, tgt, fun, *args, timeout=30):
+    """Run ``salt TGT FUN ARGS --out=json --static``; return (exit status, parsed output or None)."""
+    argv = [salt_bin("salt"), "-c", conf, "--out=json", "--static", f"--timeout={timeout}", tgt, fun, *args]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except ValueError:
+        return proc.returncode, None
+
+
+def wait_for_minions(conf, ids, daemons, timeout):
+    """Poll ``test.ping`` until every minion answers; False on timeout or when a daemon died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemons.dead():
+            say(f"daemon(s) exited early: {', '.join(daemons.dead())}")
+            return False
+        _, out = salt_json(conf, "*", "test.ping", timeout=5)
+        ready = sorted(i for i, ok in (out or {}).items() if ok is True)
+        if set(ready) >= set(ids):
+            return True
+        say(f"waiting for minions: {len(ready)}/{len(ids)} answer ({deadline - time.monotonic():.0f} s left)")
+        time.sleep(2)
+    return False
+
+
+def sia_url(version):
+    return f"salt://expressware/Dolphin_eXpressWare-{version}.sh"
+
+
+def run_rolling(conf, args, ids):
+    """The main job: the ``rolling.update`` runner, its progress (stderr) and summary straight to the terminal.
+
+    The one place that knows the runner's arguments.
+    """
+    # salt-run exits 0 for a function it does not know, so ask first rather than report a success.
+    docs = subprocess.run([salt_bin("salt-run"), "-c", conf, "--out=json", "doc.runner"], check=False,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    if '"rolling.update"' not in docs:
+        say("the runner rolling.update is not available in this installation; try --job modules")
+        return 1
+    argv = [salt_bin("salt-run"), "-c", conf, "rolling.update", "tgt=*",
+            f"version={args.to_version}", f"sia={sia_url(args.to_version)}"]
+    say("$ salt-run " + " ".join(argv[1:]))
+    return subprocess.run(argv, check=False).returncode
+
+
+def show(fun, result):
+    """Print a module's return readably: the installer's own output as text, a node state as one line."""
+    if isinstance(result, dict) and fun == "sia.install_node":
+        print("    " + result.get("output", "").replace("\n", "\n    "))
+        if result.get("warnings"):
+            print("    warnings: " + result["warnings"])
+        print(f"    => {result.get('installed_before')} -> {result.get('installed')}"
+              f"{' (rebooting)' if result.get('rebooting') else ''}", flush=True)
+    elif isinstance(result, dict) and "state" in result:
+        reasons = "; ".join(map(str, result.get("reasons") or []))
+        print(f"    => {result['state']}, running {result.get('running')}"
+              f"{', ' + reasons if reasons else ''}", flush=True)
+    elif isinstance(result, str):  # Salt's error message for a failed call
+        print("    " + result.replace("\n", "\n    "), flush=True)
+    else:  # a shape this demo does not know
+        print(yaml.safe_dump(result, default_flow_style=False, width=120).rstrip(), flush=True)
+
+
+def run_modules(conf, args, ids):
+    """The walk by hand with the execution modules: install, wait until active, next node; stop at a failure."""
+    steps = [("sia.install_node", [sia_url(args.to_version)], 120),
+             ("expressware.wait_active", ["timeout=60"], 90)]
+    for minion_id in ids:
+        for fun, fun_args, timeout in steps:
+            say(f"$ salt {minion_id} {fun} {' '.join(fun_args)}")
+            status, out = salt_json(conf, minion_id, fun, *fun_args, timeout=timeout)
+            result = (out or {}).get(minion_id)
+            show(fun, result)
+            failed = status != 0 or not isinstance(result, dict) or result.get("active") is False
+            if failed:
+                say(f"{fun} failed on {minion_id}; not touching the other nodes")
+                return status or 1
+    return 0
+
+
+JOBS = {"rolling": run_rolling, "modules": run_modules}
+
+
+def report(conf, roots, job_start):
+    """Versions through Salt, and from the journals: most nodes down at once and the down/active timeline."""
+    _, versions = salt_json(conf, "*", "expressware.version", timeout=15)
+    versions = versions or {}
+    say("result:")
+    for name, root in roots.items():
+        state = Node(root).state()
+        print(f"  {name:<8} version {versions.get(name, '?')!s:<10} "
+              f"{'active' if state['active'] else 'INACTIVE'}", flush=True)
+    print(f"  max nodes down at once: {max_nodes_down(roots.values())}")
+    for name, intervals in sorted(down_intervals(roots.values()).items()):
+        spans = [f"down +{start - job_start:.1f}s, "
+                 + ("still down" if end is None else f"active +{end - job_start:.1f}s")
+                 for start, end in intervals]
+        print(f"  {name:<8} {'; '.join(spans) or 'never down'}", flush=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="expressware-demo",
+        description="Rolling update of Dolphin eXpressWare on a throwaway simulated cluster: a real salt-master "
+                    "and real salt-minions on 127.0.0.1, one simulated node per minion. No root, no hardware.",
+        epilog="Exit status: the job's (0 = success); %d if the cluster did not come up." % EXIT_SETUP)
+    parser.add_argument("--nodes", type=int, default=4, help="number of simulated nodes/minions (default: 4)")
+    parser.add_argument("--from-version", default="5.25.2", help="version the nodes start on (default: 5.25.2)")
+    parser.add_argument("--to-version", default="5.26.0", help="version to update to (default: 5.26.0)")
+    parser.add_argument("--job", choices=sorted(JOBS), default="rolling",
+                        help="rolling: the rolling.update runner (default); "
+                             "modules: sia.install_node + expressware.wait_active, node by node")
+    parser.add_argument("--workdir", type=Path,
+                        help="put everything here and keep it (default: a temporary directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, journals)")
+    parser.add_argument("--fault", action="append", default=[], metavar="NODE:FAULT",
+                        help="switch on a simulator fault before the job, e.g. node2:start-fails-until-reboot "
+                             "(also stop-blocked, never-active, build-fails); repeatable")
+    parser.add_argument("--start-timeout", type=float, default=90,
+                        help="seconds to wait for all minions to answer (default: 90)")
+    delays = parser.add_argument_group("simulated delays in seconds")
+    for name, default in (("build", 3.0), ("install", 1.0), ("link-training", 1.5), ("reboot", 2.0)):
+        delays.add_argument(f"--{name}", type=float, default=default, help=f"(default: {default})")
+    args = parser.parse_args(argv)
+    if args.nodes < 1:
+        parser.error("--nodes must be at least 1")
+    if args.workdir and (args.workdir / "nodes").exists():
+        parser.error(f"--workdir {args.workdir} already holds a demo cluster; give a new or empty directory")
+    for fault in args.fault:
+        node, _, name = fault.partition(":")
+        if not name or not node.startswith("node") or not node[4:].isdigit() or int(node[4:]) > args.nodes:
+            parser.error(f"--fault {fault!r}: want nodeN:FAULT with N from 1 to {args.nodes}")
+        if name not in FAULTS:
+            parser.error(f"--fault {fault!r}: unknown fault (known: {', '.join(FAULTS)})")
+    return args
+
+
+def _on_signal(signum, _frame):
+    # SIGTERM/SIGHUP take the same path as Ctrl-C, through every finally block.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def setup_cluster(work, args):
+    """Create the nodes and installers; return ``{id: node root}``."""
+    roots = {}
+    for i in range(1, args.nodes + 1):
+        name = f"node{i}"
+        roots[name] = str(create_node(work / "nodes" / name, name=name, version=args.from_version,
+                                      build=args.build, install=args.install,
+                                      link_training=args.link_training, reboot=args.reboot).root)
+    installers = work / "srv" / "salt" / "expressware"
+    for version in {args.from_version, args.to_version}:  # the old one too, for a rollback by hand
+        write_sia(installers, version)
+    (work / "srv" / "pillar").mkdir(parents=True, exist_ok=True)
+    return roots
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    work = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="expressware-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    daemons = Daemons(work / "logs")
+    status = 1
+    try:
+        say(f"work directory {work}")
+        roots = setup_cluster(work, args)
+        publish_port, ret_port = free_ports(2)
+        conf = write_config(work / "salt" / "master" / "conf", "master",
+                            master_config(work, publish_port, ret_port))
+        daemons.start("master", [salt_bin("salt-master"), "-c", conf, "-l", "warning"])
+        for name, root in roots.items():
+            mconf = minion_config(work, name, Node(root).minion_config(), publish_port, ret_port)
+            daemons.start(name, [salt_bin("salt-minion"), "-c",
+                                 write_config(work / "salt" / name / "conf", "minion", mconf), "-l", "warning"])
+        say(f"salt-master on 127.0.0.1:{ret_port} (publish {publish_port}), {len(roots)} minions")
+        if not wait_for_minions(conf, list(roots), daemons, args.start_timeout):
+            say("the cluster did not come up; log tails on stderr")
+            daemons.log_tails()
+            status = EXIT_SETUP
+            return status
+        for fault in args.fault:
+            name, _, fault_name = fault.partition(":")
+            Node(roots[name]).set_fault(fault_name, True)
+            say(f"fault {fault_name} switched on for {name}")
+        say(f"all {len(roots)} minions answer; job {args.job!r}: {args.from_version} -> {args.to_version}")
+        job_start = time.time()
+        status = JOBS[args.job](conf, args, list(roots))
+        say(f"job finished in {time.time() - job_start:.1f} s with exit status {status}")
+        report(conf, roots, job_start)
+    except KeyboardInterrupt:
+        say("interrupted")
+        status = 130
+    finally:
+        # A second Ctrl-C must not cut the cleanup short and leave daemons behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        say("stopping the Salt daemons")
+        daemons.stop_all()
+        if args.workdir or args.keep:
+            say(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
