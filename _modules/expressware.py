@@ -341,6 +341,44 @@ def check_update(version, enforce=False, compat=None):
     return decision
 
 
+def preflight(version, sia=None, enforce=False, compat=None):
+    """
+    Everything the ``rolling`` runner checks on a node before any node is touched,
+    in one call: node state, installed version, what the update would do
+    (:py:func:`check_update`), whether the installer is reachable (``sia`` is
+    fetched, nothing runs), the grains that decide which nodes can share built
+    RPMs, and the work directory. Changes nothing.
+
+    Problems come back as ``error`` (the node cannot be judged) or ``sia_error``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' expressware.preflight 5.26.0 sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh
+    """
+    result = {
+        "grains": {key: __grains__.get(key) for key in ("cpuarch", "os", "osrelease", "kernelrelease")},
+    }
+    try:
+        result["workdir"] = execution.config(__salt__, "workdir")
+        result["decision"] = check_update(version, enforce=enforce, compat=compat)
+        result["node_state"] = node_state()
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        result["error"] = str(exc)
+        return result
+    result["installed"] = result["decision"]["installed"]
+    if sia and result["decision"]["action"] in ("install", "activate"):
+        try:
+            result["sia"] = __salt__["sia.fetch"](sia)
+        except (CommandExecutionError, SaltInvocationError) as exc:
+            result["sia_error"] = str(exc)
+        else:
+            if result["sia"]["version"] and result["sia"]["version"] != version:
+                result["sia_error"] = f"{sia} is version {result['sia']['version']}, not {version}"
+    return result
+
+
 def validate_version(version):
     """
     Return ``version`` if it is an eXpressWare version (``MAJOR.MINOR.PATCH`` with

@@ -25,6 +25,7 @@ import glob
 import importlib.util
 import os
 import re
+import shutil
 import sys
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -201,6 +202,27 @@ def fetch(sia, saltenv=None):
     """
     path = _resolve_sia(sia, saltenv)
     return {"path": path, "version": vendor.sia_version(os.path.basename(path))}
+
+
+def clear_rpms(workdir=None):
+    """
+    Remove ``node_RPMS/`` and ``frontend_RPMS/`` from the work directory, so that
+    RPMs of another version are never picked up by ``--use-rpms``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' sia.clear_rpms
+    """
+    workdir = _workdir(workdir)
+    removed = []
+    for kind in ("node", "frontend"):
+        directory = os.path.join(workdir, f"{kind}_RPMS")
+        if os.path.isdir(directory):
+            shutil.rmtree(directory)
+            removed.append(directory)
+    return {"workdir": workdir, "removed": removed}
 
 
 def build_rpm(sia, workdir=None, saltenv=None, timeout=None):

@@ -70,6 +70,9 @@ except ImportError as _exc:  # reported by __virtual__
     _IMPORT_ERROR = str(_exc)
 
 
+_refusing = store.refusing if store else (lambda func: func)
+
+
 def __virtual__():
     if store is None:
         return False, f"expressware_lease: {_IMPORT_ERROR}"
@@ -97,6 +100,7 @@ def _cluster(cluster):
         raise SaltInvocationError(str(exc)) from exc
 
 
+@_refusing
 def acquire(cluster="default", holder=None, purpose=None):
     """
     Take the update lease of ``cluster`` for ``holder``.
@@ -118,6 +122,7 @@ def acquire(cluster="default", holder=None, purpose=None):
     return _leases().acquire(cluster, holder, purpose=purpose)
 
 
+@_refusing
 def release(cluster="default", holder=None):
     """
     Give the update lease of ``cluster`` back.
@@ -137,6 +142,7 @@ def release(cluster="default", holder=None):
     return _leases().release(cluster, holder=caller or holder)
 
 
+@_refusing
 def show(cluster=None):
     """
     Show who holds the update lease of ``cluster`` (all clusters when omitted),

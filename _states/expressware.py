@@ -316,10 +316,13 @@ def _update_node(decision, name, sia, staged, reboot, enforce, changes, comments
 
 
 def _already_there(ret, name, timeout, cluster):
-    state = __salt__["expressware.node_state"]()
-    if not state["active"]:
-        if __opts__["test"]:
+    if __opts__["test"]:
+        state = __salt__["expressware.node_state"]()
+        if not state["active"]:
             return dict(ret, result=None, comment=f"eXpressWare {name} is installed and running but the node is not active: would wait up to {timeout} s")
+    else:
+        # Returns at once on an active node, and announces it (expressware/node/active)
+        # like every other successful run, for the rolling runner.
         state = __salt__["expressware.wait_active"](timeout=timeout)
         if not state["active"]:
             return dict(ret, result=False, comment=(

@@ -8,11 +8,14 @@ concurrent master processes (peer calls, reactor threads, salt-run) see one orde
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
 import tempfile
 import time
+
+from salt.exceptions import SaltInvocationError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
@@ -109,3 +112,69 @@ class LeaseStore:
             os.unlink(path)
             return {"cluster": cluster, "released": True, "holder": lease["holder"],
                     "held_for": round(self.clock() - lease["since"], 1)}
+
+
+class RolloutStore:
+    """Rollout records, one JSON file per rollout, plus abort requests."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def path(self, rollout_id):
+        return os.path.join(self.directory, check_name(rollout_id, "rollout id") + ".json")
+
+    def save(self, record):
+        write_json(self.path(record["id"]), record)
+
+    def load(self, rollout_id):
+        record = read_json(self.path(rollout_id))
+        if record is None:
+            raise ValueError(f"no rollout {rollout_id!r} (see salt-run rolling.status)")
+        return record
+
+    def ids(self):
+        if not os.path.isdir(self.directory):
+            return []
+        return sorted(n[:-5] for n in os.listdir(self.directory) if n.endswith(".json") and not n.startswith("."))
+
+    def latest(self, cluster=None):
+        """The most recently created rollout (of ``cluster``), or None."""
+        best = None
+        for rollout_id in self.ids():
+            record = read_json(self.path(rollout_id))
+            if record and (cluster is None or record["cluster"] == cluster):
+                if best is None or record["created"] > best["created"]:
+                    best = record
+        return best
+
+    def _abort_path(self, rollout_id):
+        return self.path(rollout_id)[: -len(".json")] + ".abort"
+
+    def request_abort(self, rollout_id):
+        with open(self._abort_path(rollout_id), "w", encoding="utf-8") as handle:
+            handle.write(str(time.time()))
+
+    def abort_requested(self, rollout_id):
+        return os.path.exists(self._abort_path(rollout_id))
+
+    def clear_abort(self, rollout_id):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._abort_path(rollout_id))
+
+
+def refusing(func):
+    """Decorator for runner functions: bad input gets a clear refusal and a non-zero exit.
+
+    Salt's runner client prints a raised ``SaltInvocationError`` as usage text and
+    ``salt-run`` exits 0 (the exception is also a ``TypeError``); a returned
+    ``retcode`` is what sets the exit status.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SaltInvocationError as exc:
+            return {"status": "refused", "comment": str(exc), "retcode": 1}
+
+    return wrapper

@@ -152,15 +152,18 @@ def _becomes_active_at(st: dict) -> float:
 
 
 def compute_active(st: dict, now: float) -> bool:
-    """Active: all services run, not rebooting, links trained, no never-active fault.
+    """Active: all services run, not rebooting, links trained, and no never-active
+    fault set before the last start (a node that is up when the fault is set stays
+    up until its next start or reboot).
 
     Once the node has been journaled active it stays active until a change
     (stop, reboot, fault) makes it inactive, so changing the link-training
     delay later does not retroactively de-activate it.
     """
-    if rebooting(st) or not all_running(st) or st["faults"]["never-active"]:
+    if rebooting(st) or not all_running(st) or st.get("started_at") is None:
         return False
-    if st.get("started_at") is None:
+    if st["faults"]["never-active"] and st["started_at"] >= st.get("never_active_set_at", 0):
+        # The links of a start after the fault was set never train.
         return False
     if st.get("active"):
         return True
@@ -308,6 +311,8 @@ def set_fault_in(tx: Tx, name: str, on: bool) -> None:
     if was != bool(on):
         if name == "never-active" and not on:
             st["never_active_cleared_at"] = tx.now
+        if name == "never-active" and on:
+            st["never_active_set_at"] = tx.now
         tx.event("fault", fault=name, on=bool(on))
 
 

@@ -25,7 +25,11 @@ MASTER_CONFIG = {
     "timeout": 30,
     "file_recv": True,  # the rolling runner fetches built RPMs with cp.push
     "peer_run": {".*": ["expressware_lease.*"]},  # the state's update lease
+    "reactor": [{"expressware/update/request": [str(REPO / "salt" / "reactor" / "rolling_update.sls")]}],
 }
+
+#: node3 runs another kernel: the cluster has two build groups.
+KERNELS = {"node1": "5.14.0-362.el9.x86_64", "node2": "5.14.0-362.el9.x86_64", "node3": "5.14.0-427.el9.x86_64"}
 
 
 @pytest.fixture(scope="package")
@@ -42,7 +46,7 @@ def master(salt_factories):
 
 @pytest.fixture(scope="package")
 def nodes(cluster_root):
-    return {node_id: fresh_node(cluster_root / node_id, node_id) for node_id in NODE_IDS}
+    return {node_id: fresh_node(cluster_root / node_id, node_id, kernel=KERNELS[node_id]) for node_id in NODE_IDS}
 
 
 @pytest.fixture(scope="package")
@@ -51,6 +55,8 @@ def minions(master, nodes):
         factories = []
         for node_id in NODE_IDS:
             overrides = dict(nodes[node_id].minion_config(), **service_provider_config())
+            # The grain that groups nodes for builds follows the simulated kernel.
+            overrides["grains"] = {"kernelrelease": KERNELS[node_id]}
             factory = master.salt_minion_daemon(node_id, overrides=overrides)
             stack.enter_context(factory.started())
             factories.append(factory)
@@ -61,7 +67,7 @@ def minions(master, nodes):
 def reset_nodes(nodes):
     """Every test starts from a healthy cluster on the old version."""
     for node_id, node in nodes.items():
-        fresh_node(node.root, node_id)
+        fresh_node(node.root, node_id, kernel=KERNELS[node_id])
     yield
 
 

@@ -46,9 +46,13 @@ def test_transitions_carry_true_times(sim_node, sim_run):
     assert down_intervals([node.root]) == {"node1": [(down["time"], active["time"])]}
 
 
-def test_fault_transitions(sim_node):
+def test_fault_transitions(sim_node, sim_run):
     node = sim_node(link_training=0.05)
     node.set_fault("never-active")
+    assert node.is_active()  # takes effect at the next start
+    sim_run([node.dis_services, "restart"])
+    time.sleep(0.1)
+    assert not node.is_active()
     t_clear = time.time()
     node.set_fault("never-active", on=False)
     down = events(node, "down")

@@ -336,12 +336,12 @@ def test_fault_start_fails_until_reboot(sim_node, sim_run, sim_wait):
 def test_fault_never_active(sim_node, sim_run):
     node = sim_node(link_training=0.05)
     node.set_fault("never-active")
+    assert sim_run([node.dis_diag]).returncode == 0  # up until its next start
+    sim_run([node.dis_services, "restart"])
+    time.sleep(0.1)
     assert sim_run([node.dis_services, "status"]).returncode == 0  # services do run
     r = sim_run([node.dis_diag])
     assert r.returncode == 1 and "Links not active" in r.stdout
-    sim_run([node.dis_services, "restart"])
-    time.sleep(0.1)
-    assert sim_run([node.dis_diag]).returncode == 1
     assert not node.is_active()
     node.clear_faults()
     assert node.is_active()

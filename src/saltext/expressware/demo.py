@@ -22,7 +22,18 @@ import time
 from pathlib import Path
 
 import yaml
-from expressware_sim import FAULTS, Node, create_node, down_intervals, max_nodes_down, write_sia
+from expressware_sim import (
+    FAULTS,
+    Node,
+    create_node,
+    down_intervals,
+    max_nodes_down,
+    service_provider_config,
+    write_sia,
+)
+
+#: The application each simulated node runs on the stack.
+APPLICATION = "ndbmtd"
 
 EXIT_SETUP = 3  # the cluster did not come up: no job ran
 
@@ -97,6 +108,7 @@ def minion_config(work, minion_id, node_config, publish_port, ret_port):
         "loop_interval": 1,
     })
     conf.update(node_config)
+    conf.update(service_provider_config())  # service.start/stop drive the simulated application
     return conf
 
 
@@ -196,7 +208,8 @@ def wait_for_minions(conf, ids, daemons, timeout):
         ready = sorted(i for i, ok in (out or {}).items() if ok is True)
         if set(ready) >= set(ids):
             return True
-        say(f"waiting for minions: {len(ready)}/{len(ids)} answer ({deadline - time.monotonic():.0f} s left)")
+        left = max(0, deadline - time.monotonic())
+        say(f"waiting for minions: {len(ready)}/{len(ids)} answer ({left:.0f} s left)")
         time.sleep(2)
     return False
 
@@ -217,7 +230,7 @@ def run_rolling(conf, args, ids):
         say("the runner rolling.update is not available in this installation; try --job modules")
         return 1
     argv = [salt_bin("salt-run"), "-c", conf, "rolling.update", "tgt=*",
-            f"version={args.to_version}", f"sia={sia_url(args.to_version)}"]
+            f"version={args.to_version}", f"sia={sia_url(args.to_version)}", f"applications=[{APPLICATION}]"]
     say("$ salt-run " + " ".join(argv[1:]))
     return subprocess.run(argv, check=False).returncode
 
@@ -234,23 +247,25 @@ def show(fun, result):
         reasons = "; ".join(map(str, result.get("reasons") or []))
         print(f"    => {result['state']}, running {result.get('running')}"
               f"{', ' + reasons if reasons else ''}", flush=True)
-    elif isinstance(result, str):  # Salt's error message for a failed call
-        print("    " + result.replace("\n", "\n    "), flush=True)
-    else:  # a shape this demo does not know
-        print(yaml.safe_dump(result, default_flow_style=False, width=120).rstrip(), flush=True)
+    else:  # Salt's error message for a failed call, or a shape this demo does not know
+        text = result if isinstance(result, str) else json.dumps(result, indent=2)
+        print("    " + text.replace("\n", "\n    "), flush=True)
 
 
 def run_modules(conf, args, ids):
     """The walk by hand with the execution modules: install, wait until active, next node; stop at a failure."""
-    steps = [("sia.install_node", [sia_url(args.to_version)], 120),
-             ("expressware.wait_active", ["timeout=60"], 90)]
+    steps = [("service.stop", [APPLICATION], 30),
+             ("sia.install_node", [sia_url(args.to_version)], 120),
+             ("expressware.wait_active", ["timeout=60"], 90),
+             ("service.start", [APPLICATION], 30)]
     for minion_id in ids:
         for fun, fun_args, timeout in steps:
             say(f"$ salt {minion_id} {fun} {' '.join(fun_args)}")
             status, out = salt_json(conf, minion_id, fun, *fun_args, timeout=timeout)
             result = (out or {}).get(minion_id)
             show(fun, result)
-            failed = status != 0 or not isinstance(result, dict) or result.get("active") is False
+            failed = status != 0 or result is False or (not isinstance(result, (dict, bool))) \
+                or (isinstance(result, dict) and result.get("active") is False)
             if failed:
                 say(f"{fun} failed on {minion_id}; not touching the other nodes")
                 return status or 1
@@ -264,10 +279,10 @@ def report(conf, roots, job_start):
     """Versions through Salt, and from the journals: most nodes down at once and the down/active timeline."""
     _, versions = salt_json(conf, "*", "expressware.version", timeout=15)
     versions = versions or {}
-    say("result:")
+    say("result (installed: expressware.version through Salt; running and state: the simulator):")
     for name, root in roots.items():
         state = Node(root).state()
-        print(f"  {name:<8} version {versions.get(name, '?')!s:<10} "
+        print(f"  {name:<8} installed {versions.get(name, '?')!s:<10} running {state['running_version']!s:<10} "
               f"{'active' if state['active'] else 'INACTIVE'}", flush=True)
     print(f"  max nodes down at once: {max_nodes_down(roots.values())}")
     for name, intervals in sorted(down_intervals(roots.values()).items()):
@@ -316,7 +331,7 @@ def parse_args(argv):
 
 def _on_signal(signum, _frame):
     # SIGTERM/SIGHUP take the same path as Ctrl-C, through every finally block.
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise KeyboardInterrupt(signum)
 
 
 def setup_cluster(work, args):
@@ -324,9 +339,12 @@ def setup_cluster(work, args):
     roots = {}
     for i in range(1, args.nodes + 1):
         name = f"node{i}"
-        roots[name] = str(create_node(work / "nodes" / name, name=name, version=args.from_version,
-                                      build=args.build, install=args.install,
-                                      link_training=args.link_training, reboot=args.reboot).root)
+        node = create_node(work / "nodes" / name, name=name, version=args.from_version, build=args.build,
+                           install=args.install, link_training=args.link_training, reboot=args.reboot)
+        # Each node runs a MySQL Cluster data node over SuperSockets: it holds the
+        # stack, so the update must stop it first and start it again after.
+        node.add_application(APPLICATION)
+        roots[name] = str(node.root)
     installers = work / "srv" / "salt" / "expressware"
     for version in {args.from_version, args.to_version}:  # the old one too, for a rollback by hand
         write_sia(installers, version)
@@ -350,9 +368,10 @@ def main(argv=None):
                             master_config(work, publish_port, ret_port))
         daemons.start("master", [salt_bin("salt-master"), "-c", conf, "-l", "warning"])
         for name, root in roots.items():
-            mconf = minion_config(work, name, Node(root).minion_config(), publish_port, ret_port)
-            daemons.start(name, [salt_bin("salt-minion"), "-c",
-                                 write_config(work / "salt" / name / "conf", "minion", mconf), "-l", "warning"])
+            mconf = write_config(work / "salt" / name / "conf", "minion",
+                                 minion_config(work, name, Node(root).minion_config(), publish_port, ret_port))
+            # No keepalive supervisor: one process per minion, and a crash shows instead of a silent restart.
+            daemons.start(name, [salt_bin("salt-minion"), "-c", mconf, "-l", "warning", "--disable-keepalive"])
         say(f"salt-master on 127.0.0.1:{ret_port} (publish {publish_port}), {len(roots)} minions")
         if not wait_for_minions(conf, list(roots), daemons, args.start_timeout):
             say("the cluster did not come up; log tails on stderr")
@@ -368,9 +387,9 @@ def main(argv=None):
         status = JOBS[args.job](conf, args, list(roots))
         say(f"job finished in {time.time() - job_start:.1f} s with exit status {status}")
         report(conf, roots, job_start)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         say("interrupted")
-        status = 130
+        status = 128 + (exc.args[0] if exc.args else signal.SIGINT)  # the shell's convention: 130, 143
     finally:
         # A second Ctrl-C must not cut the cleanup short and leave daemons behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,0 +1,803 @@
+"""
+Rolling update of Dolphin eXpressWare across a cluster, one Cluster Node at a time.
+
+.. code-block:: bash
+
+    # what would happen, touching nothing
+    salt-run rolling.plan tgt='G@cluster:db1' tgt_type=compound version=5.26.0 \\
+        sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh
+    # do it
+    salt-run rolling.update tgt='G@cluster:db1' tgt_type=compound version=5.26.0 \\
+        sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh applications='[ndbmtd]' canary=1
+    salt-run rolling.status                 # where it is (latest rollout), lease holder and age
+    salt-run rolling.resume                 # after a failure was fixed, a canary pause, a master restart
+    salt-run rolling.resume skip='[node7]'  # give up on one node explicitly
+    salt-run rolling.abort                  # stop after the current node; the record stays
+
+How a rollout goes:
+
+1. **Pre-flight**, in parallel on every targeted minion (``expressware.preflight``),
+   before anything is touched: every minion answers, every node is active, versions
+   are known, the release-notes rule allows each node's update, the installer is
+   reachable. Nodes already on the target are skipped. Any problem: nothing is
+   touched, a report says what and where, the exit status is non-zero. A target
+   that matches no minion is an error.
+2. **Build once, stage everywhere**: nodes are grouped by CPU architecture, OS and
+   kernel (grains); ``--build-rpm`` runs once per group on its first node (which
+   stays up meanwhile); the RPMs come to the master with ``cp.push`` and go to every
+   other node of the group in parallel with ``cp.recv_chunked`` (what ``salt-cp``
+   does). Needs ``file_recv: True`` on the master.
+3. **One node at a time**: the ``expressware.installed`` state runs on the node as an
+   asynchronous job (stop applications, ``dis_services stop``, install with
+   ``--use-rpms``, wait until active, start applications). The next node starts only
+   after this one is **active**, learned from the ``expressware/node/active`` event the
+   node fires (or the ``expressware`` beacon's, after a reboot that restarted the
+   minion), then confirmed with a direct ``expressware.node_state``. The listener is
+   opened before the job is published; nothing here sleeps.
+4. **Failure halts**: an installer error or a node that is not active within
+   ``node_timeout`` (a timeout is a failure) stops the rollout; no further node is
+   touched; the cluster's update lease stays taken (one node down at most).
+
+One rollout at a time per cluster: the rollout holds the cluster's update lease
+(``expressware_lease``, the same one the state takes under highstate) from start
+to finish. The record of every rollout is a JSON file under
+``<master cachedir>/expressware/rollouts/``, rewritten atomically after every step:
+per node the phase (pending, staged, stopping, installing, waiting, active, failed,
+skipped), versions before and after, timestamps; the builds. After a master restart
+or a lost ``salt-run``, ``rolling.resume`` continues without redoing finished nodes.
+
+Events (all under ``expressware/rolling/<rollout id>/``): ``start``, ``build/<group>``,
+``node/<minion>/begin``, ``node/<minion>/phase``, ``node/<minion>/done``,
+``node/<minion>/failed``, ``paused``, ``halted``, ``aborted``, ``finish``; and
+``expressware/rolling/refused`` when a rollout is refused because another one (or
+a node's state run) holds the cluster. Progress is printed on standard error while
+``salt-run`` runs (``progress=False`` to silence it), so ``--out=json`` stays clean.
+"""
+
+import base64
+import importlib.util
+import logging
+import os
+import secrets
+import socket
+import sys
+import time
+
+import salt.client
+import salt.utils.event
+from salt.exceptions import SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "rolling"
+
+TAG = "expressware/rolling"
+CHUNK = 1024 * 1024
+
+
+def _shared(name):
+    """Load shared pure-Python code of this extension from ``utils/`` or ``_utils/``.
+
+    The directory sits beside this module's directory in every loading mode: a pip
+    install (``saltext/expressware/utils``), a sync (``extmods/utils``) and a
+    ``module_dirs`` source tree (``_utils``). Salt does not load extension utils
+    through entry points, hence this one explicit way.
+    """
+    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for sub in ("utils", "_utils"):
+        path = os.path.join(base, sub, name + ".py")
+        if os.path.isfile(path):
+            key = f"_saltext_expressware_shared.{name}_{abs(hash(path))}"
+            if key not in sys.modules:
+                spec = importlib.util.spec_from_file_location(key, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[key] = module
+                spec.loader.exec_module(module)
+            return sys.modules[key]
+    raise ImportError(f"{name}.py not found in {base}/utils or {base}/_utils (on the master: salt-run saltutil.sync_all)")
+
+
+try:
+    vendor = _shared("expressware_vendor")
+    store = _shared("expressware_store")
+    plan_lib = _shared("expressware_rollout")
+except ImportError as _exc:  # reported by __virtual__
+    vendor = store = plan_lib = None
+    _IMPORT_ERROR = str(_exc)
+
+
+def __virtual__():
+    if plan_lib is None:
+        return False, f"rolling: {_IMPORT_ERROR}"
+    return __virtualname__
+
+
+# ---------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------
+
+
+_refusing = store.refusing if store else (lambda func: func)
+
+
+
+@_refusing
+def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, applications=None,
+         node_timeout=1800, compat=None, order=None, sort="name", canary=0, frontend=None,
+         cluster=None, build=True, timeout=60):
+    """
+    Show what :py:func:`update` would do, in what order, which builds, touching nothing.
+
+    Runs the same pre-flight as :py:func:`update` (which also fetches the installer on
+    every node to check it is reachable) and returns the plan: order, skipped nodes,
+    builds per group, per node the action and the versions. Exit status non-zero
+    when the pre-flight finds a problem.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.plan tgt='*' version=5.26.0 sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh
+    """
+    args = _check_args(locals())
+    with _Driver(args, progress=False) as driver:
+        facts, problems = driver.preflight()
+        if problems:
+            return _problems_report(problems)
+        record = plan_lib.new_record("plan", args["cluster"], args["version"], args["sia"], facts,
+                                     args["options"], time.time(), order=args["order"], sort=args["sort"])
+    result = plan_lib.summary(record)
+    result.update(status="planned", retcode=0, actions={m: n["action"] for m, n in record["nodes"].items()})
+    return result
+
+
+@_refusing
+def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, applications=None,
+           node_timeout=1800, compat=None, order=None, sort="name", canary=0, frontend=None,
+           cluster=None, build=True, timeout=60, progress=True):
+    """
+    Update every targeted Cluster Node to ``version``, one node at a time.
+
+    tgt, tgt_type
+        The minions (Cluster Nodes) to update, e.g. ``tgt='G@cluster:db1' tgt_type=compound``.
+    version
+        Target eXpressWare version, e.g. ``5.26.0``.
+    sia
+        ``salt://`` URL (or path on every node) of ``Dolphin_eXpressWare-<version>.sh``.
+    reboot
+        Reboot each node after installing (always done when its services cannot stop).
+    enforce
+        Allow downgrades and reinstalls.
+    applications
+        Services using the stack on each node, stopped before and started after it.
+    node_timeout
+        Seconds one node may take from its first step until it is active (a timeout
+        is a failure and halts the rollout). Default 1800.
+    compat
+        Rolling-compatibility data from the release notes (default: each minion's
+        pillar/config ``expressware:compat``).
+    order, sort
+        Node order: the minions listed in ``order`` first, the rest by ``sort``
+        (``name`` or ``reverse``).
+    canary
+        Pause after the first ``canary`` nodes until :py:func:`resume`.
+    frontend
+        Minion id of the Cluster Management Node, updated (``--install-frontend``)
+        after all nodes.
+    cluster
+        Name of the cluster (its update lease and record); default ``default``.
+    build
+        Build RPMs once per group and stage them (default); ``False``: every node's
+        installer builds for itself.
+    timeout
+        Seconds to wait for minions to answer short calls (pre-flight, checks).
+    progress
+        Print progress on standard error.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.update tgt='G@cluster:db1' tgt_type=compound version=5.26.0 \\
+            sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh applications='[ndbmtd]'
+    """
+    args = _check_args(locals())
+    with _Driver(args, progress=progress) as driver:
+        return driver.start()
+
+
+@_refusing
+def resume(rollout=None, cluster=None, skip=None, timeout=60, progress=True):
+    """
+    Continue a stopped rollout: after a failure the operator fixed (the failed node is
+    tried again), a canary pause, an abort, a master restart or a lost ``salt-run``.
+    Finished nodes are not touched again. ``skip`` names failed or pending nodes to
+    give up on explicitly.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.resume
+        salt-run rolling.resume rollout=20261127T101500-1a2b3c skip='[node7]'
+    """
+    if skip is not None and (not isinstance(skip, list) or not all(isinstance(m, str) for m in skip)):
+        raise SaltInvocationError(f"skip must be a list of minion ids, not {skip!r}")
+    record = _find(rollout, cluster)
+    args = dict(record["args"], timeout=_seconds(timeout, "timeout"))
+    with _Driver(args, progress=progress) as driver:
+        return driver.resume(record, skip or [])
+
+
+@_refusing
+def abort(rollout=None, cluster=None):
+    """
+    Stop a rollout. A running one stops after the node it is working on; the record
+    stays (``rolling.resume`` can continue it) and the cluster's update lease is
+    released.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.abort
+    """
+    record = _find(rollout, cluster)
+    rollouts = _rollouts()
+    if record["status"] == plan_lib.DONE:
+        raise SaltInvocationError(f"rollout {record['id']} is already done")
+    if record["status"] == plan_lib.RUNNING and _driver_alive(record):
+        rollouts.request_abort(record["id"])
+        return {"rollout": record["id"], "status": "aborting",
+                "comment": f"the driver (pid {record['driver']['pid']}) stops after the current node"}
+    plan_lib.abort(record, time.time())
+    rollouts.save(record)
+    _leases().release(record["cluster"], holder=_holder(record["id"]))
+    _fire(None, f"{TAG}/{record['id']}/aborted", {"reason": record["reason"]})
+    return plan_lib.summary(record)
+
+
+@_refusing
+def status(rollout=None, cluster=None):
+    """
+    Show a rollout (default: the latest one): status, reason, per node phase and
+    versions, builds, and who holds the cluster's update lease since when.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.status
+        salt-run rolling.status cluster=db1
+    """
+    record = _find(rollout, cluster, required=False)
+    if record is None:
+        return {"rollout": None, "comment": "no rollout recorded", "leases": _leases().all()}
+    result = plan_lib.summary(record)
+    result["lease"] = _leases().get(record["cluster"])
+    if record["status"] == plan_lib.RUNNING:
+        result["driver"] = dict(record.get("driver") or {}, alive=_driver_alive(record))
+        if not result["driver"]["alive"]:
+            result["comment"] = "the driver of this rollout is gone (master restart?): run rolling.resume"
+    result["log"] = record["log"][-10:]
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Internals
+# ---------------------------------------------------------------------------
+
+
+def _rollouts():
+    return store.RolloutStore(os.path.join(__opts__["cachedir"], "expressware", "rollouts"))
+
+
+def _leases():
+    return store.LeaseStore(os.path.join(__opts__["cachedir"], "expressware", "leases"))
+
+
+def _holder(rollout_id):
+    return f"rolling:{rollout_id}"
+
+
+def _find(rollout, cluster, required=True):
+    rollouts = _rollouts()
+    try:
+        if rollout is not None:
+            return rollouts.load(rollout)
+        if cluster is not None:
+            store.check_name(cluster, "cluster")
+        record = rollouts.latest(cluster)
+    except ValueError as exc:
+        raise SaltInvocationError(str(exc)) from exc
+    if record is None and required:
+        raise SaltInvocationError("no rollout recorded" + (f" for cluster {cluster}" if cluster else ""))
+    return record
+
+
+def _driver_alive(record):
+    driver = record.get("driver") or {}
+    if driver.get("host") != socket.gethostname() or not driver.get("pid"):
+        return False
+    try:
+        os.kill(driver["pid"], 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{driver['pid']}/cmdline", "rb") as handle:
+            return b"salt" in handle.read()
+    except OSError:
+        return True
+
+
+def _seconds(value, name, low=1, high=7 * 86400):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise SaltInvocationError(f"{name} must be a number of seconds between {low} and {high}, not {value!r}")
+    return value
+
+
+def _check_args(given):
+    """Validate every argument before anything is touched; return them normalised."""
+    try:
+        version = vendor.check_version(given["version"] if isinstance(given["version"], str) else repr(given["version"]))
+    except ValueError as exc:
+        raise SaltInvocationError(f"{exc} (quote it if YAML made it a number)") from exc
+    tgt = given["tgt"]
+    if isinstance(tgt, list):
+        if not tgt or not all(isinstance(t, str) and t for t in tgt):
+            raise SaltInvocationError(f"tgt must be a target expression or a list of minion ids, not {tgt!r}")
+        if given["tgt_type"] == "glob":
+            given["tgt_type"] = "list"
+    elif not isinstance(tgt, str) or not tgt.strip() or "\n" in tgt:
+        raise SaltInvocationError(f"tgt must be a target expression, not {tgt!r}")
+    tgt_types = ("glob", "pcre", "list", "grain", "grain_pcre", "pillar", "pillar_pcre", "nodegroup", "range",
+                 "compound", "ipcidr")
+    if given["tgt_type"] not in tgt_types:
+        raise SaltInvocationError(f"tgt_type must be one of {', '.join(tgt_types)}, not {given['tgt_type']!r}")
+    sia = given["sia"]
+    if sia is not None and (not isinstance(sia, str) or not (sia.startswith("salt://") or sia.startswith("/"))
+                            or "\n" in sia):
+        raise SaltInvocationError(f"sia must be a salt:// URL or an absolute path, not {sia!r}")
+    for flag in ("reboot", "enforce", "build"):
+        if not isinstance(given[flag], bool):
+            raise SaltInvocationError(f"{flag} must be True or False, not {given[flag]!r}")
+    applications = given["applications"] or []
+    if not isinstance(applications, list) or not all(isinstance(a, str) and a for a in applications):
+        raise SaltInvocationError(f"applications must be a list of service names, not {applications!r}")
+    order = given["order"]
+    if order is not None and (not isinstance(order, list) or not all(isinstance(m, str) for m in order)):
+        raise SaltInvocationError(f"order must be a list of minion ids, not {order!r}")
+    if given["sort"] not in ("name", "reverse"):
+        raise SaltInvocationError(f"sort must be 'name' or 'reverse', not {given['sort']!r}")
+    canary = given["canary"]
+    if isinstance(canary, bool) or not isinstance(canary, int) or canary < 0:
+        raise SaltInvocationError(f"canary must be a whole number of nodes (0: no canary), not {canary!r}")
+    frontend = given["frontend"]
+    if frontend is not None and (not isinstance(frontend, str) or not frontend):
+        raise SaltInvocationError(f"frontend must be a minion id, not {frontend!r}")
+    if frontend is not None and sia is None:
+        raise SaltInvocationError("frontend needs sia")
+    try:
+        cluster = store.check_name(given["cluster"] or "default", "cluster")
+        vendor.validate_compat(given["compat"])
+    except ValueError as exc:
+        raise SaltInvocationError(str(exc)) from exc
+    options = {
+        "reboot": given["reboot"],
+        "enforce": given["enforce"],
+        "applications": applications,
+        "node_timeout": _seconds(given["node_timeout"], "node_timeout"),
+        "compat": given["compat"],
+        "canary": canary,
+        "frontend": frontend,
+        "build": given["build"],
+    }
+    return {
+        "tgt": tgt, "tgt_type": given["tgt_type"], "version": version, "sia": sia, "cluster": cluster,
+        "order": order, "sort": given["sort"], "timeout": _seconds(given["timeout"], "timeout"), "options": options,
+    }
+
+
+def _problems_report(problems):
+    return {
+        "status": "refused",
+        "comment": "pre-flight failed; nothing was touched",
+        "problems": {(minion or "target"): problem for minion, problem in problems},
+        "retcode": 1,
+    }
+
+
+def _fire(listener, tag, data):
+    try:
+        if listener is not None:
+            listener.fire_event(data, tag)
+            return
+        with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as event:
+            event.fire_event(data, tag)
+    except Exception:  # pylint: disable=broad-except
+        log.warning("could not fire %s", tag, exc_info=True)
+
+
+class _LostMaster(Exception):
+    """The master stopped answering: the rollout is interrupted, not failed."""
+
+
+class _Driver:
+    """The thin Salt side: publish jobs, listen to the bus, record, print."""
+
+    def __init__(self, args, progress):
+        self.args = args
+        self.progress = progress
+        self.client = None
+        self.listener = None
+        self.record = None
+        self.rollouts = _rollouts()
+        self.leases = _leases()
+
+    def __enter__(self):
+        self.client = salt.client.get_local_client(__opts__["conf_file"])
+        # The listener exists before any job is published, so no event is lost.
+        self.listener = salt.utils.event.get_event(
+            "master", sock_dir=__opts__["sock_dir"], opts=__opts__, listen=True)
+        return self
+
+    def __exit__(self, *exc):
+        for thing in (self.listener, self.client):
+            try:
+                thing.destroy()
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+    # -- output ----------------------------------------------------------
+
+    def say(self, message):
+        if self.record is not None:
+            plan_lib.log(self.record, time.time(), message)
+        if self.progress:
+            prefix = f"[rolling {self.record['id']}] " if self.record else "[rolling] "
+            print(time.strftime("%H:%M:%S ") + prefix + message, file=sys.stderr, flush=True)
+
+    def fire(self, suffix, data):
+        _fire(self.listener, f"{TAG}/{self.record['id']}/{suffix}", dict(data, rollout=self.record["id"]))
+
+    def save(self):
+        self.record["updated"] = time.time()
+        self.rollouts.save(self.record)
+
+    # -- minion calls ----------------------------------------------------
+
+    def call(self, tgt, fun, arg=(), kwarg=None, tgt_type="list", timeout=None):
+        tgt = list(tgt) if isinstance(tgt, (list, tuple, set)) else tgt
+        try:
+            return self.client.cmd(tgt, fun, arg=list(arg), kwarg=kwarg or {}, tgt_type=tgt_type,
+                                   timeout=timeout or self.args["timeout"])
+        except Exception as exc:  # pylint: disable=broad-except
+            raise _LostMaster(f"{fun} could not be published: {exc}") from exc
+
+    def call_one(self, minion, fun, arg=(), kwarg=None, timeout=None):
+        ret = self.call([minion], fun, arg, kwarg, timeout=timeout)
+        if minion not in ret or ret[minion] is False:
+            raise RuntimeError(f"{minion} did not answer {fun}")
+        return ret[minion]
+
+    # -- pre-flight --------------------------------------------------------
+
+    def preflight(self):
+        args = self.args
+        opts = args["options"]
+        self.say(f"pre-flight of {args['tgt']!r} ({args['tgt_type']}) for {args['version']}")
+        kwarg = {"sia": args["sia"], "enforce": opts["enforce"]}
+        if opts["compat"] is not None:
+            kwarg["compat"] = opts["compat"]
+        facts = self.call(args["tgt"], "expressware.preflight", [args["version"]], kwarg,
+                          tgt_type=args["tgt_type"])
+        expected = set(facts)
+        problems = plan_lib.preflight_problems(expected, facts, args["version"])
+        todo = [m for m, f in facts.items() if isinstance(f, dict) and f.get("decision", {}).get("action") != "none"]
+        if not problems and todo and not args["sia"]:
+            problems.append((None, f"{len(todo)} node(s) need {args['version']} but no sia was given"))
+        if not problems and opts["build"] and len(todo) > 1 and not __opts__.get("file_recv"):
+            problems.append((None, "staging built RPMs needs file_recv: True in the master configuration "
+                                   "(or build=False: every node builds for itself)"))
+        if opts["frontend"] and not problems:
+            answer = self.call([opts["frontend"]], "test.ping")
+            if not answer.get(opts["frontend"]):
+                problems.append((opts["frontend"], "the frontend minion did not answer"))
+        for minion, problem in problems:
+            self.say(f"pre-flight: {minion or 'target'}: {problem}")
+        return facts, problems
+
+    # -- the rollout -----------------------------------------------------
+
+    def start(self):
+        args = self.args
+        rollout_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        lease = self.leases.acquire(args["cluster"], _holder(rollout_id), purpose=f"rolling update to {args['version']}")
+        if not lease["granted"]:
+            reason = (f"cluster {args['cluster']} is busy: its update lease is held by {lease['holder']} "
+                      f"for {lease['age']} s")
+            self.say(f"refused: {reason}")
+            _fire(self.listener, f"{TAG}/refused", {"cluster": args["cluster"], "version": args["version"],
+                                                   "reason": reason, "holder": lease["holder"]})
+            return {"status": "refused", "comment": reason, "lease": lease, "retcode": 1}
+        try:
+            facts, problems = self.preflight()
+        except _LostMaster as exc:
+            self.leases.release(args["cluster"], holder=_holder(rollout_id))
+            return {"status": "refused", "comment": str(exc), "retcode": 1}
+        if problems:
+            self.leases.release(args["cluster"], holder=_holder(rollout_id))
+            return _problems_report(problems)
+        self.record = plan_lib.new_record(rollout_id, args["cluster"], args["version"], args["sia"], facts,
+                                          args["options"], time.time(), order=args["order"], sort=args["sort"])
+        self.record["args"] = {k: v for k, v in args.items() if k != "timeout"}
+        self.say(f"rollout {rollout_id}: {len(self.record['order'])} node(s) in order "
+                 f"{', '.join(self.record['order']) or '(none)'}")
+        self.fire("start", {"version": args["version"], "order": self.record["order"], "cluster": args["cluster"]})
+        return self.run()
+
+    def resume(self, record, skip):
+        if record["status"] == plan_lib.RUNNING and _driver_alive(record):
+            raise SaltInvocationError(f"rollout {record['id']} is running (driver pid {record['driver']['pid']})")
+        lease = self.leases.acquire(record["cluster"], _holder(record["id"]), purpose=f"rolling update to {record['version']}")
+        if not lease["granted"]:
+            raise SaltInvocationError(f"cluster {record['cluster']}'s update lease is held by {lease['holder']}")
+        self.record = record
+        try:
+            plan_lib.resume(record, time.time(), skip=skip)
+        except plan_lib.RolloutError as exc:
+            raise SaltInvocationError(str(exc)) from exc
+        self.rollouts.clear_abort(record["id"])
+        self.say(f"resuming; in flight: {', '.join(plan_lib.in_flight(record)) or 'none'}")
+        return self.run()
+
+    def run(self):
+        record = self.record
+        record["driver"] = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        self.save()
+        try:
+            while True:
+                if self.rollouts.abort_requested(record["id"]):
+                    plan_lib.abort(record, time.time())
+                    self.rollouts.clear_abort(record["id"])
+                    self.leases.release(record["cluster"], holder=_holder(record["id"]))
+                    self.say("aborted by the operator; the cluster's update lease is released")
+                    self.fire("aborted", {"reason": record["reason"]})
+                    break
+                action = plan_lib.next_action(record)
+                if action is None:
+                    break
+                getattr(self, "do_" + action[0])(*action[1:])
+                self.save()
+        except _LostMaster as exc:
+            self.say(f"interrupted: {exc}; the record is kept, run rolling.resume when the master is back")
+            self.save()
+            result = plan_lib.summary(record)
+            result.update(status="interrupted", comment=str(exc), retcode=2)
+            return result
+        self.save()
+        result = plan_lib.summary(record)
+        result["retcode"] = 0 if record["status"] in (plan_lib.DONE, plan_lib.PAUSED) else 1
+        self.say(f"{record['status']}" + (f": {record['reason']}" if record["reason"] else ""))
+        return result
+
+    # -- actions ---------------------------------------------------------
+
+    def do_build(self, key):
+        group = self.record["groups"][key]
+        builder, sia = group["builder"], self.record["sia"]
+        self.say(f"building RPMs for {key} on {builder} (it stays up)")
+        try:
+            self.call_one(builder, "sia.clear_rpms")
+            built = self.call_one(builder, "sia.build_rpm", [sia], timeout=self.record["options"]["node_timeout"])
+            if not isinstance(built, dict):
+                raise RuntimeError(f"build on {builder} failed: {built}")
+            workdir = built["workdir"]
+            pushed = self.call_one(builder, "cp.push_dir", [os.path.join(workdir, "node_RPMS")])
+            if pushed is not True:
+                raise RuntimeError(f"{builder} could not push the RPMs to the master (file_recv?): {pushed}")
+        except RuntimeError as exc:
+            plan_lib.halt(self.record, f"build for {key} failed: {exc}", time.time())
+            self.say(f"halted: {self.record['reason']}")
+            self.fire("halted", {"reason": self.record["reason"]})
+            return
+        group["source"] = os.path.join(__opts__["cachedir"], "minions", builder, "files",
+                                       workdir.lstrip("/"), "node_RPMS")
+        group["builder_workdir"] = workdir
+        plan_lib.mark_built(self.record, key, built["node_rpms"], time.time())
+        self.fire(f"build/{key}", {"builder": builder, "rpms": built["node_rpms"]})
+
+    def do_stage(self, key):
+        group = self.record["groups"][key]
+        receivers = [m for m in group["nodes"] if m != group["builder"]]
+        self.say(f"staging {len(group['rpms'])} RPM(s) of {key} on {len(receivers)} node(s)")
+        by_workdir = {}
+        for minion in receivers:
+            by_workdir.setdefault(self.record["nodes"][minion]["workdir"], []).append(minion)
+        try:
+            for workdir, minions in by_workdir.items():
+                self._send(minions, group["source"], os.path.join(workdir, "node_RPMS"))
+        except RuntimeError as exc:
+            plan_lib.halt(self.record, f"staging for {key} failed: {exc}", time.time())
+            self.say(f"halted: {self.record['reason']}")
+            self.fire("halted", {"reason": self.record["reason"]})
+            return
+        plan_lib.mark_staged(self.record, key, time.time())
+
+    def _send(self, minions, source, dest_dir):
+        """Copy every file of ``source`` to ``dest_dir`` on ``minions`` in parallel (one publish per chunk)."""
+        cleared = self.call(minions, "sia.clear_rpms")
+        if any(not isinstance(cleared.get(m), dict) for m in minions):
+            raise RuntimeError(f"could not clear old RPMs: {cleared}")
+        for name in sorted(os.listdir(source)):
+            with open(os.path.join(source, name), "rb") as handle:
+                first = True
+                while True:
+                    chunk = handle.read(CHUNK)
+                    if not chunk and not first:
+                        break
+                    # Keyword arguments: Salt would read a base64 string ending in "=" as key=value.
+                    ret = self.call(minions, "cp.recv_chunked", kwarg={
+                        "dest": os.path.join(dest_dir, name), "chunk": base64.b64encode(chunk).decode(),
+                        "append": not first, "compressed": False})
+                    failed = {m: ret.get(m) for m in minions if ret.get(m) is not True}
+                    if failed:
+                        raise RuntimeError(f"copying {name} failed on {', '.join(sorted(failed))}: {failed}")
+                    first = False
+
+    def do_pause(self, reason):
+        plan_lib.pause(self.record, reason, time.time())
+        self.say(f"paused: {reason}")
+        self.fire("paused", {"reason": reason})
+
+    def do_finish(self):
+        plan_lib.finish(self.record, time.time())
+        self.leases.release(self.record["cluster"], holder=_holder(self.record["id"]))
+        self.fire("finish", {"summary": plan_lib.summary(self.record)["counts"]})
+
+    def do_frontend(self, minion):
+        self.say(f"updating the frontend {minion} (--install-frontend)")
+        try:
+            ret = self.call_one(minion, "sia.install_frontend", [self.record["sia"]],
+                                {"enforce": self.record["options"]["enforce"]},
+                                timeout=self.record["options"]["node_timeout"])
+            if not isinstance(ret, dict):
+                raise RuntimeError(str(ret))
+        except RuntimeError as exc:
+            plan_lib.mark_frontend(self.record, False, time.time(), error=str(exc))
+            self.fire("halted", {"reason": self.record["reason"]})
+            return
+        plan_lib.mark_frontend(self.record, True, time.time())
+
+    def do_update(self, minion):
+        record, opts = self.record, self.record["options"]
+        position = record["order"].index(minion) + 1
+        resumed = record["nodes"][minion]["phase"] in plan_lib.IN_FLIGHT
+        if not self._reachable(minion):
+            plan_lib.halt(record, f"{minion} did not answer for {self.args['timeout']} s before its turn; "
+                                  "nothing was started on it", time.time())
+            self.say(f"halted: {record['reason']}")
+            self.fire("halted", {"reason": record["reason"]})
+            return None
+        plan_lib.mark_phase(record, minion, plan_lib.STOPPING, time.time())
+        self.save()
+        self.say(f"{minion} ({position}/{len(record['order'])}): "
+                 + ("continuing the interrupted update" if resumed else "updating"))
+        self.fire(f"node/{minion}/begin", {"minion": minion, "position": position})
+        kwarg = {
+            "sia": record["sia"],
+            "use_rpms": True if opts["build"] else None,
+            "reboot": opts["reboot"],
+            "enforce": opts["enforce"],
+            "applications": opts["applications"],
+            "timeout": opts["node_timeout"],
+            "lease": False,  # this rollout holds the cluster's lease
+            "cluster": record["cluster"],
+            "queue": True,
+        }
+        if opts["compat"] is not None:
+            kwarg["compat"] = opts["compat"]
+        try:
+            jid = self.client.cmd_async([minion], "state.single", ["expressware.installed", record["version"]],
+                                        tgt_type="list", kwarg=kwarg)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise _LostMaster(f"could not publish the update of {minion}: {exc}") from exc
+        if not jid:
+            return self._failed(minion, "the job could not be published (minion not connected?)")
+        outcome = self._await(minion, jid, time.monotonic() + opts["node_timeout"])
+        if outcome is not None:
+            return self._failed(minion, outcome)
+        # The event said active; confirm with a direct look at the node.
+        state = self._node_state(minion)
+        if state["active"] and state["running"] == record["version"] and state["installed"] == record["version"]:
+            plan_lib.mark_active(record, minion, state["running"], time.time())
+            self.say(f"{minion}: active on {state['running']}")
+            self.fire(f"node/{minion}/done", {"minion": minion, "version": state["running"]})
+            return None
+        return self._failed(minion, f"reported active, but a direct check finds it {state['state']} "
+                                    f"(installed {state['installed']}, running {state['running']}): "
+                                    + "; ".join(state["reasons"]), state)
+
+    def _reachable(self, minion):
+        """Is the minion connected to the master's publisher right now?
+
+        Checked before each node's job: a job published to a minion that has not
+        reconnected yet (after a master restart) would be lost without a trace.
+        """
+        deadline = time.monotonic() + self.args["timeout"]
+        while time.monotonic() < deadline:
+            asked = time.monotonic()
+            if self.call([minion], "test.ping", timeout=5).get(minion) is True:
+                return True
+            if time.monotonic() - asked < 1:
+                # Refused at once (not connected yet): give the bus a moment
+                # rather than spinning.
+                self.listener.get_event(wait=1, no_block=False)
+        return False
+
+    def _await(self, minion, jid, deadline):
+        """Wait for the node's job and its active event; None when both say success, else the error."""
+        job_done, active_seen, restarted = False, False, False
+        ret_tag = f"salt/job/{jid}/ret/{minion}"
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                state = self._node_state(minion)
+                return (f"not active within {self.record['options']['node_timeout']} s (a timeout is a failure): "
+                        f"{state['state']}, installed {state['installed']}, running {state['running']}; "
+                        + "; ".join(state["reasons"]))
+            event = self.listener.get_event(wait=min(remaining, 5), full=True, auto_reconnect=True)
+            if not event:
+                continue
+            tag, data = event["tag"], event["data"]
+            if tag == ret_tag:
+                error = _job_error(data)
+                if error:
+                    return error
+                job_done = True
+            elif data.get("id") == minion and tag == "expressware/node/phase":
+                phase = (data.get("data") or {}).get("phase")
+                if phase in plan_lib.IN_FLIGHT:
+                    plan_lib.mark_phase(self.record, minion, phase, time.time())
+                    self.save()
+                    self.say(f"{minion}: {phase}")
+                    self.fire(f"node/{minion}/phase", {"minion": minion, "phase": phase})
+            elif data.get("id") == minion and tag == "expressware/node/active":
+                active_seen = True
+            elif tag == f"salt/beacon/{minion}/expressware/active":
+                active_seen = True
+            elif tag == f"salt/minion/{minion}/start":
+                # The minion restarted (a reboot): its job is lost; the beacon's
+                # active event and the direct check decide.
+                restarted = True
+                self.say(f"{minion}: minion restarted")
+            if active_seen and (job_done or restarted):
+                return None
+
+    def _node_state(self, minion):
+        try:
+            state = self.call_one(minion, "expressware.node_state")
+        except RuntimeError as exc:
+            return {"state": "unknown", "active": False, "installed": None, "running": None, "reasons": [str(exc)]}
+        if not isinstance(state, dict):
+            return {"state": "unknown", "active": False, "installed": None, "running": None, "reasons": [str(state)]}
+        return state
+
+    def _failed(self, minion, error, state=None):
+        state = state or self._node_state(minion)
+        plan_lib.mark_failed(self.record, minion, error, time.time(), after=state.get("installed"))
+        self.say(f"{minion} FAILED: {error}")
+        self.say("halted: no further node is touched; the cluster's update lease stays taken. "
+                 "Fix the node, then rolling.resume (or rolling.resume skip='[" + minion + "]')")
+        self.fire(f"node/{minion}/failed", {"minion": minion, "error": error})
+        self.fire("halted", {"reason": self.record["reason"]})
+        return None
+
+
+def _job_error(data):
+    """The error of a finished state.single job, None when it succeeded."""
+    ret = data.get("return")
+    if isinstance(ret, dict) and ret and all(isinstance(v, dict) for v in ret.values()):
+        failed = [v.get("comment", "") for v in ret.values() if v.get("result") is not True]
+        return "; ".join(failed) or None
+    return f"the state run did not complete: {ret}"

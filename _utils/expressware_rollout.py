@@ -1,0 +1,321 @@
+"""The rolling update as plain data: plan, next step, record.
+
+No Salt, no I/O, no clock of its own (``now`` is passed in): the ``rolling`` runner
+loads a record, asks :func:`next_action` what to do, does it through Salt, records
+the outcome with the ``mark_*`` functions and saves the record atomically. Unit
+tests and the scale benchmark drive the same functions without daemons.
+
+A record is a JSON-serialisable dict::
+
+    {"id", "cluster", "version", "sia", "status", "reason", "created", "updated",
+     "options": {...}, "order": [minion, ...],
+     "nodes": {minion: {"phase", "before", "after", "group", "started", "finished", "error", "attempts"}},
+     "groups": {group: {"arch", "os", "kernel", "nodes", "builder", "built", "staged", "rpms"}},
+     "frontend": None | {"minion", "phase", "error"},
+     "canary": {"size", "released"}}
+
+Node phases: ``pending`` (not touched), ``staged`` (RPMs copied to it), ``stopping``,
+``installing``, ``waiting`` (the per-node procedure is under way), ``active`` (done,
+on the target and active), ``failed``, ``skipped`` (already on the target, or
+skipped by the operator). Rollout status: ``running``, ``paused`` (canary),
+``halted`` (a failure; the cluster lease stays taken), ``aborted``, ``done``.
+"""
+
+import copy
+
+PENDING, STAGED, STOPPING, INSTALLING, WAITING, ACTIVE, FAILED, SKIPPED = (
+    "pending", "staged", "stopping", "installing", "waiting", "active", "failed", "skipped")
+PHASES = (PENDING, STAGED, STOPPING, INSTALLING, WAITING, ACTIVE, FAILED, SKIPPED)
+#: Phases in which a node may be down: the per-node procedure has begun.
+IN_FLIGHT = (STOPPING, INSTALLING, WAITING)
+#: Phases of a node that still has to be updated.
+TODO = (PENDING, STAGED) + IN_FLIGHT + (FAILED,)
+
+RUNNING, PAUSED, HALTED, ABORTED, DONE = "running", "paused", "halted", "aborted", "done"
+STATUSES = (RUNNING, PAUSED, HALTED, ABORTED, DONE)
+
+MAX_LOG = 200
+
+
+class RolloutError(ValueError):
+    """A request that does not fit the record (bad order, resume of a finished rollout, ...)."""
+
+
+def group_key(grains):
+    """Nodes that can share binary RPMs: same CPU architecture, OS release and kernel."""
+    os_name = f"{grains.get('os', '?')}{grains.get('osrelease', '')}"
+    return f"{grains.get('cpuarch', '?')}/{os_name}/{grains.get('kernelrelease', '?')}"
+
+
+def order_nodes(minions, order=None, sort="name"):
+    """Explicit ``order`` first (every name must be a target), then the rest by ``sort``."""
+    minions = list(minions)
+    if sort not in ("name", "reverse"):
+        raise RolloutError(f"sort must be 'name' or 'reverse', not {sort!r}")
+    order = list(order or [])
+    unknown = [m for m in order if m not in minions]
+    if unknown:
+        raise RolloutError(f"order names minions that are not targeted: {', '.join(map(str, unknown))}")
+    if len(set(order)) != len(order):
+        raise RolloutError("order names a minion twice")
+    rest = sorted((m for m in minions if m not in order), reverse=(sort == "reverse"))
+    return order + rest
+
+
+def preflight_problems(expected, facts, version):
+    """Everything that must hold before any node is touched, as ``[(minion, problem)]``.
+
+    ``expected``: minions the target matched; ``facts``: what each answered
+    (``expressware.preflight``), a non-dict meaning it did not answer properly.
+    """
+    problems = []
+    if not expected:
+        return [(None, "the target matched no minion")]
+    for minion in sorted(expected):
+        fact = facts.get(minion)
+        if not isinstance(fact, dict):
+            problems.append((minion, "did not answer" if fact in (None, False) else f"error: {fact}"))
+            continue
+        if fact.get("error"):
+            problems.append((minion, fact["error"]))
+            continue
+        decision, state = fact["decision"], fact["node_state"]
+        if decision["action"] == "refuse":
+            problems.append((minion, f"refused: {decision['reason']}"))
+        if not state["active"]:
+            problems.append((minion, "node is not active: " + "; ".join(state["reasons"])))
+        if decision["action"] != "none" and fact.get("sia_error"):
+            problems.append((minion, f"installer not reachable: {fact['sia_error']}"))
+    return problems
+
+
+def new_record(rollout_id, cluster, version, sia, facts, options, now, order=None, sort="name"):
+    """Plan a rollout from pre-flight facts (which all passed :func:`preflight_problems`)."""
+    nodes, groups = {}, {}
+    sequence = order_nodes(facts, order, sort)
+    for minion in sequence:
+        fact = facts[minion]
+        todo = fact["decision"]["action"] != "none"
+        key = group_key(fact.get("grains", {}))
+        nodes[minion] = {
+            "phase": PENDING if todo else SKIPPED,
+            "before": fact.get("installed"),
+            "after": None if todo else fact.get("installed"),
+            "action": fact["decision"]["action"],
+            "group": key,
+            "workdir": fact.get("workdir"),
+            "started": None,
+            "finished": None,
+            "error": None,
+            "attempts": 0,
+            "note": None if todo else "already on the target",
+        }
+        if todo:
+            grains = fact.get("grains", {})
+            group = groups.setdefault(key, {
+                "arch": grains.get("cpuarch"), "os": f"{grains.get('os', '')} {grains.get('osrelease', '')}".strip(),
+                "kernel": grains.get("kernelrelease"), "nodes": [], "builder": None,
+                "built": False, "staged": False, "rpms": [],
+            })
+            group["nodes"].append(minion)
+            group["builder"] = group["builder"] or minion
+    if not options.get("build", True):
+        for group in groups.values():
+            group["built"] = group["staged"] = True  # each node's installer builds for itself
+    record = {
+        "id": rollout_id,
+        "cluster": cluster,
+        "version": version,
+        "sia": sia,
+        "status": RUNNING,
+        "reason": None,
+        "created": now,
+        "updated": now,
+        "options": copy.deepcopy(options),
+        "order": [m for m in sequence if nodes[m]["phase"] != SKIPPED],
+        "nodes": nodes,
+        "groups": groups,
+        "frontend": {"minion": options["frontend"], "phase": PENDING, "error": None} if options.get("frontend") else None,
+        "canary": {"size": int(options.get("canary") or 0), "released": not options.get("canary")},
+        "log": [],
+    }
+    log(record, now, f"planned {len(record['order'])} node(s) to update, {len(nodes) - len(record['order'])} skipped")
+    return record
+
+
+def log(record, now, message):
+    record["log"].append({"time": now, "message": message})
+    del record["log"][:-MAX_LOG]
+    record["updated"] = now
+
+
+def next_action(record):
+    """What the driver does next: a tuple whose first item names the action.
+
+    ``("build", group)``, ``("stage", group)``, ``("pause", reason)``,
+    ``("update", minion)``, ``("frontend", minion)``, ``("finish",)``, or ``None``
+    when the rollout is not running.
+    """
+    if record["status"] != RUNNING:
+        return None
+    for key, group in record["groups"].items():
+        if not group["built"] and _group_todo(record, group):
+            return ("build", key)
+    for key, group in record["groups"].items():
+        if not group["staged"] and _group_todo(record, group):
+            return ("stage", key)
+    canary = record["canary"]
+    done = sum(1 for m in record["order"] if record["nodes"][m]["phase"] == ACTIVE)
+    remaining = [m for m in record["order"] if record["nodes"][m]["phase"] in TODO]
+    if not canary["released"] and done >= canary["size"] and remaining:
+        return ("pause", f"canary: the first {canary['size']} node(s) are updated; "
+                         "check them, then run rolling.resume")
+    if remaining:
+        return ("update", remaining[0])
+    if record["frontend"] and record["frontend"]["phase"] != ACTIVE:
+        return ("frontend", record["frontend"]["minion"])
+    return ("finish",)
+
+
+def _group_todo(record, group):
+    return any(record["nodes"][m]["phase"] in TODO for m in group["nodes"])
+
+
+def mark_built(record, key, rpms, now):
+    group = record["groups"][key]
+    group["built"], group["rpms"] = True, list(rpms)
+    log(record, now, f"built {len(rpms)} RPM(s) for {key} on {group['builder']}")
+
+
+def mark_staged(record, key, now):
+    group = record["groups"][key]
+    group["staged"] = True
+    for minion in group["nodes"]:
+        if record["nodes"][minion]["phase"] == PENDING:
+            record["nodes"][minion]["phase"] = STAGED
+    log(record, now, f"staged the RPMs of {key} on {len(group['nodes'])} node(s)")
+
+
+def mark_phase(record, minion, phase, now):
+    """Record a step of the per-node procedure (begin, or a phase the node reported)."""
+    node = record["nodes"][minion]
+    if phase not in IN_FLIGHT:
+        raise RolloutError(f"{phase!r} is not a phase of the per-node procedure")
+    if node["phase"] in (ACTIVE, SKIPPED):
+        raise RolloutError(f"{minion} is already {node['phase']}")
+    if node["phase"] not in IN_FLIGHT:
+        node["started"] = now
+        node["attempts"] += 1
+        node["error"] = None
+    node["phase"] = phase
+    log(record, now, f"{minion}: {phase}")
+
+
+def mark_active(record, minion, version, now):
+    node = record["nodes"][minion]
+    node.update(phase=ACTIVE, after=version, finished=now, error=None)
+    log(record, now, f"{minion}: active on {version}")
+
+
+def mark_failed(record, minion, error, now, after=None):
+    """The node failed: halt the rollout (no further node is touched)."""
+    node = record["nodes"][minion]
+    node.update(phase=FAILED, error=error, finished=now)
+    if after is not None:
+        node["after"] = after
+    halt(record, f"{minion} failed: {error}", now)
+
+
+def halt(record, reason, now):
+    record["status"], record["reason"] = HALTED, reason
+    log(record, now, f"halted: {reason}")
+
+
+def pause(record, reason, now):
+    record["status"], record["reason"] = PAUSED, reason
+    log(record, now, f"paused: {reason}")
+
+
+def abort(record, now, reason="aborted by the operator"):
+    if record["status"] == DONE:
+        raise RolloutError(f"rollout {record['id']} is already done")
+    record["status"], record["reason"] = ABORTED, reason
+    log(record, now, reason)
+
+
+def finish(record, now):
+    record["status"], record["reason"] = DONE, None
+    log(record, now, "done")
+
+
+def mark_frontend(record, ok, now, error=None):
+    record["frontend"].update(phase=ACTIVE if ok else FAILED, error=error)
+    if ok:
+        log(record, now, f"frontend {record['frontend']['minion']} updated")
+    else:
+        halt(record, f"frontend {record['frontend']['minion']} failed: {error}", now)
+
+
+def resume(record, now, skip=()):
+    """Make a stopped rollout runnable again.
+
+    Failed nodes are retried unless named in ``skip`` (then they are marked
+    ``skipped``); a paused canary is released. Finished nodes stay finished.
+    """
+    if record["status"] == DONE:
+        raise RolloutError(f"rollout {record['id']} is already done")
+    skip = list(skip or [])
+    unknown = [m for m in skip if m not in record["nodes"]]
+    if unknown:
+        raise RolloutError(f"skip names minions that are not in rollout {record['id']}: {', '.join(unknown)}")
+    for minion in skip:
+        node = record["nodes"][minion]
+        if node["phase"] == ACTIVE:
+            raise RolloutError(f"{minion} is already updated; nothing to skip")
+        node.update(phase=SKIPPED, note="skipped by the operator")
+        log(record, now, f"{minion}: skipped by the operator")
+    for minion in record["order"]:
+        node = record["nodes"][minion]
+        if node["phase"] == FAILED:
+            node["phase"] = STAGED if record["groups"].get(node["group"], {}).get("staged") else PENDING
+    if record["frontend"] and record["frontend"]["phase"] == FAILED:
+        record["frontend"]["phase"] = PENDING
+    if record["status"] == PAUSED:
+        record["canary"]["released"] = True
+    record["status"], record["reason"] = RUNNING, None
+    log(record, now, "resumed")
+
+
+def in_flight(record):
+    """Minions whose procedure began but did not end (a driver died meanwhile)."""
+    return [m for m in record["order"] if record["nodes"][m]["phase"] in IN_FLIGHT]
+
+
+def summary(record):
+    """A flat, stable view for ``salt-run --out=json``."""
+    nodes = {}
+    for minion, node in record["nodes"].items():
+        nodes[minion] = {
+            "phase": node["phase"],
+            "before": node["before"],
+            "after": node["after"],
+            "error": node["error"],
+            "note": node.get("note"),
+            "seconds": round(node["finished"] - node["started"], 1) if node["finished"] and node["started"] else None,
+        }
+    counts = {}
+    for node in record["nodes"].values():
+        counts[node["phase"]] = counts.get(node["phase"], 0) + 1
+    return {
+        "rollout": record["id"],
+        "cluster": record["cluster"],
+        "version": record["version"],
+        "status": record["status"],
+        "reason": record["reason"],
+        "order": record["order"],
+        "counts": counts,
+        "builds": {key: {"builder": g["builder"], "built": g["built"], "nodes": len(g["nodes"])}
+                   for key, g in record["groups"].items()},
+        "nodes": nodes,
+        "frontend": record["frontend"],
+    }

@@ -1,0 +1,240 @@
+"""``salt-run rolling.*`` on a real master with three minions on simulated nodes.
+
+The simulator journals are the witness: when each node went down and came back
+active, and which commands ran on it.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from expressware_sim import down_intervals, max_nodes_down, merged_journal
+
+from tests.conftest import NEW, OLD, changing_commands
+from tests.integration.conftest import NODE_IDS, sia_url
+
+
+@pytest.fixture(autouse=True)
+def data_nodes(nodes, reset_nodes):
+    for node in nodes.values():
+        node.add_application("ndbmtd")
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_lease(salt_run_cli):
+    yield
+    salt_run_cli.run("expressware_lease.release", "cluster=default")
+
+
+def update_args(**extra):
+    args = {"tgt": "*", "version": NEW, "sia": sia_url(NEW), "applications": ["ndbmtd"], "node_timeout": 60}
+    args.update(extra)
+    return [f"{key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in args.items()]
+
+
+def roots(nodes):
+    return [node.root for node in nodes.values()]
+
+
+def first_down(nodes):
+    """Minions in the order they first went down."""
+    intervals = down_intervals(roots(nodes))
+    return [name for name, spans in sorted(intervals.items(), key=lambda item: item[1][0][0] if item[1] else 1e20)
+            if spans]
+
+
+def commands(node, word):
+    return [e for e in changing_commands(node) if word in e["command"]]
+
+
+def test_happy_path_one_node_at_a_time_with_one_build_per_group(salt_run_cli, nodes):
+    ret = salt_run_cli.run("rolling.update", *update_args(), _timeout=300)
+    assert ret.returncode == 0, ret.stderr
+    assert ret.data["status"] == "done", ret.data
+    assert ret.data["order"] == list(NODE_IDS)
+    for node_id in NODE_IDS:
+        assert ret.data["nodes"][node_id]["phase"] == "active"
+        assert ret.data["nodes"][node_id]["before"] == OLD and ret.data["nodes"][node_id]["after"] == NEW
+        assert nodes[node_id].state()["running_version"] == NEW
+        assert nodes[node_id].application_running("ndbmtd") is True
+    # Never two nodes down, and in the planned order.
+    assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
+    assert first_down(nodes) == list(NODE_IDS)
+    # One build per group (node1+node2 share a kernel, node3 has its own), on the group's first node;
+    # every node installs from staged RPMs.
+    assert len(ret.data["builds"]) == 2
+    assert [len(commands(nodes[n], "--build-rpm")) for n in NODE_IDS] == [1, 0, 1]
+    for node_id in NODE_IDS:
+        installs = commands(nodes[node_id], "--install-node")
+        assert len(installs) == 1 and "--use-rpms" in installs[0]["command"]
+    # Progress went to stderr while the JSON result stayed parseable.
+    assert "node2 (2/3): updating" in ret.stderr
+
+    status = salt_run_cli.run("rolling.status")
+    assert status.data["status"] == "done" and status.data["lease"]["held"] is False
+
+
+def test_rerun_skips_nodes_on_target(salt_run_cli, nodes):
+    assert salt_run_cli.run("rolling.update", *update_args(), _timeout=300).returncode == 0
+    before = {n: changing_commands(node) for n, node in nodes.items()}
+    ret = salt_run_cli.run("rolling.update", *update_args(), _timeout=120)
+    assert ret.returncode == 0, ret
+    assert ret.data["counts"] == {"skipped": 3}
+    assert {n: changing_commands(node) for n, node in nodes.items()} == before
+
+
+def test_plan_changes_nothing(salt_run_cli, nodes):
+    before = {n: changing_commands(node) for n, node in nodes.items()}
+    ret = salt_run_cli.run("rolling.plan", *update_args(order=["node3"]), _timeout=120)
+    assert ret.returncode == 0, ret
+    assert ret.data["status"] == "planned"
+    assert ret.data["order"] == ["node3", "node1", "node2"]
+    assert ret.data["actions"] == {"node1": "install", "node2": "install", "node3": "install"}
+    assert {n: changing_commands(node) for n, node in nodes.items()} == before
+    assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
+
+
+def test_target_matching_nothing_is_an_error(salt_run_cli, nodes):
+    ret = salt_run_cli.run("rolling.update", *update_args(tgt="no-such-minion*"), _timeout=120)
+    assert ret.returncode != 0
+    assert ret.data["problems"] == {"target": "the target matched no minion"}
+
+
+def test_preflight_refuses_degraded_cluster_and_touches_nothing(salt_run_cli, nodes):
+    nodes["node3"].set_fault("never-active")
+    nodes["node3"].reboot()  # comes back up, but its links never train
+    before = {n: changing_commands(node) for n, node in nodes.items()}
+    ret = salt_run_cli.run("rolling.update", *update_args(), _timeout=120)
+    assert ret.returncode == 1
+    assert "node3" in ret.data["problems"] and "not active" in ret.data["problems"]["node3"]
+    assert {n: changing_commands(node) for n, node in nodes.items()} == before
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"version": "5.x"}, "not an eXpressWare version"),
+    ({"version": "$(reboot)"}, "not an eXpressWare version"),
+    ({"sia": "Dolphin_eXpressWare-5.26.0.sh; rm -rf /"}, "salt:// URL or an absolute path"),
+    ({"node_timeout": -1}, "node_timeout"),
+    ({"canary": "two"}, "canary"),
+    ({"applications": "ndbmtd"}, "applications must be a list"),
+    ({"cluster": "../etc"}, "cluster"),
+])
+def test_bad_arguments_are_refused_before_anything(salt_run_cli, nodes, bad, message):
+    before = {n: changing_commands(node) for n, node in nodes.items()}
+    ret = salt_run_cli.run("rolling.update", *update_args(**bad), _timeout=60)
+    assert ret.returncode != 0
+    assert message in ret.stdout + ret.stderr
+    assert {n: changing_commands(node) for n, node in nodes.items()} == before
+
+
+def test_failing_node_halts_and_resume_completes(salt_run_cli, nodes):
+    nodes["node2"].set_fault("never-active")  # takes effect at its next start
+    ret = salt_run_cli.run("rolling.update", *update_args(node_timeout=8), _timeout=300)
+    assert ret.returncode == 1
+    assert ret.data["status"] == "halted"
+    assert ret.data["nodes"]["node1"]["phase"] == "active"
+    assert ret.data["nodes"]["node2"]["phase"] == "failed"
+    assert "not active within" in ret.data["nodes"]["node2"]["error"]
+    assert ret.data["nodes"]["node3"]["phase"] == "staged"
+    # No further node touched: node3 saw its staged RPMs arrive and nothing else.
+    assert commands(nodes["node3"], "--install-node") == [] and nodes["node3"].is_active()
+    status = salt_run_cli.run("rolling.status")
+    assert status.data["lease"]["held"] is True  # the cluster stays at one node down
+
+    nodes["node2"].clear_faults()
+    ret = salt_run_cli.run("rolling.resume", _timeout=300)
+    assert ret.returncode == 0, ret
+    assert ret.data["status"] == "done"
+    assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
+    assert len(commands(nodes["node1"], "--install-node")) == 1  # not redone
+    assert max_nodes_down(roots(nodes)) == 1
+
+
+def test_resume_can_skip_a_node_explicitly(salt_run_cli, nodes):
+    nodes["node1"].set_fault("never-active")
+    ret = salt_run_cli.run("rolling.update", *update_args(node_timeout=5), _timeout=300)
+    assert ret.data["nodes"]["node1"]["phase"] == "failed"
+    ret = salt_run_cli.run("rolling.resume", "skip=[node1]", _timeout=300)
+    assert ret.returncode == 0, ret
+    assert ret.data["nodes"]["node1"]["phase"] == "skipped"
+    assert ret.data["nodes"]["node3"]["phase"] == "active"
+
+
+def test_canary_pauses_until_resume(salt_run_cli, nodes):
+    ret = salt_run_cli.run("rolling.update", *update_args(canary=1), _timeout=300)
+    assert ret.returncode == 0, ret
+    assert ret.data["status"] == "paused" and "canary" in ret.data["reason"]
+    assert [ret.data["nodes"][n]["phase"] for n in NODE_IDS] == ["active", "staged", "staged"]
+    # While paused the rollout holds the cluster: a second rollout is refused.
+    second = salt_run_cli.run("rolling.update", *update_args(), _timeout=60)
+    assert second.returncode == 1 and "busy" in second.data["comment"]
+    ret = salt_run_cli.run("rolling.resume", _timeout=300)
+    assert ret.data["status"] == "done"
+
+
+def test_abort_of_a_halted_rollout_releases_the_cluster(salt_run_cli, nodes):
+    nodes["node1"].set_fault("never-active")
+    salt_run_cli.run("rolling.update", *update_args(node_timeout=5), _timeout=300)
+    ret = salt_run_cli.run("rolling.abort")
+    assert ret.data["status"] == "aborted"
+    assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
+
+
+def _background_update(salt_run_cli, *args):
+    cmdline = salt_run_cli.cmdline("rolling.update", *args)
+    return subprocess.Popen(cmdline, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_master_restart_mid_rollout_then_resume(master, salt_run_cli, nodes):
+    nodes["node2"].set_delays(install=3)  # a long install to restart the master in
+    proc = _background_update(salt_run_cli, *update_args())
+    try:
+        _wait_for(lambda: commands(nodes["node2"], "--install-node") or nodes["node2"].state()["installed_version"] == NEW,
+                  120, "node2's installation to start")
+        with master.stopped():
+            # The operator's salt-run dies with the master (or the terminal).
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        status = salt_run_cli.run("rolling.status")
+        assert status.data["status"] == "running" and status.data["driver"]["alive"] is False
+        assert status.data["nodes"]["node1"]["phase"] == "active"
+        ret = salt_run_cli.run("rolling.resume", _timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert ret.returncode == 0, ret.stderr
+    assert ret.data["status"] == "done"
+    assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
+    assert len(commands(nodes["node1"], "--install-node")) == 1  # finished nodes are not redone
+    assert len(commands(nodes["node2"], "--install-node")) == 1  # the interrupted install is not repeated
+    assert max_nodes_down(roots(nodes)) == 1
+
+
+def test_reactor_starts_a_rollout_and_refuses_a_concurrent_one(master, salt_run_cli, nodes, event_listener):
+    start = time.time()
+    request = {"tgt": "*", "version": NEW, "applications": ["ndbmtd"], "node_timeout": 60}
+    for _ in range(2):
+        ret = salt_run_cli.run("event.send", "expressware/update/request", f"data={json.dumps(request)}")
+        assert ret.returncode == 0, ret
+    refused = event_listener.wait_for_events([(master.id, "expressware/rolling/refused")], after_time=start,
+                                             timeout=120)
+    assert refused.found_all_events, "the second request was not refused"
+    finished = event_listener.wait_for_events([(master.id, "expressware/rolling/*/finish")], after_time=start,
+                                              timeout=300)
+    assert finished.found_all_events, "the rollout started by the reactor did not finish"
+    assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
+    assert max_nodes_down(roots(nodes)) == 1
+    started = event_listener.get_events([(master.id, "expressware/rolling/*/start")], after_time=start)
+    assert len(started) == 1  # never two rollouts in parallel

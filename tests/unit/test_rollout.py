@@ -1,0 +1,232 @@
+"""The rollout logic (plan, next step, record) as plain data, without daemons."""
+
+import json
+
+import pytest
+
+from tests.shared_code import load
+
+rollout = load("expressware_rollout")
+store = load("expressware_store")
+
+GRAINS_A = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"}
+GRAINS_B = dict(GRAINS_A, kernelrelease="5.14.0-427.el9.x86_64")
+OPTIONS = {"reboot": False, "enforce": False, "applications": [], "node_timeout": 60, "compat": None,
+           "canary": 0, "frontend": None, "build": True}
+
+
+def fact(action="install", active=True, installed="5.25.2", grains=GRAINS_A, **extra):
+    result = {
+        "decision": {"action": action, "reason": "test", "installed": installed},
+        "node_state": {"active": active, "reasons": [] if active else ["services not running: IRM"]},
+        "installed": installed,
+        "grains": grains,
+        "workdir": "/var/cache/expressware",
+    }
+    result.update(extra)
+    return result
+
+
+def plan(facts, now=100.0, **options):
+    return rollout.new_record("r1", "default", "5.26.0", "salt://x.sh", facts, dict(OPTIONS, **options), now)
+
+
+def drive(record, outcomes=None, now=100.0):
+    """Run the record to its end the way the runner does; return the actions taken."""
+    outcomes = outcomes or {}
+    taken = []
+    while True:
+        action = rollout.next_action(record)
+        if action is None:
+            return taken
+        taken.append(action)
+        now += 1
+        kind = action[0]
+        if kind == "build":
+            rollout.mark_built(record, action[1], ["Dolphin-PX-5.26.0-1.x86_64.rpm"], now)
+        elif kind == "stage":
+            rollout.mark_staged(record, action[1], now)
+        elif kind == "update":
+            minion = action[1]
+            rollout.mark_phase(record, minion, rollout.STOPPING, now)
+            rollout.mark_phase(record, minion, rollout.INSTALLING, now)
+            if outcomes.get(minion) == "fail":
+                rollout.mark_failed(record, minion, "not active within 60 s", now)
+            else:
+                rollout.mark_active(record, minion, "5.26.0", now)
+        elif kind == "pause":
+            rollout.pause(record, action[1], now)
+        elif kind == "frontend":
+            rollout.mark_frontend(record, True, now)
+        elif kind == "finish":
+            rollout.finish(record, now)
+
+
+def test_preflight_target_matching_nothing():
+    assert rollout.preflight_problems(set(), {}, "5.26.0") == [(None, "the target matched no minion")]
+
+
+def test_preflight_reports_every_problem_by_minion():
+    facts = {
+        "n1": fact(),
+        "n2": False,  # did not answer
+        "n3": fact(active=False),
+        "n4": fact(action="refuse", **{"decision": {"action": "refuse", "reason": "downgrade needs enforce=True"}}),
+        "n5": fact(sia_error="installer salt://x.sh was not found on the master's file server"),
+        "n6": "ERROR executing 'expressware.preflight'",
+        "n7": fact(action="none", installed="5.26.0", active=False),
+    }
+    problems = dict(rollout.preflight_problems(set(facts), facts, "5.26.0"))
+    assert set(problems) == {"n2", "n3", "n4", "n5", "n6", "n7"}
+    assert problems["n2"] == "did not answer"
+    assert "not active" in problems["n3"] and "IRM" in problems["n3"]
+    assert "enforce=True" in problems["n4"]
+    assert "not found" in problems["n5"]
+    assert "ERROR" in problems["n6"]
+
+
+def test_plan_skips_nodes_on_target_and_groups_builds():
+    facts = {"n1": fact(), "n2": fact(), "n3": fact(grains=GRAINS_B), "n4": fact(action="none", installed="5.26.0")}
+    record = plan(facts)
+    assert record["order"] == ["n1", "n2", "n3"]
+    assert record["nodes"]["n4"]["phase"] == rollout.SKIPPED
+    assert sorted(g["builder"] for g in record["groups"].values()) == ["n1", "n3"]
+    actions = drive(record)
+    assert [a[0] for a in actions] == ["build", "build", "stage", "stage", "update", "update", "update", "finish"]
+    assert [a[1] for a in actions if a[0] == "update"] == ["n1", "n2", "n3"]
+    assert record["status"] == rollout.DONE
+    assert all(record["nodes"][m]["after"] == "5.26.0" for m in facts)
+    json.dumps(record)  # the record is plain JSON
+
+
+def test_order_and_sort():
+    facts = {name: fact() for name in ("a", "b", "c", "d")}
+    assert plan(facts, order=None)["order"] == ["a", "b", "c", "d"]
+    assert rollout.order_nodes(facts, ["c"], "reverse") == ["c", "d", "b", "a"]
+    with pytest.raises(rollout.RolloutError, match="not targeted"):
+        rollout.order_nodes(facts, ["zz"])
+    with pytest.raises(rollout.RolloutError, match="twice"):
+        rollout.order_nodes(facts, ["a", "a"])
+
+
+def test_failure_halts_and_touches_no_further_node():
+    record = plan({name: fact() for name in ("n1", "n2", "n3")})
+    actions = drive(record, {"n2": "fail"})
+    assert [a for a in actions if a[0] == "update"] == [("update", "n1"), ("update", "n2")]
+    assert record["status"] == rollout.HALTED and "n2 failed" in record["reason"]
+    assert rollout.next_action(record) is None
+    assert record["nodes"]["n3"]["phase"] == rollout.STAGED
+
+
+def test_resume_retries_the_failed_node_and_never_redoes_finished_ones():
+    record = plan({name: fact() for name in ("n1", "n2", "n3")})
+    drive(record, {"n2": "fail"})
+    rollout.resume(record, 200.0)
+    actions = drive(record, now=200.0)
+    assert [a for a in actions if a[0] == "update"] == [("update", "n2"), ("update", "n3")]
+    assert record["nodes"]["n2"]["attempts"] == 2 and record["nodes"]["n1"]["attempts"] == 1
+    assert record["status"] == rollout.DONE
+
+
+def test_resume_with_skip():
+    record = plan({name: fact() for name in ("n1", "n2", "n3")})
+    drive(record, {"n2": "fail"})
+    rollout.resume(record, 200.0, skip=["n2"])
+    drive(record, now=200.0)
+    assert record["nodes"]["n2"]["phase"] == rollout.SKIPPED and record["nodes"]["n3"]["phase"] == rollout.ACTIVE
+    with pytest.raises(rollout.RolloutError, match="already done"):
+        rollout.resume(record, 300.0)
+
+
+def test_skip_of_unknown_or_finished_node_is_refused():
+    record = plan({name: fact() for name in ("n1", "n2")})
+    drive(record, {"n2": "fail"})
+    with pytest.raises(rollout.RolloutError, match="not in rollout"):
+        rollout.resume(record, 200.0, skip=["n9"])
+    with pytest.raises(rollout.RolloutError, match="already updated"):
+        rollout.resume(record, 200.0, skip=["n1"])
+
+
+def test_interrupted_node_is_continued_first_after_a_restart():
+    record = plan({name: fact() for name in ("n1", "n2", "n3")})
+    rollout.mark_built(record, next(iter(record["groups"])), [], 1)
+    rollout.mark_staged(record, next(iter(record["groups"])), 2)
+    rollout.mark_phase(record, "n1", rollout.STOPPING, 3)
+    rollout.mark_active(record, "n1", "5.26.0", 4)
+    rollout.mark_phase(record, "n2", rollout.INSTALLING, 5)
+    saved = json.loads(json.dumps(record))  # what a master restart leaves on disk
+    assert rollout.in_flight(saved) == ["n2"]
+    assert rollout.next_action(saved) == ("update", "n2")
+
+
+def test_canary_pauses_then_resume_releases():
+    record = plan({name: fact() for name in ("n1", "n2", "n3")}, canary=1)
+    actions = drive(record)
+    assert actions[-1][0] == "pause" and record["status"] == rollout.PAUSED
+    assert [a[1] for a in actions if a[0] == "update"] == ["n1"]
+    rollout.resume(record, 300.0)
+    drive(record, now=300.0)
+    assert record["status"] == rollout.DONE
+
+
+def test_frontend_after_all_nodes():
+    record = plan({"n1": fact()}, frontend="fe")
+    actions = drive(record)
+    assert [a[0] for a in actions] == ["build", "stage", "update", "frontend", "finish"]
+
+
+def test_no_build_option_lets_each_node_build():
+    record = plan({"n1": fact(), "n2": fact()}, build=False)
+    assert [a[0] for a in drive(record)] == ["update", "update", "finish"]
+
+
+def test_summary_is_flat_and_stable():
+    record = plan({"n1": fact(), "n2": fact(action="none", installed="5.26.0")})
+    drive(record)
+    result = rollout.summary(record)
+    assert result["status"] == "done" and result["counts"] == {"active": 1, "skipped": 1}
+    assert result["nodes"]["n1"]["before"] == "5.25.2" and result["nodes"]["n1"]["after"] == "5.26.0"
+
+
+def test_record_log_is_bounded():
+    record = plan({"n1": fact()})
+    for i in range(1000):
+        rollout.log(record, i, "x")
+    assert len(record["log"]) == rollout.MAX_LOG
+
+
+class TestStores:
+    def test_lease_one_holder_no_expiry(self, tmp_path):
+        clock = [1000.0]
+        leases = store.LeaseStore(str(tmp_path), clock=lambda: clock[0])
+        assert leases.acquire("db1", "node1")["granted"] is True
+        assert leases.acquire("db1", "node1")["granted"] is True  # re-entrant for its holder
+        clock[0] += 86400 * 30
+        denied = leases.acquire("db1", "node2")
+        assert denied["granted"] is False and denied["holder"] == "node1" and denied["age"] == 86400 * 30
+        assert leases.release("db1", holder="node2")["released"] is False
+        assert leases.release("db1")["released"] is True
+        assert leases.acquire("db1", "node2")["granted"] is True
+        assert leases.acquire("db2", "node1")["granted"] is True  # clusters are independent
+
+    def test_names_are_checked(self, tmp_path):
+        leases = store.LeaseStore(str(tmp_path))
+        for bad in ("../x", "", "a/b", "x" * 65, None, ".hidden"):
+            with pytest.raises(ValueError):
+                leases.acquire(bad, "n1")
+
+    def test_rollout_records_atomic_and_latest(self, tmp_path):
+        rollouts = store.RolloutStore(str(tmp_path))
+        first = plan({"n1": fact()}, now=1.0)
+        second = dict(plan({"n1": fact()}, now=2.0), id="r2")
+        rollouts.save(first)
+        rollouts.save(second)
+        assert rollouts.latest()["id"] == "r2"
+        assert rollouts.load("r1") == json.loads(json.dumps(first))
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+        rollouts.request_abort("r1")
+        assert rollouts.abort_requested("r1") and not rollouts.abort_requested("r2")
+        rollouts.clear_abort("r1")
+        assert not rollouts.abort_requested("r1")
+        with pytest.raises(ValueError, match="no rollout"):
+            rollouts.load("r9")
