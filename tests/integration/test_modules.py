@@ -145,3 +145,22 @@ def test_wait_active_fires_event(salt_call_cli, master, event_listener):
     event = next(iter(matched.matches))
     assert event.data["id"] == "node1"
     assert event.data["data"]["node_state"]["active"] is True
+
+
+def test_beacon_reports_transitions_to_the_master(salt_cli, master, nodes, event_listener):
+    start = time.time()
+    ret = salt_cli.run("beacons.add", "expressware", "[{'interval': 1}]", minion_tgt="node3")
+    assert ret.returncode == 0 and ret.data["result"] is True, ret
+    try:
+        active = event_listener.wait_for_events([(master.id, "salt/beacon/node3/expressware/active")],
+                                                after_time=start, timeout=30)
+        assert active.found_all_events, "no active event from the beacon"
+        stopped = time.time()
+        salt_cli.run("dis_services.stop", minion_tgt="node3")
+        inactive = event_listener.wait_for_events([(master.id, "salt/beacon/node3/expressware/inactive")],
+                                                  after_time=stopped, timeout=30)
+        assert inactive.found_all_events, "no inactive event from the beacon"
+        event = next(iter(inactive.matches))
+        assert event.data["previous"] == "active" and event.data["node_state"]["services"]["irm"] is False
+    finally:
+        salt_cli.run("beacons.delete", "expressware", minion_tgt="node3")

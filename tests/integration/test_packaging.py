@@ -92,6 +92,11 @@ def test_runners_sync_to_master(classic_master, classic_minion):
     ret = run.run("saltutil.sync_all")
     assert ret.returncode == 0, ret
     assert "runners.expressware_lease" in ret.data["runners"], ret.data
+    assert "runners.rolling" in ret.data["runners"], ret.data
     ret = run.run("expressware_lease.show", "cluster=classic")
     assert ret.returncode == 0, ret
     assert ret.data == {"cluster": "classic", "held": False}
+    ret = run.run("rolling.plan", "tgt=cnode1", "version=5.26.0",
+                  "sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh")
+    assert ret.returncode == 0, ret
+    assert ret.data["status"] == "planned"
