@@ -36,25 +36,18 @@ EVENT_INACTIVE = "expressware/node/inactive"
 
 
 def _shared(name):
-    """Load shared pure-Python code of this extension from ``utils/`` or ``_utils/``.
-
-    The directory sits beside this module's directory in every loading mode: a pip
-    install (``saltext/expressware/utils``), a sync (``extmods/utils``) and a
-    ``module_dirs`` source tree (``_utils``). Salt does not load extension utils
-    through entry points, hence this one explicit way.
-    """
+    """Shared code of this extension: ``<name>.py`` in ``utils/`` or ``_utils/`` beside this module's directory
+    (pip install, ``extmods`` after a sync, or a source tree alike; see ``_utils/__init__.py``)."""
     base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for sub in ("utils", "_utils"):
-        path = os.path.join(base, sub, name + ".py")
+    for path in (os.path.join(base, sub, name + ".py") for sub in ("utils", "_utils")):
         if os.path.isfile(path):
             key = f"_saltext_expressware_shared.{name}_{abs(hash(path))}"
             if key not in sys.modules:
                 spec = importlib.util.spec_from_file_location(key, path)
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[key] = module
-                spec.loader.exec_module(module)
+                sys.modules[key] = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(sys.modules[key])
             return sys.modules[key]
-    raise ImportError(f"{name}.py not found in {base}/utils or {base}/_utils (sync with saltutil.sync_all)")
+    raise ImportError(f"{name}.py not found in {base}/utils or {base}/_utils (sync it: saltutil.sync_all)")
 
 
 try:

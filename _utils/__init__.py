@@ -1,1 +1,15 @@
-"""Shared pure-Python code of saltext.expressware, loaded by path by every loader module."""
+"""Shared pure-Python code of saltext.expressware.
+
+Salt loads extension ``utils`` neither through entry points nor in a way a
+loader module can import by name, so every loader module (``_modules``,
+``_states``, ``_runners``, ``_beacons``) loads the files of this directory by
+path with its small ``_shared()`` helper. The directory is always beside the
+loader module's own: ``saltext/expressware/utils`` for a pip install,
+``extmods/utils`` after ``saltutil.sync_all``, ``_utils`` in a source tree used
+through ``module_dirs``.
+
+- ``expressware_vendor``: versions, vendor-tool output formats, release-notes rules
+- ``expressware_exec``: how vendor tools are run on a minion
+- ``expressware_rollout``: the rolling update as plain data (plan, next step, record)
+- ``expressware_store``: the master's update leases and rollout records
+"""
