@@ -55,11 +55,13 @@ def _masterless():
 
 def _lease_call(fun, cluster):
     ret = __salt__["publish.runner"](f"expressware_lease.{fun}", arg=[f"cluster={cluster}"], timeout=30)
-    if not isinstance(ret, dict):
+    if not isinstance(ret, dict) or not ret:
         raise CommandExecutionError(
             f"the master did not answer expressware_lease.{fun} ({ret!r}); does its peer_run allow "
             "expressware_lease.* for minions? (see the README)"
         )
+    if ret.get("status") == "refused":
+        raise CommandExecutionError(f"expressware_lease.{fun} refused: {ret.get('comment')}")
     return ret
 
 
@@ -116,14 +118,14 @@ def _start_applications(applications, changes):
     return failed
 
 
-def _check_args(name, applications, timeout, lease_wait, reboot, enforce):
+def _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease):
     __salt__["expressware.validate_version"](name)
     if not isinstance(applications, list) or not all(isinstance(a, str) and a for a in applications):
         raise SaltInvocationError(f"applications must be a list of service names, not {applications!r}")
     for value, what in ((timeout, "timeout"), (lease_wait, "lease_wait")):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
             raise SaltInvocationError(f"{what} must be a number of seconds between 0 and 86400, not {value!r}")
-    for value, what in ((reboot, "reboot"), (enforce, "enforce")):
+    for value, what in ((reboot, "reboot"), (enforce, "enforce"), (lease, "lease")):
         if not isinstance(value, bool):
             raise SaltInvocationError(f"{what} must be True or False, not {value!r}")
 
@@ -179,7 +181,7 @@ def installed(
     if cluster is None:
         cluster = __salt__["config.get"]("expressware:cluster", "default")
     try:
-        _check_args(name, applications, timeout, lease_wait, reboot, enforce)
+        _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease)
         decision = __salt__["expressware.check_update"](name, enforce=enforce, compat=compat)
     except (SaltInvocationError, CommandExecutionError) as exc:
         return dict(ret, result=False, comment=str(exc))

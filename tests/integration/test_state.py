@@ -186,3 +186,11 @@ def test_installer_of_another_version_is_refused(salt_cli, nodes):
     assert result["result"] is False
     assert f"is version {OLDER}, not {NEW}" in result["comment"]
     assert nodes["node1"].is_active()
+
+
+def test_bad_cluster_name_is_refused_by_the_master(salt_cli, nodes):
+    ret = salt_cli.run("state.apply", "expressware", pillar(version=NEW, cluster="../../etc"), minion_tgt="node1")
+    result = _state_results(ret.data)
+    assert result["result"] is False
+    assert "cluster '../../etc' must be" in result["comment"]
+    assert nodes["node1"].is_active() and nodes["node1"].application_running("ndbmtd")
