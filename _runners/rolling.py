@@ -137,8 +137,11 @@ def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, a
         facts, problems = driver.preflight()
         if problems:
             return _problems_report(problems)
-        record = plan_lib.new_record("plan", args["cluster"], args["version"], args["sia"], facts,
-                                     args["options"], time.time(), order=args["order"], sort=args["sort"])
+        try:
+            record = plan_lib.new_record("plan", args["cluster"], args["version"], args["sia"], facts,
+                                         args["options"], time.time(), order=args["order"], sort=args["sort"])
+        except plan_lib.RolloutError as exc:
+            raise SaltInvocationError(str(exc)) from exc
     result = plan_lib.summary(record)
     result.update(status="planned", retcode=0, actions={m: n["action"] for m, n in record["nodes"].items()})
     return result
@@ -521,8 +524,12 @@ class _Driver:
         if problems:
             self.leases.release(args["cluster"], holder=_holder(rollout_id))
             return _problems_report(problems)
-        self.record = plan_lib.new_record(rollout_id, args["cluster"], args["version"], args["sia"], facts,
-                                          args["options"], time.time(), order=args["order"], sort=args["sort"])
+        try:
+            self.record = plan_lib.new_record(rollout_id, args["cluster"], args["version"], args["sia"], facts,
+                                              args["options"], time.time(), order=args["order"], sort=args["sort"])
+        except plan_lib.RolloutError as exc:
+            self.leases.release(args["cluster"], holder=_holder(rollout_id))
+            raise SaltInvocationError(str(exc)) from exc
         self.record["args"] = {k: v for k, v in args.items() if k != "timeout"}
         self.say(f"rollout {rollout_id}: {len(self.record['order'])} node(s) in order "
                  f"{', '.join(self.record['order']) or '(none)'}")
@@ -749,6 +756,7 @@ class _Driver:
                     return error
                 job_done = True
             elif data.get("id") == minion and tag == "expressware/node/phase":
+                active_seen = False  # an earlier "active" (a beacon tick) predates this step
                 phase = (data.get("data") or {}).get("phase")
                 if phase in plan_lib.IN_FLIGHT:
                     plan_lib.mark_phase(self.record, minion, phase, time.time())
@@ -759,6 +767,8 @@ class _Driver:
                 active_seen = True
             elif tag == f"salt/beacon/{minion}/expressware/active":
                 active_seen = True
+            elif tag == f"salt/beacon/{minion}/expressware/inactive":
+                active_seen = False
             elif tag == f"salt/minion/{minion}/start":
                 # The minion restarted (a reboot): its job is lost; the beacon's
                 # active event and the direct check decide.

@@ -238,3 +238,10 @@ def test_reactor_starts_a_rollout_and_refuses_a_concurrent_one(master, salt_run_
     assert max_nodes_down(roots(nodes)) == 1
     started = event_listener.get_events([(master.id, "expressware/rolling/*/start")], after_time=start)
     assert len(started) == 1  # never two rollouts in parallel
+
+
+def test_order_naming_an_untargeted_minion_is_refused(salt_run_cli, nodes):
+    ret = salt_run_cli.run("rolling.update", *update_args(order=["node9"]), _timeout=120)
+    assert ret.returncode == 1
+    assert "not targeted: node9" in ret.data["comment"]
+    assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
