@@ -59,6 +59,7 @@ import importlib.util
 import logging
 import os
 import secrets
+import shutil
 import socket
 import sys
 import time
@@ -465,10 +466,16 @@ class _Driver:
     def call(self, tgt, fun, arg=(), kwarg=None, tgt_type="list", timeout=None):
         tgt = list(tgt) if isinstance(tgt, (list, tuple, set)) else tgt
         try:
-            return self.client.cmd(tgt, fun, arg=list(arg), kwarg=kwarg or {}, tgt_type=tgt_type,
-                                   timeout=timeout or self.args["timeout"])
+            full = self.client.cmd(tgt, fun, arg=list(arg), kwarg=kwarg or {}, tgt_type=tgt_type,
+                                   timeout=timeout or self.args["timeout"], full_return=True)
         except Exception as exc:  # pylint: disable=broad-except
             raise _LostMaster(f"{fun} could not be published: {exc}") from exc
+        # Salt fills in a targeted minion that did not answer with the text "Minion did
+        # not return. [No response] ..." (out: no_return); taken as its answer, the
+        # pre-flight reported "error: Minion did not return ..." instead of "did not
+        # answer". Such a minion is False here, like one Salt leaves out.
+        return {minion: False if not isinstance(data, dict) or data.get("out") == "no_return" else data.get("ret")
+                for minion, data in full.items()}
 
     def call_one(self, minion, fun, arg=(), kwarg=None, timeout=None):
         ret = self.call([minion], fun, arg, kwarg, timeout=timeout)
@@ -593,16 +600,22 @@ class _Driver:
             if not isinstance(built, dict):
                 raise RuntimeError(f"build on {builder} failed: {built}")
             workdir = built["workdir"]
+            source = os.path.join(__opts__["cachedir"], "minions", builder, "files", workdir.lstrip("/"), "node_RPMS")
+            # cp.push keeps what earlier rollouts pushed there; RPMs of another
+            # version would be staged too and the installer would refuse the mix.
+            shutil.rmtree(source, ignore_errors=True)
             pushed = self.call_one(builder, "cp.push_dir", [os.path.join(workdir, "node_RPMS")])
             if pushed is not True:
                 raise RuntimeError(f"{builder} could not push the RPMs to the master (file_recv?): {pushed}")
+            missing = [name for name in built["node_rpms"] if not os.path.isfile(os.path.join(source, name))]
+            if missing:
+                raise RuntimeError(f"the master did not receive {', '.join(missing)} from {builder}")
         except RuntimeError as exc:
             plan_lib.halt(self.record, f"build for {key} failed: {exc}", time.time())
             self.say(f"halted: {self.record['reason']}")
             self.fire("halted", {"reason": self.record["reason"]})
             return
-        group["source"] = os.path.join(__opts__["cachedir"], "minions", builder, "files",
-                                       workdir.lstrip("/"), "node_RPMS")
+        group["source"] = source
         group["builder_workdir"] = workdir
         plan_lib.mark_built(self.record, key, built["node_rpms"], time.time())
         self.fire(f"build/{key}", {"builder": builder, "rpms": built["node_rpms"]})
@@ -616,7 +629,7 @@ class _Driver:
             by_workdir.setdefault(self.record["nodes"][minion]["workdir"], []).append(minion)
         try:
             for workdir, minions in by_workdir.items():
-                self._send(minions, group["source"], os.path.join(workdir, "node_RPMS"))
+                self._send(minions, group["source"], group["rpms"], os.path.join(workdir, "node_RPMS"))
         except RuntimeError as exc:
             plan_lib.halt(self.record, f"staging for {key} failed: {exc}", time.time())
             self.say(f"halted: {self.record['reason']}")
@@ -624,12 +637,12 @@ class _Driver:
             return
         plan_lib.mark_staged(self.record, key, time.time())
 
-    def _send(self, minions, source, dest_dir):
-        """Copy every file of ``source`` to ``dest_dir`` on ``minions`` in parallel (one publish per chunk)."""
+    def _send(self, minions, source, names, dest_dir):
+        """Copy the files ``names`` of ``source`` to ``dest_dir`` on ``minions`` in parallel (one publish per chunk)."""
         cleared = self.call(minions, "sia.clear_rpms")
         if any(not isinstance(cleared.get(m), dict) for m in minions):
             raise RuntimeError(f"could not clear old RPMs: {cleared}")
-        for name in sorted(os.listdir(source)):
+        for name in names:
             with open(os.path.join(source, name), "rb") as handle:
                 first = True
                 while True:
@@ -739,11 +752,14 @@ class _Driver:
         """Wait for the node's job and its active event; None when both say success, else the error."""
         job_done, active_seen, restarted = False, False, False
         ret_tag = f"salt/job/{jid}/ret/{minion}"
+        probe_tag = None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 state = self._node_state(minion)
-                return (f"not active within {self.record['options']['node_timeout']} s (a timeout is a failure): "
+                # Say so when the minion restarted meanwhile: its job (the update) was lost.
+                return (("the minion restarted during its update (its job was lost); " if restarted else "")
+                        + f"not active within {self.record['options']['node_timeout']} s (a timeout is a failure): "
                         f"{state['state']}, installed {state['installed']}, running {state['running']}; "
                         + "; ".join(state["reasons"]))
             event = self.listener.get_event(wait=min(remaining, 5), full=True, auto_reconnect=True)
@@ -769,11 +785,29 @@ class _Driver:
                 active_seen = True
             elif tag == f"salt/beacon/{minion}/expressware/inactive":
                 active_seen = False
+            elif probe_tag is not None and tag == probe_tag:
+                # The answer of the wait_active asked for after a restart (below),
+                # in case its event was lost.
+                if isinstance(data.get("return"), dict) and data["return"].get("active") is True:
+                    active_seen = True
             elif tag == f"salt/minion/{minion}/start":
-                # The minion restarted (a reboot): its job is lost; the beacon's
-                # active event and the direct check decide.
+                # The minion restarted (a reboot, or salt-minion itself was
+                # restarted): its job is lost, and so may be the active event it
+                # was about to send (a salt-minion stopped while its job finishes
+                # drops it; without this the runner waited out node_timeout and
+                # recorded a failure for a node active on the target). Ask the node
+                # again: wait_active answers, and fires expressware/node/active, as
+                # soon as the node is active (at once if it already is). The
+                # beacon's active event, where configured, counts as well.
                 restarted = True
-                self.say(f"{minion}: minion restarted")
+                self.say(f"{minion}: minion restarted; asking it to report when the node is active")
+                try:
+                    probe = self.client.cmd_async([minion], "expressware.wait_active", tgt_type="list",
+                                                  kwarg={"timeout": max(1, int(deadline - time.monotonic()))})
+                except Exception:  # pylint: disable=broad-except
+                    probe = None  # the beacon's event or the deadline decide
+                if probe:
+                    probe_tag = f"salt/job/{probe}/ret/{minion}"
             if active_seen and (job_done or restarted):
                 return None
 

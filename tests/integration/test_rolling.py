@@ -13,7 +13,7 @@ import time
 import pytest
 from expressware_sim import down_intervals, max_nodes_down, merged_journal
 
-from tests.conftest import NEW, OLD, changing_commands
+from tests.conftest import NEW, NEWER, OLD, changing_commands
 from tests.integration.conftest import NODE_IDS, sia_url
 
 
@@ -245,3 +245,10 @@ def test_order_naming_an_untargeted_minion_is_refused(salt_run_cli, nodes):
     assert ret.returncode == 1
     assert "not targeted: node9" in ret.data["comment"]
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
+
+
+def test_a_second_rollout_stages_only_its_own_rpms(salt_run_cli, nodes):
+    assert salt_run_cli.run("rolling.update", *update_args(), _timeout=300).returncode == 0
+    ret = salt_run_cli.run("rolling.update", *update_args(version=NEWER, sia=sia_url(NEWER)), _timeout=300)
+    assert ret.returncode == 0, ret.stderr
+    assert all(nodes[n].state()["running_version"] == NEWER for n in NODE_IDS)
