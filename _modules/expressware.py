@@ -260,7 +260,7 @@ def _fire(tag, data):
         pass
 
 
-def wait_active(timeout=300, interval=0.5, fire_event=True):
+def wait_active(timeout=300, interval=0.2, fire_event=True):
     """
     Wait until the node is active, at most ``timeout`` seconds; return the last
     :py:func:`node_state`.
@@ -278,6 +278,7 @@ def wait_active(timeout=300, interval=0.5, fire_event=True):
     """
     timeout = _number(timeout, "timeout", 0, 86400)
     interval = _number(interval, "interval", 0.05, 60)
+    _flag(fire_event, "fire_event")
     deadline = time.monotonic() + timeout
     while True:
         state = node_state()
@@ -287,6 +288,13 @@ def wait_active(timeout=300, interval=0.5, fire_event=True):
     if fire_event:
         _fire(EVENT_ACTIVE if state["active"] else EVENT_INACTIVE, {"node_state": state})
     return state
+
+
+def _flag(value, name):
+    # A flag is a boolean: the string "False" (or "no" quoted on the CLI) was true.
+    if not isinstance(value, bool):
+        raise SaltInvocationError(f"{name} must be True or False, not {value!r}")
+    return value
 
 
 def _number(value, name, low, high):
@@ -321,6 +329,7 @@ def check_update(version, enforce=False, compat=None):
         salt '*' expressware.check_update 5.24.0 enforce=True
     """
     version = validate_version(version)
+    _flag(enforce, "enforce")  # was bool(enforce): enforce="False" allowed a downgrade
     if compat is None:
         compat = __salt__["config.get"]("expressware:compat", None)
     try:

@@ -164,14 +164,16 @@ def next_action(record):
     for key, group in record["groups"].items():
         if not group["staged"] and _group_todo(record, group):
             return ("stage", key)
+    nodes = record["nodes"]
+    following = next((m for m in record["order"] if nodes[m]["phase"] in TODO), None)
     canary = record["canary"]
-    done = sum(1 for m in record["order"] if record["nodes"][m]["phase"] == ACTIVE)
-    remaining = [m for m in record["order"] if record["nodes"][m]["phase"] in TODO]
-    if not canary["released"] and done >= canary["size"] and remaining:
-        return ("pause", f"canary: the first {canary['size']} node(s) are updated; "
-                         "check them, then run rolling.resume")
-    if remaining:
-        return ("update", remaining[0])
+    if following is not None and not canary["released"]:
+        done = sum(1 for m in record["order"] if nodes[m]["phase"] == ACTIVE)
+        if done >= canary["size"]:
+            return ("pause", f"canary: the first {canary['size']} node(s) are updated; "
+                             "check them, then run rolling.resume")
+    if following is not None:
+        return ("update", following)
     if record["frontend"] and record["frontend"]["phase"] != ACTIVE:
         return ("frontend", record["frontend"]["minion"])
     return ("finish",)

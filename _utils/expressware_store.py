@@ -34,7 +34,9 @@ def write_json(path, data):
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
+            # One compact string, written at once: json.dump(indent=...) writes token by
+            # token and made a 2,000-node record cost ~25 ms a save.
+            handle.write(json.dumps(data, separators=(",", ":")))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -115,21 +117,69 @@ class LeaseStore:
 
 
 class RolloutStore:
-    """Rollout records, one JSON file per rollout, plus abort requests."""
+    """Rollout records: a JSON snapshot per rollout, a journal of node changes, abort requests.
+
+    A step that changes one node (the common case: a phase, a node done or failed)
+    appends one line to ``<id>.nodes`` (:meth:`save_node`) instead of rewriting the
+    whole record, so the cost of a step does not grow with the cluster; every
+    ``COMPACT_EVERY`` lines, and on :meth:`save`, the snapshot is rewritten and the
+    journal emptied. :meth:`load` replays the journal over the snapshot. Replaying a
+    line twice changes nothing, and a torn last line (a crash while appending) is
+    ignored, so a crash at any moment leaves a loadable record.
+    """
+
+    COMPACT_EVERY = 500
 
     def __init__(self, directory):
         self.directory = directory
+        self._appended = {}
 
     def path(self, rollout_id):
         return os.path.join(self.directory, check_name(rollout_id, "rollout id") + ".json")
 
+    def _journal(self, rollout_id):
+        return self.path(rollout_id)[: -len(".json")] + ".nodes"
+
     def save(self, record):
         write_json(self.path(record["id"]), record)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._journal(record["id"]))
+        self._appended[record["id"]] = 0
+
+    def save_node(self, record, minion):
+        """Record the change of ``minion`` (and the rollout's status) durably, in O(1)."""
+        count = self._appended.get(record["id"])
+        if count is None or count >= self.COMPACT_EVERY:
+            self.save(record)
+            return
+        line = {"node": minion, "entry": record["nodes"][minion], "status": record["status"],
+                "reason": record["reason"], "updated": record["updated"], "log": record["log"][-1:]}
+        # Written through to the OS at once (a master or salt-run that dies loses
+        # nothing); not fsync'ed per step: after a power loss the last steps of
+        # the node in flight may be missing, and resume applies its state again,
+        # which is idempotent. Snapshots are fsync'ed.
+        with open(self._journal(record["id"]), "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self._appended[record["id"]] = count + 1
 
     def load(self, rollout_id):
         record = read_json(self.path(rollout_id))
         if record is None:
             raise ValueError(f"no rollout {rollout_id!r} (see salt-run rolling.status)")
+        try:
+            with open(self._journal(rollout_id), encoding="utf-8") as handle:
+                lines = handle.read().split("\n")
+        except FileNotFoundError:
+            lines = []
+        for text in lines:
+            try:
+                change = json.loads(text)
+            except ValueError:
+                continue  # empty, or torn by a crash while it was appended
+            record["nodes"][change["node"]] = change["entry"]
+            record.update(status=change["status"], reason=change["reason"], updated=change["updated"])
+            if change["log"] and change["log"][-1] not in record["log"][-1:]:
+                record["log"].extend(change["log"])
         return record
 
     def ids(self):
@@ -145,7 +195,7 @@ class RolloutStore:
             if record and (cluster is None or record["cluster"] == cluster):
                 if best is None or record["created"] > best["created"]:
                     best = record
-        return best
+        return self.load(best["id"]) if best else None
 
     def _abort_path(self, rollout_id):
         return self.path(rollout_id)[: -len(".json")] + ".abort"

@@ -17,7 +17,12 @@ import re
 # ---------------------------------------------------------------------------
 
 #: ``MAJOR.MINOR.PATCH`` with an optional suffix (``5.26.0-d`` is a development snapshot).
-VERSION_RE = re.compile(r"^(\d{1,6})\.(\d{1,6})\.(\d{1,6})(?:-([A-Za-z][A-Za-z0-9]{0,15}))?\Z")
+#: ASCII digits without leading zeros: ``\d`` also matched other scripts' digits
+#: (``５.２６.０``), and ``05.26.0`` was a second spelling of ``5.26.0`` (the same
+#: ``version_key``, other text), so ``running == target`` checks failed after a
+#: successful update.
+_NUMBER = r"(0|[1-9][0-9]{0,5})"
+VERSION_RE = re.compile(rf"^{_NUMBER}\.{_NUMBER}\.{_NUMBER}(?:-([A-Za-z][A-Za-z0-9]{{0,15}}))?\Z")
 VERSION_FORMAT = "MAJOR.MINOR.PATCH with an optional suffix, e.g. 5.25.2 or 5.26.0-d"
 
 
@@ -241,13 +246,18 @@ def parse_rpm_filename(filename):
 # The installer (SIA)
 # ---------------------------------------------------------------------------
 
-SIA_NAME_RE = re.compile(r"^Dolphin_eXpressWare-(?:.*-)?(?P<version>\d+\.\d+\.\d+(?:-[A-Za-z][A-Za-z0-9]*)?)\.sh\Z")
+#: The optional part before the version holds only what the ``sia`` module accepts in
+#: an installer's name (``Dolphin_eXpressWare-Linux-x86_64-PX-5.26.0.sh``); it was
+#: ``.*``, so ``Dolphin_eXpressWare-$(reboot)-5.26.0.sh`` had a version.
+SIA_NAME_RE = re.compile(r"^Dolphin_eXpressWare-(?:[A-Za-z0-9._+-]*-)?(?P<version>[0-9]+\.[0-9]+\.[0-9]+(?:-[A-Za-z][A-Za-z0-9]*)?)\.sh\Z")
 
 
 def sia_version(filename):
     """The version in an SIA file name (``Dolphin_eXpressWare-5.26.0.sh``), None if it has none."""
-    match = SIA_NAME_RE.match(filename or "")
-    return match.group("version") if match else None
+    match = SIA_NAME_RE.match(filename or "") if isinstance(filename, str) else None
+    # Only a valid version: compare_versions raised ValueError (not a refusal) on
+    # e.g. Dolphin_eXpressWare-1234567.0.0.sh in sia.install_node.
+    return match.group("version") if match and is_version(match.group("version")) else None
 
 
 # ---------------------------------------------------------------------------

@@ -230,3 +230,41 @@ class TestStores:
         assert not rollouts.abort_requested("r1")
         with pytest.raises(ValueError, match="no rollout"):
             rollouts.load("r9")
+
+
+class TestNodeJournal:
+    def test_node_steps_append_and_load_replays_them(self, tmp_path):
+        rollouts = store.RolloutStore(str(tmp_path))
+        record = plan({name: fact() for name in ("n1", "n2")})
+        rollouts.save(record)
+        rollout.mark_phase(record, "n1", rollout.STOPPING, 1)
+        rollouts.save_node(record, "n1")
+        rollout.mark_failed(record, "n1", "not active within 60 s", 2)
+        rollouts.save_node(record, "n1")
+        snapshot = json.loads((tmp_path / "r1.json").read_text())
+        assert snapshot["nodes"]["n1"]["phase"] == rollout.PENDING  # only the journal has the steps
+        loaded = rollouts.load("r1")
+        assert loaded["nodes"]["n1"]["phase"] == rollout.FAILED
+        assert loaded["status"] == rollout.HALTED and "n1 failed" in loaded["reason"]
+        assert loaded == json.loads(json.dumps(record))
+
+    def test_a_torn_last_line_is_ignored(self, tmp_path):
+        rollouts = store.RolloutStore(str(tmp_path))
+        record = plan({"n1": fact()})
+        rollouts.save(record)
+        rollout.mark_phase(record, "n1", rollout.STOPPING, 1)
+        rollouts.save_node(record, "n1")
+        with open(tmp_path / "r1.nodes", "a", encoding="utf-8") as handle:
+            handle.write('{"node": "n1", "entry": {"phase": "act')  # the crash
+        assert rollouts.load("r1")["nodes"]["n1"]["phase"] == rollout.STOPPING
+
+    def test_compaction_keeps_everything(self, tmp_path):
+        rollouts = store.RolloutStore(str(tmp_path))
+        rollouts.COMPACT_EVERY = 3
+        record = plan({f"n{i}": fact() for i in range(10)})
+        rollouts.save(record)
+        for i in range(10):
+            rollout.mark_phase(record, f"n{i}", rollout.STOPPING, i)
+            rollouts.save_node(record, f"n{i}")
+        assert rollouts.load("r1") == json.loads(json.dumps(record))
+        assert len((tmp_path / "r1.nodes").read_text().splitlines()) <= 3
