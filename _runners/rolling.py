@@ -461,6 +461,11 @@ class _Driver:
         self.record["updated"] = time.time()
         self.rollouts.save(self.record)
 
+    def save_node(self, minion):
+        """Record a step that changed one node (cheap, whatever the cluster size)."""
+        self.record["updated"] = time.time()
+        self.rollouts.save_node(self.record, minion)
+
     # -- minion calls ----------------------------------------------------
 
     def call(self, tgt, fun, arg=(), kwarg=None, tgt_type="list", timeout=None):
@@ -575,7 +580,10 @@ class _Driver:
                 if action is None:
                     break
                 getattr(self, "do_" + action[0])(*action[1:])
-                self.save()
+                if action[0] == "update":
+                    self.save_node(action[1])
+                else:
+                    self.save()
         except _LostMaster as exc:
             self.say(f"interrupted: {exc}; the record is kept, run rolling.resume when the master is back")
             self.save()
@@ -693,7 +701,7 @@ class _Driver:
             self.fire("halted", {"reason": record["reason"]})
             return None
         plan_lib.mark_phase(record, minion, plan_lib.STOPPING, time.time())
-        self.save()
+        self.save_node(minion)
         self.say(f"{minion} ({position}/{len(record['order'])}): "
                  + ("continuing the interrupted update" if resumed else "updating"))
         self.fire(f"node/{minion}/begin", {"minion": minion, "position": position})
@@ -722,6 +730,11 @@ class _Driver:
             return self._failed(minion, outcome)
         # The event said active; confirm with a direct look at the node.
         state = self._node_state(minion)
+        if state["state"] == "unknown" and self._reachable(minion):
+            # No answer: the minion was restarting (its salt-minion stopped while the
+            # job finished); without this a node active on the target was recorded
+            # as failed. Ask again now that it is connected.
+            state = self._node_state(minion)
         if state["active"] and state["running"] == record["version"] and state["installed"] == record["version"]:
             plan_lib.mark_active(record, minion, state["running"], time.time())
             self.say(f"{minion}: active on {state['running']}")
@@ -776,7 +789,7 @@ class _Driver:
                 phase = (data.get("data") or {}).get("phase")
                 if phase in plan_lib.IN_FLIGHT:
                     plan_lib.mark_phase(self.record, minion, phase, time.time())
-                    self.save()
+                    self.save_node(minion)
                     self.say(f"{minion}: {phase}")
                     self.fire(f"node/{minion}/phase", {"minion": minion, "phase": phase})
             elif data.get("id") == minion and tag == "expressware/node/active":
