@@ -10,22 +10,14 @@ The execution modules' checks are in ``tests/functional/test_bad_input.py``;
 ``test_rolling.py::test_bad_arguments_are_refused_before_anything`` has the first few.
 """
 
-import json
 import os
 
 import pytest
 
 from tests.conftest import NEW, changing_commands
-from tests.integration.conftest import sia_url
+from tests.integration.rollouts import update_args
 
 HUGE = "9" * 100_000
-
-
-def update_args(**extra):
-    """``key=value`` arguments; a string value is passed as typed (YAML), anything else as JSON."""
-    args = {"tgt": "*", "version": NEW, "sia": sia_url(NEW), "node_timeout": 60}
-    args.update(extra)
-    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in args.items()]
 
 
 CASES = [

@@ -29,36 +29,19 @@ from expressware_sim import down_intervals, max_nodes_down, merged_journal, writ
 
 from tests.conftest import NEW, OLD, changing_commands
 from tests.integration.conftest import NODE_IDS, sia_url
+from tests.integration.rollouts import (  # noqa: F401 (fixtures)
+    background_update,
+    commands,
+    data_nodes,
+    no_leftover_lease,
+    roots,
+    update_args,
+    wait_for,
+)
 
 #: Phases a node may have in the record of a rollout that is not running: anything
 #: else (stopping, installing, waiting) would be a node in an unknown state.
 SETTLED_PHASES = ("pending", "staged", "active", "failed", "skipped")
-
-
-@pytest.fixture(autouse=True)
-def data_nodes(nodes, reset_nodes):
-    for node in nodes.values():
-        node.add_application("ndbmtd")
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_lease(salt_run_cli):
-    yield
-    salt_run_cli.run("expressware_lease.release", "cluster=default")
-
-
-def update_args(**extra):
-    args = {"tgt": "*", "version": NEW, "sia": sia_url(NEW), "applications": ["ndbmtd"], "node_timeout": 60}
-    args.update(extra)
-    return [f"{key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in args.items()]
-
-
-def roots(nodes):
-    return [node.root for node in nodes.values()]
-
-
-def commands(node, word):
-    return [e for e in changing_commands(node) if word in e["command"]]
 
 
 def events(node, name):
@@ -106,11 +89,6 @@ def assert_record_matches_reality(record, nodes, targets=NODE_IDS):
             assert entry["after"] == state["installed_version"], (node_id, entry, state)
 
 
-def _background_update(salt_run_cli, *args):
-    cmdline = salt_run_cli.cmdline("rolling.update", *args)
-    return subprocess.Popen(cmdline, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-
-
 def _finish(proc, timeout=300):
     """Wait for a background salt-run; return (exit status, JSON result, stderr)."""
     try:
@@ -130,15 +108,6 @@ def _kill(proc):
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---------------------------------------------------------------------------
@@ -220,10 +189,10 @@ def test_minion_stopped_during_its_install_then_started(minions, salt_run_cli, n
     node2 installed once.
     """
     nodes["node2"].set_delays(install=4)  # a long install to stop the minion in
-    proc = _background_update(salt_run_cli, *update_args(node_timeout=60, timeout=5))
+    proc = background_update(salt_run_cli, *update_args(node_timeout=60, timeout=5))
     try:
         # The installer has stopped the services and is writing the packages.
-        _wait_for(lambda: events(nodes["node2"], "sia-stop"), 120, "node2's installation to begin")
+        wait_for(lambda: events(nodes["node2"], "sia-stop"), 120, "node2's installation to begin")
         assert commands(nodes["node2"], "--install-node") == []  # still running
         with minions[1].stopped():
             pass
@@ -258,9 +227,9 @@ def test_minion_killed_with_its_installer_halts_then_resume_completes(minions, s
     saying what the node is; resume installs it again and completes.
     """
     nodes["node2"].set_delays(install=3)
-    proc = _background_update(salt_run_cli, *update_args(node_timeout=12))
+    proc = background_update(salt_run_cli, *update_args(node_timeout=12))
     try:
-        _wait_for(lambda: events(nodes["node2"], "sia-stop"), 120, "node2's installation to begin")
+        wait_for(lambda: events(nodes["node2"], "sia-stop"), 120, "node2's installation to begin")
         with minions[1].stopped(before_stop_callback=_kill_tree):
             pass
         code, data, err = _finish(proc)
@@ -309,10 +278,10 @@ def test_minion_not_answering_at_preflight_touches_nothing(minions, salt_run_cli
 def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_run_cli, nodes):
     for node_id in ("node1", "node2"):
         nodes[node_id].set_delays(install=3)  # time to stop node3's minion (it takes seconds) before its turn
-    proc = _background_update(salt_run_cli, *update_args(timeout=5))
+    proc = background_update(salt_run_cli, *update_args(timeout=5))
     try:
         # node3 is not needed again after its group's build until its turn.
-        _wait_for(lambda: commands(nodes["node3"], "--build-rpm"), 120, "node3's build")
+        wait_for(lambda: commands(nodes["node3"], "--build-rpm"), 120, "node3's build")
         with minions[2].stopped():
             assert commands(nodes["node2"], "--install-node") == [], "node3 stopped too late to test this"
             code, data, err = _finish(proc)
@@ -347,9 +316,9 @@ def test_second_salt_run_is_refused_while_one_runs(master, salt_run_cli, nodes, 
         node.set_delays(install=1)
     lease_file = os.path.join(master.config["cachedir"], "expressware", "leases", "default.json")
     start = time.time()
-    proc = _background_update(salt_run_cli, *update_args())
+    proc = background_update(salt_run_cli, *update_args())
     try:
-        _wait_for(lambda: os.path.exists(lease_file), 120, "the first rollout to take the cluster's lease")
+        wait_for(lambda: os.path.exists(lease_file), 120, "the first rollout to take the cluster's lease")
         before = snapshot(nodes)
         second = salt_run_cli.run("rolling.update", *update_args(), _timeout=120)
         assert proc.poll() is None, "the first rollout ended before the second was asked for"

@@ -7,7 +7,6 @@ active, and which commands ran on it.
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -15,28 +14,15 @@ from expressware_sim import down_intervals, max_nodes_down, merged_journal
 
 from tests.conftest import NEW, NEWER, OLD, changing_commands
 from tests.integration.conftest import NODE_IDS, sia_url
-
-
-@pytest.fixture(autouse=True)
-def data_nodes(nodes, reset_nodes):
-    for node in nodes.values():
-        node.add_application("ndbmtd")
-
-
-@pytest.fixture(autouse=True)
-def no_leftover_lease(salt_run_cli):
-    yield
-    salt_run_cli.run("expressware_lease.release", "cluster=default")
-
-
-def update_args(**extra):
-    args = {"tgt": "*", "version": NEW, "sia": sia_url(NEW), "applications": ["ndbmtd"], "node_timeout": 60}
-    args.update(extra)
-    return [f"{key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in args.items()]
-
-
-def roots(nodes):
-    return [node.root for node in nodes.values()]
+from tests.integration.rollouts import (  # noqa: F401 (fixtures)
+    background_update,
+    commands,
+    data_nodes,
+    no_leftover_lease,
+    roots,
+    update_args,
+    wait_for,
+)
 
 
 def first_down(nodes):
@@ -44,10 +30,6 @@ def first_down(nodes):
     intervals = down_intervals(roots(nodes))
     return [name for name, spans in sorted(intervals.items(), key=lambda item: item[1][0][0] if item[1] else 1e20)
             if spans]
-
-
-def commands(node, word):
-    return [e for e in changing_commands(node) if word in e["command"]]
 
 
 def test_happy_path_one_node_at_a_time_with_one_build_per_group(salt_run_cli, nodes):
@@ -183,25 +165,11 @@ def test_abort_of_a_halted_rollout_releases_the_cluster(salt_run_cli, nodes):
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
 
 
-def _background_update(salt_run_cli, *args):
-    cmdline = salt_run_cli.cmdline("rolling.update", *args)
-    return subprocess.Popen(cmdline, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_master_restart_mid_rollout_then_resume(master, salt_run_cli, nodes):
     nodes["node2"].set_delays(install=3)  # a long install to restart the master in
-    proc = _background_update(salt_run_cli, *update_args())
+    proc = background_update(salt_run_cli, *update_args())
     try:
-        _wait_for(lambda: commands(nodes["node2"], "--install-node") or nodes["node2"].state()["installed_version"] == NEW,
+        wait_for(lambda: commands(nodes["node2"], "--install-node") or nodes["node2"].state()["installed_version"] == NEW,
                   120, "node2's installation to start")
         with master.stopped():
             # The operator's salt-run dies with the master (or the terminal).

@@ -1,0 +1,54 @@
+"""Helpers and fixtures shared by the tests that run ``salt-run rolling.*``."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import NEW, changing_commands
+from tests.integration.conftest import sia_url
+
+
+@pytest.fixture(autouse=True)
+def data_nodes(nodes, reset_nodes):
+    """Every node runs an NDB data node over SuperSockets, which an update must stop first."""
+    for node in nodes.values():
+        node.add_application("ndbmtd")
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_lease(salt_run_cli):
+    yield
+    salt_run_cli.run("expressware_lease.release", "cluster=default")
+
+
+def update_args(**extra):
+    """``key=value`` arguments of rolling.update; a string value is passed as typed (YAML), anything else as JSON."""
+    args = {"tgt": "*", "version": NEW, "sia": sia_url(NEW), "applications": ["ndbmtd"], "node_timeout": 60}
+    args.update(extra)
+    return [f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in args.items()]
+
+
+def roots(nodes):
+    return [node.root for node in nodes.values()]
+
+
+def commands(node, word):
+    """The node's changing commands that contain ``word`` (``--install-node``, ``--build-rpm``, ...)."""
+    return [e for e in changing_commands(node) if word in e["command"]]
+
+
+def background_update(salt_run_cli, *args):
+    """Start ``salt-run rolling.update`` without waiting for it (its own session, to kill it whole)."""
+    cmdline = salt_run_cli.cmdline("rolling.update", *args)
+    return subprocess.Popen(cmdline, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
