@@ -12,14 +12,19 @@ def node_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def minion_opts(salt_factories, node_root, tmp_path_factory):
+def minion_factory(salt_factories, node_root, tmp_path_factory):
+    """The minion's configuration (never started as a daemon; ``salt-call --local`` may use it)."""
     node = fresh_node(node_root, "fnode")
     state_tree = tmp_path_factory.mktemp("state-tree")
-    factory = salt_factories.salt_minion_daemon(
+    return salt_factories.salt_minion_daemon(
         "functional-minion",
         overrides={"file_client": "local", "file_roots": {"base": [str(state_tree)]}, **node.minion_config()},
     )
-    return factory.config.copy()
+
+
+@pytest.fixture(scope="module")
+def minion_opts(minion_factory):
+    return minion_factory.config.copy()
 
 
 @pytest.fixture(scope="module")

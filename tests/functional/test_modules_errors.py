@@ -7,6 +7,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from expressware_sim import write_sia
 from tests.conftest import NEW, OLD, changing_commands
+from tests.privileges import PrefixedSaltCall, no_read_prefix
 
 
 
@@ -66,12 +67,24 @@ def test_install_refusals_change_nothing(modules, node, tmp_path):
     before = changing_commands(node)
     with pytest.raises(SaltInvocationError, match="reinstall"):
         modules.sia.install_node(str(sia))
-    unreadable = write_sia(tmp_path / "x", NEW)
-    unreadable.chmod(0)
-    if os.geteuid() != 0:  # root reads anything
-        with pytest.raises(SaltInvocationError, match="not readable"):
-            modules.sia.install_node(str(unreadable))
     assert changing_commands(node) == before
+
+
+def test_unreadable_installer_is_refused_and_changes_nothing(minion_factory, node, tmp_path):
+    # In a salt-call process of its own: as root (CI) it runs without CAP_DAC_OVERRIDE
+    # and CAP_DAC_READ_SEARCH (tests/privileges.py), so that the module's check meets
+    # a really unreadable file; not root, chmod 000 is enough.
+    unreadable = write_sia(tmp_path, NEW)
+    unreadable.chmod(0)
+    prefix = no_read_prefix(unreadable)
+    salt_call = minion_factory.salt_call_cli(factory_class=PrefixedSaltCall, command_prefix=prefix, timeout=120)
+    before = changing_commands(node)
+    ret = salt_call.run("--local", "sia.install_node", str(unreadable))
+    assert ret.returncode != 0, ret
+    # salt-call's words for a SaltInvocationError, then the module's.
+    assert f"Passed invalid arguments: installer {unreadable} is not readable" in ret.stderr, ret
+    assert changing_commands(node) == before
+    assert node.state()["installed_version"] == OLD
 
 
 def test_failing_installer_surfaces_exit_status_and_stderr(modules, node, tmp_path):

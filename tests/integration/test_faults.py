@@ -17,6 +17,7 @@ Covered elsewhere, not repeated here:
 import contextlib
 import json
 import os
+import pathlib
 import re
 import shutil
 import signal
@@ -25,9 +26,9 @@ import time
 
 import psutil
 import pytest
-from expressware_sim import down_intervals, max_nodes_down, merged_journal, write_sia
+from expressware_sim import down_intervals, max_nodes_down, merged_journal, service_provider_config, write_sia
 
-from tests.conftest import NEW, OLD, changing_commands
+from tests.conftest import NEW, OLD, changing_commands, fresh_node
 from tests.integration.conftest import NODE_IDS, sia_url
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     background_update,
@@ -38,6 +39,7 @@ from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     update_args,
     wait_for,
 )
+from tests.privileges import PrefixedSaltMinion, no_read_prefix
 
 #: Phases a node may have in the record of a rollout that is not running: anything
 #: else (stopping, installing, waiting) would be a node in an unknown state.
@@ -364,17 +366,53 @@ def test_missing_installer_is_refused_at_preflight(salt_run_cli, nodes):
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
 
 
-def test_unreadable_installer_is_refused_at_preflight(salt_run_cli, nodes, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root reads a file of mode 000: an unreadable installer cannot be simulated as root")
+@contextlib.contextmanager
+def minion_that_cannot_read(master, root, command_prefix):
+    """A fourth minion, on its own simulated node, started with ``command_prefix`` (see tests/privileges.py).
+
+    Only for the duration of one test: it is stopped and its key deleted afterwards,
+    so that ``tgt='*'`` of the other tests still means the three nodes.
+    """
+    minion_id = "nodac1"
+    node = fresh_node(root / minion_id, minion_id)
+    node.add_application("ndbmtd")
+    overrides = dict(node.minion_config(), **service_provider_config())
+    factory = master.salt_minion_daemon(minion_id, overrides=overrides, factory_class=PrefixedSaltMinion,
+                                        command_prefix=command_prefix)
+    try:
+        with factory.started():
+            if command_prefix:
+                # The daemon itself runs without the capabilities, not just the probe.
+                status = pathlib.Path(f"/proc/{factory.pid}/status").read_text()
+                caps = {line.split(":")[0]: int(line.split()[1], 16) for line in status.splitlines()
+                        if line.startswith(("CapEff", "CapPrm", "CapBnd"))}
+                dac = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+                assert all(not value & dac for value in caps.values()), caps
+            yield minion_id, node
+    finally:
+        deleted = master.salt_key_cli().run("--yes", "--delete", minion_id)
+    assert deleted.returncode == 0, deleted  # (not raised over a failure of the test itself)
+
+
+def test_unreadable_installer_is_refused_at_preflight(master, salt_run_cli, nodes, tmp_path):
     sia = write_sia(tmp_path, NEW)
     sia.chmod(0)
+    # As root (CI), the minion that checks the installer runs without CAP_DAC_OVERRIDE
+    # and CAP_DAC_READ_SEARCH, so that its os.access/open really fail (EACCES).
+    prefix = no_read_prefix(sia)
     before = snapshot(nodes)
-    ret = salt_run_cli.run("rolling.update", *update_args(sia=str(sia)), _timeout=120)
-    assert ret.returncode == 1, ret.stderr
-    for problem in ret.data["problems"].values():
-        assert "is not readable" in problem, problem
+    rollout_before = latest_rollout(salt_run_cli)
+    with minion_that_cannot_read(master, tmp_path, prefix) as (minion_id, node):
+        node_before = changing_commands(node)
+        ret = salt_run_cli.run("rolling.update", *update_args(tgt=minion_id, sia=str(sia)), _timeout=120)
+        assert ret.returncode == 1, ret.stderr
+        assert ret.data["comment"] == "pre-flight failed; nothing was touched"
+        assert ret.data["problems"] == {minion_id: f"installer not reachable: installer {sia} is not readable"}
+        assert changing_commands(node) == node_before
+        untouched(node)
     assert snapshot(nodes) == before
+    assert latest_rollout(salt_run_cli) == rollout_before
+    assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
 
 
 @pytest.fixture
