@@ -218,22 +218,32 @@ def node_state():
 
         salt '*' expressware.node_state
     """
+    return _node_state()
+
+
+def _node_state(installed=None, quick=False):
+    """:py:func:`node_state`; ``installed`` when already known. ``quick``: stop at the
+    first sign that the node is not active (no ``dis_diag`` while services are down),
+    for the polls of :py:func:`wait_active`; such a partial answer has ``diag: None``."""
     status = __salt__["dis_services.status"]()
-    diag_result = diag()
     reasons = []
     stopped = [entry["label"] for entry in status["services"].values() if not entry["running"]]
     if stopped:
         reasons.append("services not running: " + ", ".join(stopped))
-    if not diag_result["passed"]:
-        reasons.append("dis_diag: " + "; ".join(diag_result["lines"][-3:]))
+    diag_summary = None
+    if not (quick and reasons):
+        diag_result = diag()
+        diag_summary = {"passed": diag_result["passed"], "summary": diag_result["lines"][-3:]}
+        if not diag_result["passed"]:
+            reasons.append("dis_diag: " + "; ".join(diag_result["lines"][-3:]))
     active = not reasons
     return {
         "state": "active" if active else "inactive",
         "active": active,
-        "installed": version(),
+        "installed": version() if installed is None else installed,
         "running": status["running_version"],
         "services": {key: entry["running"] for key, entry in status["services"].items()},
-        "diag": {"passed": diag_result["passed"], "summary": diag_result["lines"][-3:]},
+        "diag": diag_summary,
         "reasons": reasons,
     }
 
@@ -260,31 +270,41 @@ def _fire(tag, data):
         pass
 
 
-def wait_active(timeout=300, interval=0.2, fire_event=True):
+def wait_active(timeout=300, interval=None, fire_event=True):
     """
     Wait until the node is active, at most ``timeout`` seconds; return the last
     :py:func:`node_state`.
 
     The vendor tools have no notification, so the node is looked at every
-    ``interval`` seconds. With ``fire_event`` the outcome is announced on the
-    master event bus as ``expressware/node/active`` or ``expressware/node/inactive``
-    (with the node state as data), which the ``rolling`` runner listens for.
+    ``interval`` seconds (default: config ``expressware:poll_interval``, else 0.1;
+    while services are down a look is one ``dis_services status``, while links
+    train it adds ``dis_diag``). The installed version is read once, before the
+    first look: packages do not change while a node comes up. With ``fire_event``
+    the outcome is announced on the master event bus as ``expressware/node/active``
+    or ``expressware/node/inactive`` (with the node state as data), which the
+    ``rolling`` runner listens for.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' expressware.wait_active timeout=600
+        salt '*' expressware.wait_active timeout=600 interval=1
     """
     timeout = _number(timeout, "timeout", 0, 86400)
+    if interval is None:
+        interval = __salt__["config.get"]("expressware:poll_interval", 0.1)
     interval = _number(interval, "interval", 0.05, 60)
     _flag(fire_event, "fire_event")
     deadline = time.monotonic() + timeout
+    installed = version()
     while True:
-        state = node_state()
+        state = _node_state(installed=installed, quick=True)
         if state["active"] or time.monotonic() >= deadline:
             break
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    if not state["active"]:
+        state = _node_state()  # the whole evidence for the report
     if fire_event:
         _fire(EVENT_ACTIVE if state["active"] else EVENT_INACTIVE, {"node_state": state})
     return state
@@ -328,6 +348,12 @@ def check_update(version, enforce=False, compat=None):
         salt '*' expressware.check_update 5.26.0
         salt '*' expressware.check_update 5.24.0 enforce=True
     """
+    validate_version(version)
+    _flag(enforce, "enforce")  # before any tool runs: bad input executes nothing
+    return _decide(version, enforce, compat, __salt__["expressware.version"](), running_version())
+
+
+def _decide(version, enforce, compat, installed, running):
     version = validate_version(version)
     _flag(enforce, "enforce")  # was bool(enforce): enforce="False" allowed a downgrade
     if compat is None:
@@ -336,8 +362,6 @@ def check_update(version, enforce=False, compat=None):
         vendor.validate_compat(compat)
     except ValueError as exc:
         raise SaltInvocationError(f"invalid rolling-compatibility data: {exc}") from exc
-    installed = __salt__["expressware.version"]()
-    running = running_version()
     decision = vendor.update_decision(installed, running, version, enforce=bool(enforce), compat=compat)
     decision.update({"installed": installed, "running": running, "target": version})
     return decision
@@ -364,8 +388,11 @@ def preflight(version, sia=None, enforce=False, compat=None):
     }
     try:
         result["workdir"] = execution.config(__salt__, "workdir")
-        result["decision"] = check_update(version, enforce=enforce, compat=compat)
+        # One look at the node serves both (the vendor tools are what a pre-flight of
+        # a large cluster spends its time on).
         result["node_state"] = node_state()
+        result["decision"] = _decide(version, enforce, compat, result["node_state"]["installed"],
+                                     result["node_state"]["running"])
     except (CommandExecutionError, SaltInvocationError) as exc:
         result["error"] = str(exc)
         return result

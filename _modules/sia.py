@@ -21,7 +21,10 @@ Configuration (minion config, grains or pillar):
       workdir: /var/cache/expressware   # where the SIA runs; node_RPMS/ are built here
 """
 
+import base64
+import binascii
 import glob
+import hashlib
 import importlib.util
 import os
 import re
@@ -216,6 +219,68 @@ def clear_rpms(workdir=None):
             shutil.rmtree(directory)
             removed.append(directory)
     return {"workdir": workdir, "removed": removed}
+
+
+def receive_rpms(files, clear=False, workdir=None):
+    """
+    Write node RPMs sent from the master into ``<workdir>/node_RPMS/`` (what the
+    ``rolling`` runner uses to stage the RPMs built once on another node of the
+    same group: one publish reaches every node, whatever its work directory).
+
+    files
+        A list of pieces ``{"name": <Dolphin-*.rpm file name>, "data": <base64>,
+        "append": <bool>}``; a large file comes in several pieces, the first with
+        ``append: False``.
+    clear
+        Remove ``node_RPMS/`` and ``frontend_RPMS/`` first (:py:func:`clear_rpms`).
+    workdir
+        Default ``expressware:workdir``.
+
+    Every piece is checked before anything is written. Returns the directory, the
+    files written, and the SHA-256 of every RPM now in it (the sender compares).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node2 sia.receive_rpms '[{"name": "Dolphin-PX-5.26.0-1.x86_64.rpm", "data": "e30K", "append": false}]' clear=True
+    """
+    workdir = _workdir(workdir)
+    _flag(clear, "clear")
+    if not isinstance(files, list):
+        raise SaltInvocationError(f"files must be a list of {{name, data, append}} pieces, not {type(files).__name__}")
+    pieces = []
+    for piece in files:
+        if not isinstance(piece, dict) or set(piece) != {"name", "data", "append"}:
+            raise SaltInvocationError(f"each piece of files must be {{name, data, append}}, not {piece!r:.200}")
+        name = piece["name"]
+        if not isinstance(name, str) or os.path.basename(name) != name or not vendor.parse_rpm_filename(name):
+            raise SaltInvocationError(f"{name!r:.200} is not the file name of an eXpressWare RPM (Dolphin-*.rpm)")
+        _flag(piece["append"], "append")
+        try:
+            data = base64.b64decode(piece["data"], validate=True)
+        except (TypeError, ValueError, binascii.Error) as exc:
+            raise SaltInvocationError(f"the data of {name} is not base64: {exc}") from None
+        pieces.append((name, data, piece["append"]))
+    if clear:
+        clear_rpms(workdir)
+    directory = os.path.join(workdir, "node_RPMS")
+    written = []
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for name, data, append in pieces:
+            with open(os.path.join(directory, name), "ab" if append else "wb") as handle:
+                handle.write(data)
+            if name not in written:
+                written.append(name)
+        digests = {}
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".rpm"):
+                with open(os.path.join(directory, name), "rb") as handle:
+                    digests[name] = hashlib.sha256(handle.read()).hexdigest()
+    except OSError as exc:
+        raise CommandExecutionError(f"could not write the RPMs to {directory}: {exc}") from exc
+    return {"directory": directory, "written": written, "sha256": digests}
 
 
 def build_rpm(sia, workdir=None, saltenv=None, timeout=None):

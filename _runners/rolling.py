@@ -55,6 +55,7 @@ a node's state run) holds the cluster. Progress is printed on standard error whi
 """
 
 import base64
+import hashlib
 import importlib.util
 import logging
 import os
@@ -73,7 +74,11 @@ log = logging.getLogger(__name__)
 __virtualname__ = "rolling"
 
 TAG = "expressware/rolling"
-CHUNK = 1024 * 1024
+#: Events on a minion's own bus that release or cancel a prepared job (the state's ``gate``).
+GATE_GO = "expressware/gate/go"
+GATE_CANCEL = "expressware/gate/cancel"
+#: Bytes of RPM data per publish when staging.
+PAYLOAD = 4 * 1024 * 1024
 
 
 def _shared(name):
@@ -428,6 +433,7 @@ class _Driver:
         self.client = None
         self.listener = None
         self.record = None
+        self.prepared = None
         self.rollouts = _rollouts()
         self.leases = _leases()
 
@@ -447,8 +453,9 @@ class _Driver:
 
     # -- output ----------------------------------------------------------
 
-    def say(self, message):
-        if self.record is not None:
+    def say(self, message, record=True):
+        """Progress on standard error, and (``record``) in the rollout's log."""
+        if self.record is not None and record:
             plan_lib.log(self.record, time.time(), message)
         if self.progress:
             prefix = f"[rolling {self.record['id']}] " if self.record else "[rolling] "
@@ -561,6 +568,7 @@ class _Driver:
             raise SaltInvocationError(str(exc)) from exc
         self.rollouts.clear_abort(record["id"])
         self.say(f"resuming; in flight: {', '.join(plan_lib.in_flight(record)) or 'none'}")
+        self.cancel_open_gates()
         return self.run()
 
     def run(self):
@@ -579,6 +587,9 @@ class _Driver:
                 action = plan_lib.next_action(record)
                 if action is None:
                     break
+                if action[0] in ("build", "stage"):
+                    # The first node to update gets ready while the RPMs are built and staged.
+                    self.prepare(plan_lib.upcoming(record))
                 getattr(self, "do_" + action[0])(*action[1:])
                 if action[0] == "update":
                     self.save_node(action[1])
@@ -590,6 +601,8 @@ class _Driver:
             result = plan_lib.summary(record)
             result.update(status="interrupted", comment=str(exc), retcode=2)
             return result
+        finally:
+            self.cancel_prepared(f"the rollout is {record['status']}")
         self.save()
         result = plan_lib.summary(record)
         result["retcode"] = 0 if record["status"] in (plan_lib.DONE, plan_lib.PAUSED) else 1
@@ -632,12 +645,9 @@ class _Driver:
         group = self.record["groups"][key]
         receivers = [m for m in group["nodes"] if m != group["builder"]]
         self.say(f"staging {len(group['rpms'])} RPM(s) of {key} on {len(receivers)} node(s)")
-        by_workdir = {}
-        for minion in receivers:
-            by_workdir.setdefault(self.record["nodes"][minion]["workdir"], []).append(minion)
         try:
-            for workdir, minions in by_workdir.items():
-                self._send(minions, group["source"], group["rpms"], os.path.join(workdir, "node_RPMS"))
+            if receivers:
+                self._send(receivers, group["source"], group["rpms"])
         except RuntimeError as exc:
             plan_lib.halt(self.record, f"staging for {key} failed: {exc}", time.time())
             self.say(f"halted: {self.record['reason']}")
@@ -645,26 +655,33 @@ class _Driver:
             return
         plan_lib.mark_staged(self.record, key, time.time())
 
-    def _send(self, minions, source, names, dest_dir):
-        """Copy the files ``names`` of ``source`` to ``dest_dir`` on ``minions`` in parallel (one publish per chunk)."""
-        cleared = self.call(minions, "sia.clear_rpms")
-        if any(not isinstance(cleared.get(m), dict) for m in minions):
-            raise RuntimeError(f"could not clear old RPMs: {cleared}")
+    def _send(self, minions, source, names):
+        """Copy the RPMs ``names`` of ``source`` into every minion's ``<workdir>/node_RPMS``
+        (``sia.receive_rpms``): one publish per ``PAYLOAD`` bytes reaches all of them in
+        parallel, whatever their work directories; then compare the SHA-256 digests."""
+        expected, batches, batch, size = {}, [], [], 0
         for name in names:
             with open(os.path.join(source, name), "rb") as handle:
-                first = True
-                while True:
-                    chunk = handle.read(CHUNK)
-                    if not chunk and not first:
-                        break
-                    # Keyword arguments: Salt would read a base64 string ending in "=" as key=value.
-                    ret = self.call(minions, "cp.recv_chunked", kwarg={
-                        "dest": os.path.join(dest_dir, name), "chunk": base64.b64encode(chunk).decode(),
-                        "append": not first, "compressed": False})
-                    failed = {m: ret.get(m) for m in minions if ret.get(m) is not True}
-                    if failed:
-                        raise RuntimeError(f"copying {name} failed on {', '.join(sorted(failed))}: {failed}")
-                    first = False
+                content = handle.read()
+            expected[name] = hashlib.sha256(content).hexdigest()
+            for offset in range(0, max(len(content), 1), PAYLOAD):
+                piece = content[offset:offset + PAYLOAD]
+                if batch and size + len(piece) > PAYLOAD:
+                    batches.append(batch)
+                    batch, size = [], 0
+                batch.append({"name": name, "data": base64.b64encode(piece).decode(), "append": offset > 0})
+                size += len(piece)
+        batches.append(batch)
+        ret = {}
+        for number, pieces in enumerate(batches):
+            ret = self.call(minions, "sia.receive_rpms", kwarg={"files": pieces, "clear": number == 0})
+            failed = {m: ret.get(m) for m in minions if not isinstance(ret.get(m), dict)}
+            if failed:
+                raise RuntimeError("copying the RPMs failed on " + ", ".join(
+                    f"{m}: {'no answer' if a is False else a}" for m, a in sorted(failed.items())))
+        wrong = sorted(m for m in minions if ret[m].get("sha256") != expected)
+        if wrong:
+            raise RuntimeError(f"the RPMs on {', '.join(wrong)} differ from the built ones (SHA-256)")
 
     def do_pause(self, reason):
         plan_lib.pause(self.record, reason, time.time())
@@ -690,21 +707,8 @@ class _Driver:
             return
         plan_lib.mark_frontend(self.record, True, time.time())
 
-    def do_update(self, minion):
+    def _state_kwarg(self):
         record, opts = self.record, self.record["options"]
-        position = record["order"].index(minion) + 1
-        resumed = record["nodes"][minion]["phase"] in plan_lib.IN_FLIGHT
-        if not self._reachable(minion):
-            plan_lib.halt(record, f"{minion} did not answer for {self.args['timeout']} s before its turn; "
-                                  "nothing was started on it", time.time())
-            self.say(f"halted: {record['reason']}")
-            self.fire("halted", {"reason": record["reason"]})
-            return None
-        plan_lib.mark_phase(record, minion, plan_lib.STOPPING, time.time())
-        self.save_node(minion)
-        self.say(f"{minion} ({position}/{len(record['order'])}): "
-                 + ("continuing the interrupted update" if resumed else "updating"))
-        self.fire(f"node/{minion}/begin", {"minion": minion, "position": position})
         kwarg = {
             "sia": record["sia"],
             "use_rpms": True if opts["build"] else None,
@@ -718,19 +722,171 @@ class _Driver:
         }
         if opts["compat"] is not None:
             kwarg["compat"] = opts["compat"]
+        return kwarg
+
+    # -- preparing the next node -------------------------------------------
+    #
+    # The next node's job is published while the current node is in flight. Its
+    # state checks the node and fetches the installer, announces "ready" and waits
+    # at a gate on its own event bus (the state's ``gate`` argument); it changes
+    # nothing before the runner releases it with an ``expressware/gate/go`` event,
+    # which happens only once the current node is back active. The checks,
+    # installer fetch and state start-up are then off the critical path: the
+    # handover is one publish.
+
+    def prepare(self, minion):
+        """Publish ``minion``'s job ahead of its turn, held at a gate."""
+        if minion is None or (self.prepared and self.prepared["minion"] == minion):
+            return
+        self.cancel_prepared("superseded")
+        opts = self.record["options"]
+        gate = f"{self.record['id']}:{secrets.token_hex(4)}"
+        kwarg = dict(self._state_kwarg(), gate=gate,
+                     # Bounded even if the runner is lost: the builds and the current node first.
+                     gate_timeout=2 * opts["node_timeout"] + self.args["timeout"])
         try:
-            jid = self.client.cmd_async([minion], "state.single", ["expressware.installed", record["version"]],
+            jid = self.client.cmd_async([minion], "state.single", ["expressware.installed", self.record["version"]],
                                         tgt_type="list", kwarg=kwarg)
-        except Exception as exc:  # pylint: disable=broad-except
-            raise _LostMaster(f"could not publish the update of {minion}: {exc}") from exc
+        except Exception:  # pylint: disable=broad-except
+            jid = None  # it will be updated the ordinary way at its turn
         if not jid:
-            return self._failed(minion, "the job could not be published (minion not connected?)")
-        outcome = self._await(minion, jid, time.monotonic() + opts["node_timeout"])
+            return
+        self.prepared = {"minion": minion, "gate": gate, "jid": jid, "ready": False, "ret": None, "lost": False}
+        plan_lib.mark_prepared(self.record, minion, gate, time.time())
+        self.save_node(minion)
+        self.say(f"{minion}: prepared (checks, installer fetch); it waits for its go-ahead", record=False)
+
+    def watch_prepared(self, tag, data):
+        """Follow the prepared job in the events read while waiting for something else."""
+        prepared = self.prepared
+        if not prepared:
+            return
+        if tag == f"salt/job/{prepared['jid']}/ret/{prepared['minion']}":
+            prepared["ret"] = data  # it ended before its go: it is not used
+        elif (tag == "expressware/node/phase" and data.get("id") == prepared["minion"]
+              and (data.get("data") or {}).get("gate") == prepared["gate"]):
+            prepared["ready"] = (data.get("data") or {}).get("phase") == "ready"
+        elif tag == f"salt/minion/{prepared['minion']}/start":
+            prepared["lost"] = True  # the minion restarted: the job is gone
+
+    def _gate_event(self, minion, tag, data):
+        try:
+            return self.client.cmd_async([minion], "event.fire", [data, tag], tgt_type="list")
+        except Exception:  # pylint: disable=broad-except
+            return None
+
+    def cancel_prepared(self, reason):
+        """Tell a prepared job not to go on (it returns having changed nothing)."""
+        prepared, self.prepared = self.prepared, None
+        if prepared and not prepared["ret"]:
+            self._gate_event(prepared["minion"], GATE_CANCEL, {"gates": [prepared["gate"]], "reason": reason})
+
+    def cancel_gate(self, minion, reason):
+        """Cancel the gate recorded for ``minion`` and wait for the minion to acknowledge it
+        (a publish to a minion that has not reconnected yet, after a master restart, is
+        lost: the job would hold the node's state queue). True when acknowledged."""
+        gate = self.record["nodes"][minion].get("gate")
+        if not gate:
+            return True
+        data = {"gates": [gate], "reason": reason}
+        if self.call([minion], "event.fire", [data, GATE_CANCEL]).get(minion) is not True:
+            return False
+        plan_lib.clear_gate(self.record, minion)
+        self.save_node(minion)
+        return True
+
+    def cancel_open_gates(self):
+        """After a lost driver: cancel the prepared jobs it may have left waiting."""
+        gates = plan_lib.open_gates(self.record)
+        if gates:
+            self.say(f"cancelling the prepared job(s) of an earlier driver on {', '.join(sorted(gates))}")
+            for minion in gates:
+                if not (self._reachable(minion) and self.cancel_gate(minion, "a new driver took over")):
+                    self.say(f"{minion}: could not cancel its prepared job now; again at its turn")
+
+    def _release(self, minion):
+        """The prepared job's jid once released, or None: then it is updated the ordinary way."""
+        prepared = self.prepared
+        if not prepared or prepared["minion"] != minion:
+            self.cancel_prepared("another node comes first")
+            return None
+        deadline = time.monotonic() + self.args["timeout"]
+        while not (prepared["ready"] or prepared["ret"] or prepared["lost"]) and time.monotonic() < deadline:
+            event = self.listener.get_event(wait=max(0.01, min(1, deadline - time.monotonic())), full=True,
+                                            auto_reconnect=True)
+            if event:
+                self.watch_prepared(event["tag"], event["data"])
+        self.prepared = None
+        if prepared["ready"] and not prepared["ret"] and not prepared["lost"]:
+            return prepared
+        if not prepared["ret"]:
+            # Not ready in time, or its minion restarted (a stopping salt-minion leaves
+            # its jobs running): make sure it cannot hold the node's state queue. No go
+            # was sent, so it changed nothing.
+            self._gate_event(minion, GATE_CANCEL, {"gates": [prepared["gate"]], "reason": "not ready in time"})
+            self.call([minion], "saltutil.kill_job", [prepared["jid"]], timeout=5)
+        return None
+
+    # -- one node ------------------------------------------------------------
+
+    def do_update(self, minion):
+        record, opts = self.record, self.record["options"]
+        position = record["order"].index(minion) + 1
+        resumed = record["nodes"][minion]["phase"] in plan_lib.IN_FLIGHT
+        prepared = None if resumed else self._release(minion)
+        # A released job answered its go-ahead already: it is reachable. Else ask, since
+        # a job published to a minion that has not reconnected (after a master
+        # restart) would be lost without a trace.
+        if prepared is None and not self._reachable(minion):
+            plan_lib.halt(record, f"{minion} did not answer for {self.args['timeout']} s before its turn; "
+                                  "nothing was started on it", time.time())
+            self.say(f"halted: {record['reason']}")
+            self.fire("halted", {"reason": record["reason"]})
+            return None
+        if prepared is None and not self.cancel_gate(minion, "updated the ordinary way"):
+            # A prepared job left waiting would hold the node's state queue.
+            plan_lib.halt(record, f"{minion} did not acknowledge the cancel of its prepared job; "
+                                  "nothing was started on it", time.time())
+            self.say(f"halted: {record['reason']}")
+            self.fire("halted", {"reason": record["reason"]})
+            return None
+        plan_lib.mark_phase(record, minion, plan_lib.STOPPING, time.time())
+        self.save_node(minion)
+        self.say(f"{minion} ({position}/{len(record['order'])}): "
+                 + ("continuing the interrupted update" if resumed else "updating"))
+        self.fire(f"node/{minion}/begin", {"minion": minion, "position": position})
+        if prepared is not None:
+            jid = prepared["jid"]
+            # The go-ahead, acknowledged: the node starts on it at once (the wait for
+            # the acknowledgement is not on the critical path).
+            go = self.call([minion], "event.fire", [{"gate": prepared["gate"]}, GATE_GO])
+            if go.get(minion) is not True and not self._reachable(minion):
+                # A prepared job changes nothing without its go; the node reported no step.
+                plan_lib.unmark_begun(record, minion, time.time(),
+                                      f"{minion} did not answer for {self.args['timeout']} s before its turn "
+                                      "(its go-ahead was not acknowledged); nothing was started on it")
+                self.say(f"halted: {record['reason']}")
+                self.fire("halted", {"reason": record["reason"]})
+                return None
+            if go.get(minion) is not True:
+                self._gate_event(minion, GATE_GO, {"gate": prepared["gate"]})  # back again: once more
+            plan_lib.clear_gate(record, minion)
+            self.save_node(minion)
+        else:
+            try:
+                jid = self.client.cmd_async([minion], "state.single", ["expressware.installed", record["version"]],
+                                            tgt_type="list", kwarg=self._state_kwarg())
+            except Exception as exc:  # pylint: disable=broad-except
+                raise _LostMaster(f"could not publish the update of {minion}: {exc}") from exc
+            if not jid:
+                return self._failed(minion, "the job could not be published (minion not connected?)")
+        outcome, evidence = self._await(minion, jid, time.monotonic() + opts["node_timeout"])
         if outcome is not None:
             return self._failed(minion, outcome)
-        # The event said active; confirm with a direct look at the node.
-        state = self._node_state(minion)
-        if state["state"] == "unknown" and self._reachable(minion):
+        # Active by the node's own look at itself, made by this job (the event's node
+        # state); after a restart or a beacon's word, a direct look instead.
+        state = evidence or self._node_state(minion)
+        if evidence is None and state["state"] == "unknown" and self._reachable(minion):
             # No answer: the minion was restarting (its salt-minion stopped while the
             # job finished); without this a node active on the target was recorded
             # as failed. Ask again now that it is connected.
@@ -758,12 +914,19 @@ class _Driver:
             if time.monotonic() - asked < 1:
                 # Refused at once (not connected yet): give the bus a moment
                 # rather than spinning.
-                self.listener.get_event(wait=1, no_block=False)
+                event = self.listener.get_event(wait=1, no_block=False, full=True)
+                if event:
+                    self.watch_prepared(event["tag"], event["data"])
         return False
 
     def _await(self, minion, jid, deadline):
-        """Wait for the node's job and its active event; None when both say success, else the error."""
-        job_done, active_seen, restarted = False, False, False
+        """Wait for the node's job and its active event.
+
+        Returns ``(None, node_state)`` when both say success (``node_state``: what the
+        node's own active event reported, None when it is to be looked at directly),
+        else ``(error, None)``. Prepares the next node once this one is installing.
+        """
+        job_done, active_seen, restarted, evidence = False, False, False, None
         ret_tag = f"salt/job/{jid}/ret/{minion}"
         probe_tag = None
         while True:
@@ -771,38 +934,44 @@ class _Driver:
             if remaining <= 0:
                 state = self._node_state(minion)
                 # Say so when the minion restarted meanwhile: its job (the update) was lost.
-                return (("the minion restarted during its update (its job was lost); " if restarted else "")
-                        + f"not active within {self.record['options']['node_timeout']} s (a timeout is a failure): "
-                        f"{state['state']}, installed {state['installed']}, running {state['running']}; "
-                        + "; ".join(state["reasons"]))
+                return ((("the minion restarted during its update (its job was lost); " if restarted else "")
+                         + f"not active within {self.record['options']['node_timeout']} s (a timeout is a failure): "
+                         f"{state['state']}, installed {state['installed']}, running {state['running']}; "
+                         + "; ".join(state["reasons"])), None)
             event = self.listener.get_event(wait=min(remaining, 5), full=True, auto_reconnect=True)
             if not event:
                 continue
             tag, data = event["tag"], event["data"]
+            self.watch_prepared(tag, data)
             if tag == ret_tag:
                 error = _job_error(data)
                 if error:
-                    return error
+                    return error, None
                 job_done = True
             elif data.get("id") == minion and tag == "expressware/node/phase":
-                active_seen = False  # an earlier "active" (a beacon tick) predates this step
+                active_seen, evidence = False, None  # an earlier "active" (a beacon tick) predates this step
                 phase = (data.get("data") or {}).get("phase")
                 if phase in plan_lib.IN_FLIGHT:
                     plan_lib.mark_phase(self.record, minion, phase, time.time())
                     self.save_node(minion)
-                    self.say(f"{minion}: {phase}")
+                    self.say(f"{minion}: {phase}", record=False)  # mark_phase logged it
                     self.fire(f"node/{minion}/phase", {"minion": minion, "phase": phase})
+                if phase == plan_lib.INSTALLING:
+                    # It is down for a while: the next node gets ready meanwhile.
+                    self.prepare(plan_lib.upcoming(self.record, current=minion))
             elif data.get("id") == minion and tag == "expressware/node/active":
                 active_seen = True
+                reported = (data.get("data") or {}).get("node_state")
+                evidence = reported if isinstance(reported, dict) and not restarted else None
             elif tag == f"salt/beacon/{minion}/expressware/active":
-                active_seen = True
+                active_seen, evidence = True, None
             elif tag == f"salt/beacon/{minion}/expressware/inactive":
                 active_seen = False
             elif probe_tag is not None and tag == probe_tag:
                 # The answer of the wait_active asked for after a restart (below),
                 # in case its event was lost.
                 if isinstance(data.get("return"), dict) and data["return"].get("active") is True:
-                    active_seen = True
+                    active_seen, evidence = True, None
             elif tag == f"salt/minion/{minion}/start":
                 # The minion restarted (a reboot, or salt-minion itself was
                 # restarted): its job is lost, and so may be the active event it
@@ -813,6 +982,7 @@ class _Driver:
                 # soon as the node is active (at once if it already is). The
                 # beacon's active event, where configured, counts as well.
                 restarted = True
+                evidence = None
                 self.say(f"{minion}: minion restarted; asking it to report when the node is active")
                 try:
                     probe = self.client.cmd_async([minion], "expressware.wait_active", tgt_type="list",
@@ -822,7 +992,7 @@ class _Driver:
                 if probe:
                     probe_tag = f"salt/job/{probe}/ret/{minion}"
             if active_seen and (job_done or restarted):
-                return None
+                return None, evidence
 
     def _node_state(self, minion):
         try:

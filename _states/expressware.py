@@ -30,8 +30,10 @@ Masterless runs (``salt-call --local``) have no master to lease from and say so.
 Requires the ``expressware``, ``dis_services`` and ``sia`` execution modules.
 """
 
+import re
 import time
 
+import salt.utils.event
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "expressware"
@@ -85,12 +87,44 @@ def _holds_lease(cluster):
 # ---------------------------------------------------------------------------
 
 
-def _phase(phase, version):
+GATE_GO = "expressware/gate/go"
+GATE_CANCEL = "expressware/gate/cancel"
+_GATE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def _phase(phase, version, **extra):
     """Tell the master where this node is (the ``rolling`` runner records it)."""
     try:
-        __salt__["event.send"]("expressware/node/phase", {"phase": phase, "version": version})
+        __salt__["event.send"]("expressware/node/phase", dict(extra, phase=phase, version=version))
     except Exception:  # pylint: disable=broad-except
         pass  # progress reporting must never break the update itself
+
+
+def _await_gate(gate, version, timeout):
+    """Announce this node ready (everything checked, nothing changed) and wait on
+    the minion's event bus for ``expressware/gate/go`` naming ``gate``; return None
+    when released, else why not (cancelled, or ``timeout`` seconds passed).
+
+    The ``rolling`` runner prepares the next node this way while the current one is
+    still in flight, and releases it the moment the current one is back: the next
+    node's checks, installer fetch and state start-up are off the critical path.
+    The listener exists before ``ready`` is announced, so a go cannot be missed.
+    """
+    with salt.utils.event.get_event("minion", opts=__opts__, listen=True) as bus:
+        _phase("ready", version, gate=gate)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return f"not released within {timeout} s"
+            event = bus.get_event(wait=min(remaining, 5), tag="expressware/gate/", full=True)
+            if not event:
+                continue
+            data = event.get("data") or {}
+            if event["tag"] == GATE_GO and data.get("gate") == gate:
+                return None
+            if event["tag"] == GATE_CANCEL and gate in (data.get("gates") or []):
+                return "cancelled: " + str(data.get("reason") or "by the runner")
 
 
 def _staged_rpms(use_rpms, version):
@@ -118,8 +152,12 @@ def _start_applications(applications, changes):
     return failed
 
 
-def _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease):
+def _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease, gate=None, gate_timeout=0):
     __salt__["expressware.validate_version"](name)
+    if gate is not None and (not isinstance(gate, str) or not _GATE_TOKEN.match(gate)):
+        raise SaltInvocationError(f"gate must be a token of letters, digits, '.', '_', ':' or '-', not {gate!r}")
+    if isinstance(gate_timeout, bool) or not isinstance(gate_timeout, (int, float)) or not 0 < gate_timeout <= 7 * 86400:
+        raise SaltInvocationError(f"gate_timeout must be a number of seconds between 1 and 604800, not {gate_timeout!r}")
     if not isinstance(applications, list) or not all(isinstance(a, str) and a for a in applications):
         raise SaltInvocationError(f"applications must be a list of service names, not {applications!r}")
     for value, what in ((timeout, "timeout"), (lease_wait, "lease_wait")):
@@ -142,6 +180,8 @@ def installed(
     cluster=None,
     lease=True,
     lease_wait=1800,
+    gate=None,
+    gate_timeout=3600,
 ):
     """
     Ensure eXpressWare version ``name`` is installed, running and active on this node.
@@ -175,13 +215,19 @@ def installed(
         holds the lease for its whole rollout, passes ``False``.
     lease_wait
         Seconds to wait for the lease while another node holds it, then defer.
+    gate, gate_timeout
+        Used by the ``rolling`` runner to prepare this node while another one is
+        in flight: after every check (and the installer fetch), before anything
+        changes, announce ``ready`` and wait up to ``gate_timeout`` seconds for the
+        event ``expressware/gate/go`` with ``gate`` in its data on the minion's
+        event bus. Not released (cancelled or timed out): nothing was changed.
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     applications = [] if applications is None else applications
     if cluster is None:
         cluster = __salt__["config.get"]("expressware:cluster", "default")
     try:
-        _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease)
+        _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease, gate, gate_timeout)
         decision = __salt__["expressware.check_update"](name, enforce=enforce, compat=compat)
     except (SaltInvocationError, CommandExecutionError) as exc:
         return dict(ret, result=False, comment=str(exc))
@@ -223,6 +269,11 @@ def installed(
                     comment=f"eXpressWare would be updated {decision['installed']} -> {name}{lease_note}: {decision['reason']}")
 
     comments = []
+    if gate is not None:
+        not_released = _await_gate(gate, name, gate_timeout)
+        if not_released:
+            return dict(ret, result=False, comment=f"Not released ({not_released}); nothing was changed on this node")
+        comments.append(f"released by the rolling runner (gate {gate})")
     if use_lease:
         try:
             granted, info = _acquire_lease(cluster, lease_wait, poll=__salt__["config.get"]("expressware:lease_poll", 1))

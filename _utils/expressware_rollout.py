@@ -179,6 +179,39 @@ def next_action(record):
     return ("finish",)
 
 
+def upcoming(record, current=None):
+    """The node :func:`next_action` will name for an update once ``current`` (when
+    given) is active, if nothing fails: the node worth preparing now. ``None`` when
+    a canary pause, the frontend or the end comes first, or the rollout is stopped."""
+    if record["status"] != RUNNING:
+        return None
+    nodes = record["nodes"]
+    following = next((m for m in record["order"] if m != current and nodes[m]["phase"] in TODO), None)
+    canary = record["canary"]
+    if following is not None and not canary["released"]:
+        done = sum(1 for m in record["order"] if nodes[m]["phase"] == ACTIVE or m == current)
+        if done >= canary["size"]:
+            return None
+    return following
+
+
+def mark_prepared(record, minion, gate, now):
+    """The node's job was dispatched ahead of its turn and waits for ``gate`` to be
+    released; nothing on the node changes until then. Kept so that a later driver
+    (after a master restart) can cancel a job still waiting."""
+    record["nodes"][minion]["gate"] = gate
+    log(record, now, f"{minion}: prepared (gate {gate})")
+
+
+def open_gates(record):
+    """Gates of prepared jobs that may still wait on their nodes: ``{minion: gate}``."""
+    return {m: n["gate"] for m, n in record["nodes"].items() if n.get("gate") and n["phase"] in (PENDING, STAGED, FAILED)}
+
+
+def clear_gate(record, minion):
+    record["nodes"][minion]["gate"] = None
+
+
 def _group_todo(record, group):
     return any(record["nodes"][m]["phase"] in TODO for m in group["nodes"])
 
@@ -211,6 +244,17 @@ def mark_phase(record, minion, phase, now):
         node["error"] = None
     node["phase"] = phase
     log(record, now, f"{minion}: {phase}")
+
+
+def unmark_begun(record, minion, now, reason):
+    """The node's procedure was marked begun but it never received the go-ahead: it is
+    back where it was (its RPMs staged or not) and the rollout halts."""
+    node = record["nodes"][minion]
+    if node["phase"] != STOPPING:
+        raise RolloutError(f"{minion} is {node['phase']}, not at the beginning of its procedure")
+    staged = record["groups"].get(node["group"], {}).get("staged")
+    node.update(phase=STAGED if staged else PENDING, started=None, attempts=max(0, node["attempts"] - 1))
+    halt(record, reason, now)
 
 
 def mark_active(record, minion, version, now):

@@ -147,7 +147,7 @@ def test_drivers_that_will_not_start_take_the_reboot_path(salt_run_cli, nodes):
     assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
 
 
-def test_node_that_never_becomes_active_halts_with_evidence(salt_run_cli, nodes):
+def test_node_that_never_becomes_active_halts_with_evidence(salt_run_cli, salt_cli, nodes):
     nodes["node1"].set_fault("never-active")  # takes effect at its next start: its links never train
     ret = salt_run_cli.run("rolling.update", *update_args(node_timeout=5), _timeout=300)
     assert ret.returncode == 1, ret.stderr
@@ -169,6 +169,12 @@ def test_node_that_never_becomes_active_halts_with_evidence(salt_run_cli, nodes)
     assert [e["command"] for e in changing_commands(nodes["node3"])] == ["sia --build-rpm --batch"]
     assert_record_matches_reality(status, nodes)
     assert status["lease"]["held"] is True  # the cluster stays at one node down
+    # node2 was prepared while node1 installed; the halt cancelled its job (it does not
+    # hold node2's state queue, and changed nothing).
+    assert "node2: prepared" in ret.stderr
+    wait_for(lambda: salt_cli.run("saltutil.running", minion_tgt="node2").data == [], 30,
+             "node2's prepared job to end")
+    assert changing_commands(nodes["node2"]) == []
     assert max_nodes_down(roots(nodes)) == 1
 
 

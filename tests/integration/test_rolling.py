@@ -54,9 +54,25 @@ def test_happy_path_one_node_at_a_time_with_one_build_per_group(salt_run_cli, no
         assert len(installs) == 1 and "--use-rpms" in installs[0]["command"]
     # Progress went to stderr while the JSON result stayed parseable.
     assert "node2 (2/3): updating" in ret.stderr
+    # Each node was prepared ahead of its turn (node1 during the builds, the others while
+    # the one before installed) and released, not published again at its turn.
+    progress = ret.stderr.splitlines()
+    for position, node_id in enumerate(NODE_IDS):
+        prepared = _line(progress, f"{node_id}: prepared")
+        assert prepared < _line(progress, f"{node_id} ({position + 1}/3): updating")
+        if position:
+            previous = NODE_IDS[position - 1]
+            assert _line(progress, f"{previous}: installing") < prepared < _line(progress, f"{previous}: active on")
+    assert "test.ping" not in ret.stderr and "did not answer" not in ret.stderr
 
     status = salt_run_cli.run("rolling.status")
     assert status.data["status"] == "done" and status.data["lease"]["held"] is False
+
+
+def _line(lines, text):
+    """Index of the one line that contains ``text``."""
+    (index,) = [i for i, line in enumerate(lines) if text in line]
+    return index
 
 
 def test_rerun_skips_nodes_on_target(salt_run_cli, nodes):

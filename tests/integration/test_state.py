@@ -1,6 +1,8 @@
 """The expressware.installed state and the formula on three real minions with simulated nodes."""
 
 import json
+import subprocess
+import time
 
 import pytest
 from expressware_sim import max_nodes_down, merged_journal
@@ -194,3 +196,62 @@ def test_bad_cluster_name_is_refused_by_the_master(salt_cli, nodes):
     assert result["result"] is False
     assert "cluster '../../etc' must be" in result["comment"]
     assert nodes["node1"].is_active() and nodes["node1"].application_running("ndbmtd")
+
+
+@pytest.mark.parametrize("release", ["go", "cancel"])
+def test_gated_state_changes_nothing_until_released(master, salt_cli, nodes, event_listener, release):
+    """The gate the rolling runner prepares the next node with: every check and the
+    installer fetch first, then ``ready`` on the master's bus, then nothing until the
+    go (or a cancel) arrives on the minion's own bus."""
+    gate = f"test:{release}"
+    start = time.time()
+    cmdline = salt_cli.cmdline("state.single", "expressware.installed", NEW, f"sia={sia_url(NEW)}",
+                               "applications=[ndbmtd]", "lease=False", f"gate={gate}", "gate_timeout=120",
+                               minion_tgt="node1")
+    proc = subprocess.Popen(cmdline, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = event_listener.wait_for_events([(master.id, "expressware/node/phase")], after_time=start, timeout=120)
+        assert ready.found_all_events, "no ready announced"
+        (event,) = ready.matches
+        assert event.data["id"] == "node1" and event.data["data"]["phase"] == "ready"
+        assert event.data["data"]["gate"] == gate
+        time.sleep(1)  # held: a second later still nothing has changed
+        assert proc.poll() is None
+        assert changing_commands(nodes["node1"]) == []
+        assert nodes["node1"].application_running("ndbmtd") is True
+        # Another gate's go, and a cancel of another gate, do not release it.
+        assert salt_cli.run("event.fire", '{"gate": "test:other"}', "expressware/gate/go", minion_tgt="node1").data
+        assert salt_cli.run("event.fire", '{"gates": ["test:other"]}', "expressware/gate/cancel",
+                            minion_tgt="node1").data
+        time.sleep(0.5)
+        assert proc.poll() is None and changing_commands(nodes["node1"]) == []
+        if release == "go":
+            fired = salt_cli.run("event.fire", json.dumps({"gate": gate}), "expressware/gate/go", minion_tgt="node1")
+        else:
+            fired = salt_cli.run("event.fire", json.dumps({"gates": [gate], "reason": "the test said so"}),
+                                 "expressware/gate/cancel", minion_tgt="node1")
+        assert fired.data is True, fired
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    result = _state_results(json.loads(out)["node1"])
+    state = nodes["node1"].state()
+    if release == "go":
+        assert result["result"] is True, result
+        assert f"released by the rolling runner (gate {gate})" in result["comment"]
+        assert state["installed_version"] == NEW and nodes["node1"].is_active()
+        assert nodes["node1"].application_running("ndbmtd") is True
+    else:
+        assert result["result"] is False, result
+        assert result["comment"] == ("Not released (cancelled: the test said so); nothing was changed on this node")
+        assert result["changes"] == {}
+        assert changing_commands(nodes["node1"]) == [] and state["installed_version"] == OLD
+        assert nodes["node1"].application_running("ndbmtd") is True
+
+
+def test_gate_must_be_a_token(salt_cli, nodes):
+    ret = salt_cli.run("state.single", "expressware.installed", NEW, f"sia={sia_url(NEW)}", "lease=False",
+                       "gate=$(reboot)", minion_tgt="node1")
+    result = _state_results(ret.data)
+    assert result["result"] is False and result["comment"].startswith("gate must be a token"), result
+    assert changing_commands(nodes["node1"]) == []

@@ -268,3 +268,64 @@ class TestNodeJournal:
             rollouts.save_node(record, f"n{i}")
         assert rollouts.load("r1") == json.loads(json.dumps(record))
         assert len((tmp_path / "r1.nodes").read_text().splitlines()) <= 3
+
+
+@pytest.mark.parametrize("canary", [0, 1, 2, 5])
+@pytest.mark.parametrize("frontend", [None, "fe"])
+def test_upcoming_names_exactly_the_next_update(canary, frontend):
+    """The node the runner prepares ahead of its turn is the one next_action then names;
+    None whenever something other than an update comes next (pause, frontend, end)."""
+    facts = {f"n{i}": fact() for i in range(1, 6)}
+    facts["n0"] = fact(action="none", installed="5.26.0")  # skipped: never prepared
+    record = plan(facts, canary=canary, frontend=frontend)
+    first = rollout.upcoming(record)
+    assert first == "n1"
+    now, checked = 100.0, 0
+    while True:
+        action = rollout.next_action(record)
+        if action is None:
+            break
+        now += 1
+        if action[0] == "build":
+            rollout.mark_built(record, action[1], ["Dolphin-PX-5.26.0-1.x86_64.rpm"], now)
+        elif action[0] == "stage":
+            rollout.mark_staged(record, action[1], now)
+        elif action[0] == "update":
+            minion = action[1]
+            rollout.mark_phase(record, minion, rollout.STOPPING, now)
+            predicted = rollout.upcoming(record, current=minion)
+            rollout.mark_active(record, minion, "5.26.0", now)
+            following = rollout.next_action(record)
+            assert (predicted is None) == (following[0] != "update"), (minion, predicted, following)
+            if predicted is not None:
+                assert following == ("update", predicted)
+            checked += 1
+        elif action[0] == "pause":
+            assert rollout.upcoming(record) is None  # the pause comes first
+            rollout.pause(record, action[1], now)
+            assert rollout.upcoming(record) is None  # a paused rollout prepares nothing
+            rollout.resume(record, now)
+        elif action[0] == "frontend":
+            rollout.mark_frontend(record, True, now)
+        else:
+            rollout.finish(record, now)
+    assert checked == 5 and record["status"] == rollout.DONE
+
+
+def test_upcoming_after_a_failure_is_nothing_and_gates_are_kept_for_a_later_driver():
+    record = plan({f"n{i}": fact() for i in range(1, 4)})
+    for key in list(record["groups"]):
+        rollout.mark_built(record, key, ["Dolphin-PX-5.26.0-1.x86_64.rpm"], 101)
+        rollout.mark_staged(record, key, 102)
+    rollout.mark_phase(record, "n1", rollout.STOPPING, 103)
+    rollout.mark_prepared(record, "n2", "r1:abcd", 104)
+    assert rollout.open_gates(record) == {"n2": "r1:abcd"}
+    rollout.mark_failed(record, "n1", "not active within 60 s", 105)
+    assert rollout.upcoming(record, current="n1") is None  # halted: nothing more is prepared
+    # A new driver (resume) finds the gate it has to cancel; once n2 goes, it is closed.
+    rollout.resume(record, 106)
+    assert rollout.open_gates(record) == {"n2": "r1:abcd"}
+    rollout.clear_gate(record, "n2")
+    assert rollout.open_gates(record) == {}
+    restored = json.loads(json.dumps(record))
+    assert restored["nodes"]["n2"]["gate"] is None
