@@ -139,6 +139,60 @@ def version():
         raise CommandExecutionError(str(exc)) from exc
 
 
+def frontend_version():
+    """
+    Return the version of the Cluster Management Node (frontend) packages
+    (``Dolphin-NetworkManager``, ``Dolphin-NetworkHosts``), or ``None`` when this
+    node is not a frontend. :py:func:`version` does not count them: ``--install-node``
+    leaves them alone, ``--install-frontend`` updates them.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt frontend expressware.frontend_version
+    """
+    try:
+        return vendor.frontend_version(packages())
+    except ValueError as exc:
+        raise CommandExecutionError(str(exc)) from exc
+
+
+def frontend_preflight(version, sia=None, enforce=False):
+    """
+    What the ``rolling`` runner checks on the Cluster Management Node (frontend)
+    before any node is touched: its frontend packages' version, what
+    ``--install-frontend`` would do (``none`` when they are on ``version``,
+    ``refuse`` for a node that is no frontend or a downgrade without ``enforce``),
+    and whether the installer is reachable (``sia`` is fetched, nothing runs).
+    Changes nothing. Problems come back as ``error`` or ``sia_error``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt frontend expressware.frontend_preflight 5.26.0 sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh
+    """
+    version = validate_version(version)
+    _flag(enforce, "enforce")
+    result = {}
+    try:
+        result["installed"] = frontend_version()
+    except CommandExecutionError as exc:
+        result["error"] = str(exc)
+        return result
+    result["decision"] = vendor.frontend_decision(result["installed"], version, enforce=enforce)
+    if sia and result["decision"]["action"] == "install":
+        try:
+            result["sia"] = __salt__["sia.fetch"](sia)
+        except (CommandExecutionError, SaltInvocationError) as exc:
+            result["sia_error"] = str(exc)
+        else:
+            if result["sia"]["version"] and result["sia"]["version"] != version:
+                result["sia_error"] = f"{sia} is version {result['sia']['version']}, not {version}"
+    return result
+
+
 def running_version():
     """
     Return the version the loaded drivers run (``dis_services status``), or

@@ -145,7 +145,8 @@ def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, a
             return _problems_report(problems)
         try:
             record = plan_lib.new_record("plan", args["cluster"], args["version"], args["sia"], facts,
-                                         args["options"], time.time(), order=args["order"], sort=args["sort"])
+                                         args["options"], time.time(), order=args["order"], sort=args["sort"],
+                                         frontend_fact=driver.frontend_fact)
         except plan_lib.RolloutError as exc:
             raise SaltInvocationError(str(exc)) from exc
     result = plan_lib.summary(record)
@@ -434,6 +435,7 @@ class _Driver:
         self.listener = None
         self.record = None
         self.prepared = None
+        self.frontend_fact = None
         self.rollouts = _rollouts()
         self.leases = _leases()
 
@@ -515,12 +517,28 @@ class _Driver:
             problems.append((None, "staging built RPMs needs file_recv: True in the master configuration "
                                    "(or build=False: every node builds for itself)"))
         if opts["frontend"] and not problems:
-            answer = self.call([opts["frontend"]], "test.ping")
-            if not answer.get(opts["frontend"]):
-                problems.append((opts["frontend"], "the frontend minion did not answer"))
+            problem = self.preflight_frontend(opts["frontend"])
+            if problem:
+                problems.append((opts["frontend"], problem))
         for minion, problem in problems:
             self.say(f"pre-flight: {minion or 'target'}: {problem}")
         return facts, problems
+
+    def preflight_frontend(self, minion):
+        """Check the Cluster Management Node before anything is touched; the problem, or None."""
+        args = self.args
+        answer = self.call([minion], "expressware.frontend_preflight", [args["version"]],
+                           {"sia": args["sia"], "enforce": args["options"]["enforce"]}).get(minion)
+        if not isinstance(answer, dict):
+            return "the frontend minion did not answer" if not answer else f"frontend pre-flight failed: {answer}"
+        self.frontend_fact = answer
+        if answer.get("error"):
+            return f"frontend: {answer['error']}"
+        if answer["decision"]["action"] == "refuse":
+            return f"frontend: {answer['decision']['reason']}"
+        if answer.get("sia_error"):
+            return f"frontend: installer not reachable: {answer['sia_error']}"
+        return None
 
     # -- the rollout -----------------------------------------------------
 
@@ -545,7 +563,8 @@ class _Driver:
             return _problems_report(problems)
         try:
             self.record = plan_lib.new_record(rollout_id, args["cluster"], args["version"], args["sia"], facts,
-                                              args["options"], time.time(), order=args["order"], sort=args["sort"])
+                                              args["options"], time.time(), order=args["order"], sort=args["sort"],
+                                              frontend_fact=self.frontend_fact)
         except plan_lib.RolloutError as exc:
             self.leases.release(args["cluster"], holder=_holder(rollout_id))
             raise SaltInvocationError(str(exc)) from exc
@@ -694,18 +713,30 @@ class _Driver:
         self.fire("finish", {"summary": plan_lib.summary(self.record)["counts"]})
 
     def do_frontend(self, minion):
-        self.say(f"updating the frontend {minion} (--install-frontend)")
+        record = self.record
         try:
-            ret = self.call_one(minion, "sia.install_frontend", [self.record["sia"]],
-                                {"enforce": self.record["options"]["enforce"]},
-                                timeout=self.record["options"]["node_timeout"])
+            # Looked at again: after a resume the installation may have happened already.
+            installed = self.call_one(minion, "expressware.frontend_version")
+            if installed == record["version"] and not record["options"]["enforce"]:
+                self.say(f"the frontend {minion} is on {installed} already")
+                plan_lib.mark_frontend(record, True, time.time(), version=installed, note="already on the target")
+                return
+            self.say(f"updating the frontend {minion} (--install-frontend)")
+            ret = self.call_one(minion, "sia.install_frontend", [record["sia"]],
+                                {"enforce": record["options"]["enforce"]},
+                                timeout=record["options"]["node_timeout"])
             if not isinstance(ret, dict):
                 raise RuntimeError(str(ret))
+            installed = self.call_one(minion, "expressware.frontend_version")
+            if installed != record["version"]:
+                raise RuntimeError(f"the installer succeeded, but the frontend packages are on {installed}")
         except RuntimeError as exc:
-            plan_lib.mark_frontend(self.record, False, time.time(), error=str(exc))
-            self.fire("halted", {"reason": self.record["reason"]})
+            plan_lib.mark_frontend(record, False, time.time(), error=str(exc))
+            self.say(f"halted: {record['reason']}")
+            self.fire("halted", {"reason": record["reason"]})
             return
-        plan_lib.mark_frontend(self.record, True, time.time())
+        plan_lib.mark_frontend(record, True, time.time(), version=installed)
+        self.say(f"the frontend {minion} is on {installed}")
 
     def _state_kwarg(self):
         record, opts = self.record, self.record["options"]

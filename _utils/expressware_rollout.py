@@ -11,7 +11,7 @@ A record is a JSON-serialisable dict::
      "options": {...}, "order": [minion, ...],
      "nodes": {minion: {"phase", "before", "after", "group", "started", "finished", "error", "attempts"}},
      "groups": {group: {"arch", "os", "kernel", "nodes", "builder", "built", "staged", "rpms"}},
-     "frontend": None | {"minion", "phase", "error"},
+     "frontend": None | {"minion", "phase", "error", "before", "after", "note"},
      "canary": {"size", "released"}}
 
 Node phases: ``pending`` (not touched), ``staged`` (RPMs copied to it), ``stopping``,
@@ -89,8 +89,9 @@ def preflight_problems(expected, facts, version):
     return problems
 
 
-def new_record(rollout_id, cluster, version, sia, facts, options, now, order=None, sort="name"):
-    """Plan a rollout from pre-flight facts (which all passed :func:`preflight_problems`)."""
+def new_record(rollout_id, cluster, version, sia, facts, options, now, order=None, sort="name", frontend_fact=None):
+    """Plan a rollout from pre-flight facts (which all passed :func:`preflight_problems`);
+    ``frontend_fact``: the frontend's pre-flight (``expressware.frontend_preflight``)."""
     nodes, groups = {}, {}
     sequence = order_nodes(facts, order, sort)
     for minion in sequence:
@@ -135,12 +136,21 @@ def new_record(rollout_id, cluster, version, sia, facts, options, now, order=Non
         "order": [m for m in sequence if nodes[m]["phase"] != SKIPPED],
         "nodes": nodes,
         "groups": groups,
-        "frontend": {"minion": options["frontend"], "phase": PENDING, "error": None} if options.get("frontend") else None,
+        "frontend": _frontend(options.get("frontend"), frontend_fact or {}),
         "canary": {"size": int(options.get("canary") or 0), "released": not options.get("canary")},
         "log": [],
     }
     log(record, now, f"planned {len(record['order'])} node(s) to update, {len(nodes) - len(record['order'])} skipped")
     return record
+
+
+def _frontend(minion, fact):
+    if not minion:
+        return None
+    todo = (fact.get("decision") or {}).get("action", "install") != "none"
+    return {"minion": minion, "phase": PENDING if todo else SKIPPED, "error": None,
+            "before": fact.get("installed"), "after": None if todo else fact.get("installed"),
+            "note": None if todo else "already on the target"}
 
 
 def log(record, now, message):
@@ -174,7 +184,7 @@ def next_action(record):
                              "check them, then run rolling.resume")
     if following is not None:
         return ("update", following)
-    if record["frontend"] and record["frontend"]["phase"] != ACTIVE:
+    if record["frontend"] and record["frontend"]["phase"] not in (ACTIVE, SKIPPED):
         return ("frontend", record["frontend"]["minion"])
     return ("finish",)
 
@@ -294,10 +304,14 @@ def finish(record, now):
     log(record, now, "done")
 
 
-def mark_frontend(record, ok, now, error=None):
+def mark_frontend(record, ok, now, error=None, version=None, note=None):
     record["frontend"].update(phase=ACTIVE if ok else FAILED, error=error)
+    if version is not None:
+        record["frontend"]["after"] = version
+    if note is not None:
+        record["frontend"]["note"] = note
     if ok:
-        log(record, now, f"frontend {record['frontend']['minion']} updated")
+        log(record, now, f"frontend {record['frontend']['minion']} updated" + (f" ({note})" if note else ""))
     else:
         halt(record, f"frontend {record['frontend']['minion']} failed: {error}", now)
 

@@ -211,17 +211,51 @@ def parse_rpm_packages(text):
     return packages
 
 
-def installed_version(packages):
-    """One version for the installed stack, None when nothing is installed.
+#: The packages of the Cluster Management Node (frontend): ``--install-frontend`` updates
+#: them, ``--install-node`` leaves them alone (a frontend may also be a Cluster Node).
+FRONTEND_PACKAGES = ("Dolphin-NetworkManager", "Dolphin-NetworkHosts")
 
-    Raises :class:`VendorOutputError` when the ``Dolphin-*`` packages disagree (a
-    half-finished installation is not a version).
-    """
+
+def _one_version(packages, what):
     versions = set(packages.values())
     if len(versions) > 1:
         detail = ", ".join(f"{name} {version}" for name, version in sorted(packages.items()))
-        raise VendorOutputError(f"installed Dolphin packages have different versions: {detail}")
+        raise VendorOutputError(f"installed {what} have different versions: {detail}")
     return versions.pop() if versions else None
+
+
+def installed_version(packages):
+    """One version for the installed node stack (every ``Dolphin-*`` package but the
+    frontend's), None when nothing is installed.
+
+    Raises :class:`VendorOutputError` when the packages disagree (a half-finished
+    installation is not a version).
+    """
+    node = {name: version for name, version in packages.items() if name not in FRONTEND_PACKAGES}
+    return _one_version(node, "Dolphin packages")
+
+
+def frontend_version(packages):
+    """The version of the frontend packages (:data:`FRONTEND_PACKAGES`), None when this
+    is not a Cluster Management Node; :class:`VendorOutputError` when they disagree."""
+    frontend = {name: version for name, version in packages.items() if name in FRONTEND_PACKAGES}
+    return _one_version(frontend, "frontend packages")
+
+
+def frontend_decision(installed, target, enforce=False):
+    """What ``--install-frontend`` would do on a node whose frontend packages are
+    ``installed``: ``{"action": "none"|"install"|"refuse", "reason"}``."""
+    if installed is None:
+        return {"action": "refuse", "reason": "not a Cluster Management Node: no "
+                + " or ".join(FRONTEND_PACKAGES) + " package is installed"}
+    order = compare_versions(installed, target)
+    if order == 0:
+        if enforce:
+            return {"action": "install", "reason": f"reinstall of {target} (enforce)"}
+        return {"action": "none", "reason": f"the frontend packages are on {target}"}
+    if order > 0 and not enforce:
+        return {"action": "refuse", "reason": f"downgrade of the frontend {installed} -> {target} needs enforce=True"}
+    return {"action": "install", "reason": f"frontend {installed} -> {target}"}
 
 
 _RPM_FILE_RE = re.compile(

@@ -108,7 +108,7 @@ def test_bad_prefix(modules, node, configure, module, function, prefix, pattern)
     _raises(getattr(getattr(modules, module), function), {}, CommandExecutionError, pattern)
 
 
-@pytest.mark.parametrize("function", ["packages", "version"], ids=short)
+@pytest.mark.parametrize("function", ["packages", "version", "frontend_version"], ids=short)
 @pytest.mark.parametrize("rpm, pattern", [
     ("", "expressware:rpm must be a non-empty string"),
     (0, "expressware:rpm must be a non-empty string"),
@@ -139,7 +139,8 @@ BAD_VERSIONS = ["", " ", "5.26", "5.26.0.1", "v5.26.0", "05.26.0", "５.２６.�
 
 @pytest.mark.parametrize("version", BAD_VERSIONS + WRONG_TYPES + [None], ids=short)
 def test_expressware_versions(modules, node, version):
-    for function in (modules.expressware.validate_version, modules.expressware.check_update):
+    for function in (modules.expressware.validate_version, modules.expressware.check_update,
+                     modules.expressware.frontend_preflight):
         _raises(function, {"version": version}, SaltInvocationError, r"^version .* is not an eXpressWare version")
     result = modules.expressware.preflight(version)
     assert "is not an eXpressWare version" in result["error"] and "decision" not in result
@@ -150,6 +151,8 @@ def test_expressware_enforce_must_be_a_boolean(modules, node, enforce):
     _raises(modules.expressware.check_update, {"version": "5.24.0", "enforce": enforce}, SaltInvocationError,
             "^enforce must be True or False")
     assert "enforce must be True or False" in modules.expressware.preflight("5.24.0", enforce=enforce)["error"]
+    _raises(modules.expressware.frontend_preflight, {"version": "5.24.0", "enforce": enforce}, SaltInvocationError,
+            "^enforce must be True or False")
 
 
 @pytest.mark.parametrize("compat", [

@@ -329,3 +329,14 @@ def test_upcoming_after_a_failure_is_nothing_and_gates_are_kept_for_a_later_driv
     assert rollout.open_gates(record) == {}
     restored = json.loads(json.dumps(record))
     assert restored["nodes"]["n2"]["gate"] is None
+
+
+def test_frontend_already_on_target_is_skipped():
+    record = plan({"n1": fact()}, frontend="fe")
+    assert record["frontend"]["phase"] == rollout.PENDING
+    record = rollout.new_record("r2", "default", "5.26.0", "salt://x.sh", {"n1": fact()},
+                                dict(OPTIONS, frontend="fe"), 100.0,
+                                frontend_fact={"installed": "5.26.0", "decision": {"action": "none"}})
+    assert record["frontend"] == {"minion": "fe", "phase": rollout.SKIPPED, "error": None, "before": "5.26.0",
+                                  "after": "5.26.0", "note": "already on the target"}
+    assert [a[0] for a in drive(record)] == ["build", "stage", "update", "finish"]

@@ -213,3 +213,27 @@ def test_rpm_file_names():
     assert vendor.parse_rpm_filename("Dolphin-SuperSockets-5.26.0-d.aarch64.rpm")["version"] == "5.26.0-d"
     assert vendor.parse_rpm_filename("Dolphin-NetworkManager-5.26.0-1.el9.x86_64.rpm")["version"] == "5.26.0"
     assert vendor.parse_rpm_filename("notes.txt") is None
+
+
+def test_frontend_packages_have_their_own_version():
+    # --install-node leaves the frontend packages alone: a frontend that is also a Cluster
+    # Node has two versions for a while, and that is not a half-finished installation.
+    packages = {"Dolphin-PX": "5.26.0", "Dolphin-SISCI": "5.26.0", "Dolphin-NetworkManager": "5.25.2",
+                "Dolphin-NetworkHosts": "5.25.2"}
+    assert vendor.installed_version(packages) == "5.26.0"
+    assert vendor.frontend_version(packages) == "5.25.2"
+    assert vendor.frontend_version({"Dolphin-PX": "5.26.0"}) is None
+    with pytest.raises(vendor.VendorOutputError, match="frontend packages have different versions"):
+        vendor.frontend_version(dict(packages, **{"Dolphin-NetworkHosts": "5.26.0"}))
+
+
+@pytest.mark.parametrize("installed, enforce, action", [
+    (None, False, "refuse"), (None, True, "refuse"),
+    ("5.25.2", False, "install"), ("5.26.0", False, "none"), ("5.26.0", True, "install"),
+    ("5.26.1", False, "refuse"), ("5.26.1", True, "install"),
+])
+def test_frontend_decision(installed, enforce, action):
+    decision = vendor.frontend_decision(installed, "5.26.0", enforce=enforce)
+    assert decision["action"] == action, decision
+    if installed is None:
+        assert "not a Cluster Management Node" in decision["reason"]
