@@ -25,15 +25,19 @@ How a rollout goes:
 2. **Build once, stage everywhere**: nodes are grouped by CPU architecture, OS and
    kernel (grains); ``--build-rpm`` runs once per group on its first node (which
    stays up meanwhile); the RPMs come to the master with ``cp.push`` and go to every
-   other node of the group in parallel with ``cp.recv_chunked`` (what ``salt-cp``
-   does). Needs ``file_recv: True`` on the master.
+   other node of the group in one publish (``sia.receive_rpms``, SHA-256 checked).
+   Needs ``file_recv: True`` on the master.
 3. **One node at a time**: the ``expressware.installed`` state runs on the node as an
    asynchronous job (stop applications, ``dis_services stop``, install with
    ``--use-rpms``, wait until active, start applications). The next node starts only
-   after this one is **active**, learned from the ``expressware/node/active`` event the
-   node fires (or the ``expressware`` beacon's, after a reboot that restarted the
-   minion), then confirmed with a direct ``expressware.node_state``. The listener is
-   opened before the job is published; nothing here sleeps.
+   after this one's job succeeded and it is **active** on the target, learned from the
+   ``expressware/node/active`` event the node fires with its own ``node_state`` (or,
+   after a reboot that restarted the minion, the ``expressware`` beacon's event or a
+   new ``wait_active``, then a direct ``expressware.node_state``). The listener is
+   opened before any job is published; nothing here sleeps. The next node's job is
+   published while this one installs, held at a gate (the state's ``gate``): it checks
+   and fetches, then waits for ``expressware/gate/go``, which it gets once this node is
+   back; a halt, pause or abort cancels it.
 4. **Failure halts**: an installer error or a node that is not active within
    ``node_timeout`` (a timeout is a failure) stops the rollout; no further node is
    touched; the cluster's update lease stays taken (one node down at most).
