@@ -915,7 +915,13 @@ class _Driver:
                 raise _LostMaster(f"could not publish the update of {minion}: {exc}") from exc
             if not jid:
                 return self._failed(minion, "the job could not be published (minion not connected?)")
-        outcome, evidence = self._await(minion, jid, time.monotonic() + opts["node_timeout"])
+        deadline = time.monotonic() + opts["node_timeout"]
+        # While it is down: stage the RPMs the nodes after it need (its events wait in
+        # the listener). A failure halts the rollout once this node is done.
+        while (work := plan_lib.background_action(record)) is not None:
+            getattr(self, "do_" + work[0])(*work[1:])
+            self.save()
+        outcome, evidence = self._await(minion, jid, deadline)
         if outcome is not None:
             return self._failed(minion, outcome)
         # Active by the node's own look at itself, made by this job (the event's node

@@ -171,11 +171,13 @@ def next_action(record):
     for key, group in record["groups"].items():
         if not group["built"] and _group_todo(record, group):
             return ("build", key)
-    for key, group in record["groups"].items():
-        if not group["staged"] and _group_todo(record, group):
-            return ("stage", key)
     nodes = record["nodes"]
     following = next((m for m in record["order"] if nodes[m]["phase"] in TODO), None)
+    if following is not None:
+        # A group's builder has its RPMs; every other node needs them staged first.
+        group = record["groups"][nodes[following]["group"]]
+        if not group["staged"] and following != group["builder"]:
+            return ("stage", nodes[following]["group"])
     canary = record["canary"]
     if following is not None and not canary["released"]:
         done = sum(1 for m in record["order"] if nodes[m]["phase"] == ACTIVE)
@@ -187,6 +189,19 @@ def next_action(record):
     if record["frontend"] and record["frontend"]["phase"] not in (ACTIVE, SKIPPED):
         return ("frontend", record["frontend"]["minion"])
     return ("finish",)
+
+
+def background_action(record):
+    """Work the driver does while a node is in flight (it disrupts nothing):
+    ``("stage", group)`` for a built group whose RPMs are not staged yet, or None.
+    The first node of the order is always a group's builder, so the staging of
+    every group overlaps the first node's update instead of preceding it."""
+    if record["status"] != RUNNING:
+        return None
+    for key, group in record["groups"].items():
+        if group["built"] and not group["staged"] and _group_todo(record, group):
+            return ("stage", key)
+    return None
 
 
 def upcoming(record, current=None):

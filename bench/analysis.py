@@ -146,7 +146,7 @@ def analyse_run(journals, t_start, t_end):
         first = changed[0]["first_change"]
         last_active = max((n["active"] for n in changed if n["active"] is not None), default=None)
         result["breakdown"] = {
-            "before the first node (start of the command, pre-flight, builds, staging)": first - t_start,
+            "before the first node (start of the command, pre-flight, builds)": first - t_start,
             "of which builds (--build-rpm)": sum(end - start for _, start, end in separate),
             "nodes in flight (sum)": sum(in_flight),
             "handovers (sum)": sum(h["seconds"] for h in handovers),
@@ -161,11 +161,12 @@ def handover_parts(figures, record):
 
     * ``state notices active``: node N ``active`` (journal) -> its ``app-start`` (the state's ``wait_active``
       poll saw it, fired the event, started the application);
-    * ``job return + confirm``: -> the runner logs ``N: active on V`` (job return and active event received,
-      ``expressware.node_state`` confirmed it);
-    * ``next node checks``: -> the runner logs ``N+1 (k/n): updating`` (``test.ping``, record saved);
-    * ``publish + state run-up``: -> node N+1's first change (publish of ``state.single``, the state's
-      ``check_update``, ``sia.fetch``, staged RPMs, then it stops the application).
+    * ``job return + confirm``: -> the runner logs ``N: active on V`` (job return and the node's active event,
+      with its own node state, received);
+    * ``next node checks``: -> the runner logs ``N+1 (k/n): updating`` (record saved; a node that was not
+      prepared is pinged first);
+    * ``publish + state run-up``: -> node N+1's first change (its prepared job waits at its gate: the go-ahead
+      is one ``event.fire`` publish, then the state stops the application).
     """
     if not record:
         return None
@@ -200,23 +201,27 @@ def startup_parts(figures, record):
     """Split the time before the first node with the rollout record's log (same clock as the journals):
 
     command start -> record created (salt-run start-up, lease, pre-flight on every node) -> last ``built`` (clear
-    old RPMs, ``--build-rpm``, ``cp.push_dir`` to the master) -> last ``staged`` (copies to the other nodes) ->
-    the first node's first change (``test.ping``, publish, the state's run-up).
+    old RPMs, ``--build-rpm``, ``cp.push_dir`` to the master; the first node is prepared meanwhile) -> the first
+    node's first change (its go-ahead). The staging to the other nodes happens while the first node is down
+    (reported apart: it is not before the first node any more).
     """
     if not record or not figures["order"]:
         return None
     built = [e["time"] for e in record.get("log", []) if e["message"].startswith("built ")]
+    staging = [e["time"] for e in record.get("log", []) if e["message"].startswith("staging ")]
     staged = [e["time"] for e in record.get("log", []) if e["message"].startswith("staged the RPMs")]
     first = min(n["first_change"] for n in figures["nodes"] if n["first_change"] is not None)
     created = record.get("created")
-    if created is None or not built or not staged:
+    if created is None or not built:
         return None
     builds = sum(end - start for kind, start, end in (b for n in figures["nodes"] for b in n["builds"])
                  if kind == "build-rpm")
-    return {
+    parts = {
         "salt-run start-up, lease, pre-flight": created - figures["t_start"],
         "builds incl. clearing old RPMs and the push to the master": max(built) - created,
         "of which --build-rpm": builds,
-        "staging to the other nodes": max(staged) - max(built),
-        "first node: checks, publish, state run-up": first - max(staged),
+        "first node: its go-ahead (prepared during the builds)": first - max(built),
     }
+    if staging and staged:
+        parts["(staging to the other nodes, while the first node is down)"] = max(staged) - min(staging)
+    return parts

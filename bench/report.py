@@ -221,10 +221,11 @@ def _rolling_section(run, settings):
     if parts:
         keys = list(parts["mean"])
         lines += ["", "Each handover split with the runner's own log (the rollout record): node N active (journal) "
-                      "→ N's application started (the state's `wait_active` poll saw it, fired the event) → the "
-                      "runner logs N active (job return and event received, `expressware.node_state` confirmed) → "
-                      "the runner logs N+1 updating (`test.ping`, record saved) → N+1's first change (publish of "
-                      "`state.single`; in the state `check_update`, `sia.fetch`, staged RPMs, application stop).",
+                      "→ N's application started (the state's `wait_active` poll saw it, fired the event with the "
+                      "node's state) → the runner logs N active (job return and that event received) → the runner "
+                      "logs N+1 updating (record saved) → N+1's first change (N+1's job was published while N "
+                      "installed and waits at its gate, checks and installer fetch done: the go-ahead is one "
+                      "publish of `event.fire`, then the state stops the application).",
                   "", "| handover | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         for r in parts["rows"]:
             lines.append(f"| {r['from']} → {r['to']} | " + " | ".join(_s(r[k], 3) for k in keys) + " |")
@@ -246,7 +247,7 @@ def _rolling_section(run, settings):
         lines += ["", f"Ratio wall/limit {ratio:.3f}: target ≤ {TARGETS['ratio']} {verdict}."]
         b = run.get("breakdown") or {}
         over = run["wall_s"] - run["physical_limit_s"]
-        pre = (b.get("before the first node (start of the command, pre-flight, builds, staging)") or 0) \
+        pre = (b.get("before the first node (start of the command, pre-flight, builds)") or 0) \
             - (b.get("of which builds (--build-rpm)") or 0)
         hand = b.get("handovers (sum)") or 0
         tail = b.get("after the last node is active (applications, job return, checks, exit)") or 0
@@ -274,14 +275,6 @@ def _builds_section(sweep, tg, naive):
         for r in sweep:
             if r["status"] != "done":
                 lines += [f"The rollout to {r['version']} ended `{r['status']}`: {r.get('reason')}", ""]
-        if any(r.get("cleared_pushed_files") for r in sweep[1:]):
-            lines += ["**Workaround used:** before each of these rollouts the benchmark deletes the master's copies "
-                      "of files pushed by earlier rollouts (`<master cachedir>/minions/*/files`). Without it the "
-                      "second rollout that stages RPMs fails: `rolling.update` pushes the builder's `node_RPMS/` "
-                      "to that directory (`cp.push_dir`), which still holds the RPMs of the previous rollout, "
-                      "stages every file found there, and the installer refuses RPMs of another version "
-                      "(exit 4, `refusing RPM: ... is version 5.26.0, this SIA installs 5.26.2`). A bug in "
-                      "`_runners/rolling.py` (`do_build`/`do_stage`), reported, not fixed here.", ""]
     if naive:
         lines += [f"Measured the naive way (below): {naive['builds']} builds for {naive['nodes_changed']} nodes.", ""]
     if tg:

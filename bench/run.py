@@ -271,17 +271,6 @@ def rollout_record(cl, summary):
     return None
 
 
-def clear_pushed_files(cl):
-    """Workaround for a runner bug (see BENCHMARKS.md): RPMs pushed to the master by an earlier rollout stay in
-    ``<cachedir>/minions/<builder>/files/`` and are staged again with the new ones, and the installer refuses
-    RPMs of another version. Removing the master's copies of pushed files before a rollout avoids it."""
-    removed = 0
-    for files in (cl["work"] / "salt" / "master" / "cache" / "minions").glob("*/files"):
-        shutil.rmtree(files, ignore_errors=True)
-        removed += 1
-    return removed
-
-
 def node_outcome(cl, version):
     """How many nodes ended on ``version``, active, with the application running."""
     ok = []
@@ -325,14 +314,13 @@ def phase_rolling(work, prof, results):
                  "max_nodes_down": figures["max_nodes_down"], "delays": "realistic (the run above)"}]
         for size, version in zip(sweep, SWEEP_VERSIONS):
             targets = ids[:size]
-            cleared = clear_pushed_files(cl)
             ran = rolling_update(cl, version, f"sweep-{size}", tgt=",".join(targets), tgt_type="list")
             fig = analysis.analyse_run(journals(cl["roots"]), ran["t_start"], ran["t_end"])
             status = (ran["summary"] or {}).get("status")
             rows.append({"nodes": size, "groups": len((ran["summary"] or {}).get("builds") or {}),
                          "builds": fig["builds"], "version": version, "wall_s": fig["wall_s"],
                          "status": status, "max_nodes_down": fig["max_nodes_down"],
-                         "delays": "tiny", "cleared_pushed_files": cleared,
+                         "delays": "tiny",
                          "reason": (ran["summary"] or {}).get("reason")})
             if status != "done":
                 say(f"sweep: the rollout to {version} ended {status}; the sweep stops here (the lease stays taken)")
@@ -360,7 +348,6 @@ def phase_naive(work, prof, results):
 
         # The same nodes, two kernels: one rolling update, one build per group.
         set_delays(cl["roots"], TINY)
-        clear_pushed_files(cl)
         ran = rolling_update(cl, SWEEP_VERSIONS[0], "two-groups")
         fig = analysis.analyse_run(journals(cl["roots"]), ran["t_start"], ran["t_end"])
         builders = sorted({n["node"] for n in fig["nodes"] for b in n["builds"] if b[0] == "build-rpm"})

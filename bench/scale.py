@@ -4,13 +4,16 @@ The loop mirrors ``_runners/rolling.py`` (``_Driver.run`` / ``do_*`` / ``_await`
 
 * ``new_record`` from pre-flight facts, ``record["args"]`` and ``record["driver"]`` added, one save;
 * then ``next_action`` until it returns None, one save after every action (the run loop);
-* per node (``do_update``): ``order.index`` (its position), ``mark_phase(stopping)`` + save, then the three
-  phase events the state sends (``stopping``, ``installing``, ``waiting``), each ``mark_phase`` + save, then
-  (a save of a step that changed one node is ``RolloutStore.save_node``, an appended line, as in the runner)
-  ``mark_active``; the runner's progress lines (``say``) go into the record's log as they do in the runner;
+* the first node is prepared while the builds run (``upcoming`` + ``mark_prepared`` + save);
+* per node (``do_update``): ``order.index`` (its position), ``mark_phase(stopping)`` + save, the release of its
+  prepared job (``clear_gate`` + save), the staging done while the first node is down (``background_action``,
+  ``mark_staged`` + save), then the three phase events the state sends (``stopping``, ``installing``,
+  ``waiting``), each ``mark_phase`` + save, the next node prepared at ``installing`` (+ save), then
+  ``mark_active`` (a save of a step that changed one node is ``RolloutStore.save_node``, an appended line, as in
+  the runner); the runner's progress lines (``say``) go into the record's log as they do in the runner;
 * at the end one more save and ``summary``.
 
-That is 5 saves per node, as in the runner. The code under test is loaded from the repository's ``_utils/``.
+That is 7 saves per node, as in the runner. The code under test is loaded from the repository's ``_utils/``.
 """
 
 import cProfile
@@ -150,9 +153,17 @@ def drive(count, directory=None, groups=2, budget=None, keep_record=False):
 
 
 def expected_saves(count, groups):
-    """Saves of a complete run: 1 at the start, 1 per action (builds, stages, updates, finish), 4 more per
-    node, 1 at the end."""
-    return 1 + (2 * groups + count + 1) + 4 * count + 1
+    """Saves of a complete run, as the runner does them: 1 at the start, 1 per action (builds,
+    updates, finish) and per staging (done while the first node is down), 6 more per node
+    (prepared, begun, released, three phases), 1 at the end."""
+    return 1 + (groups + count + 1) + groups + 6 * count + 1
+
+
+def _prepare(record, minion, save, clock):
+    """The runner publishes ``minion``'s job ahead of its turn, held at a gate."""
+    if minion is not None and not record["nodes"][minion].get("gate"):
+        rollout.mark_prepared(record, minion, f"{record['id']}:gate", clock())
+        save(minion)
 
 
 def _loop(record, say, save, clock):
@@ -163,6 +174,7 @@ def _loop(record, say, save, clock):
             break
         kind = action[0]
         if kind == "build":
+            _prepare(record, rollout.upcoming(record), save, clock)
             say(f"building RPMs for {action[1]} on {record['groups'][action[1]]['builder']} (it stays up)")
             rollout.mark_built(record, action[1], RPMS, clock())
         elif kind == "stage":
@@ -174,10 +186,18 @@ def _loop(record, say, save, clock):
             rollout.mark_phase(record, minion, rollout.STOPPING, clock())
             save(minion)
             say(f"{minion} ({position}/{len(record['order'])}): updating")
+            rollout.clear_gate(record, minion)  # released
+            save(minion)
+            while (work := rollout.background_action(record)) is not None:
+                say(f"staging {len(RPMS)} RPM(s) of {work[1]} on {len(record['groups'][work[1]]['nodes']) - 1} node(s)")
+                rollout.mark_staged(record, work[1], clock())
+                save()
             for phase in (rollout.STOPPING, rollout.INSTALLING, rollout.WAITING):
                 rollout.mark_phase(record, minion, phase, clock())
                 save(minion)
                 say(f"{minion}: {phase}")
+                if phase == rollout.INSTALLING:
+                    _prepare(record, rollout.upcoming(record, current=minion), save, clock)
             rollout.mark_active(record, minion, "5.26.0", clock())
             say(f"{minion}: active on 5.26.0")
         elif kind == "finish":

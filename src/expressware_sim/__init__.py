@@ -11,7 +11,16 @@ from pathlib import Path
 
 from .journal import down_intervals, max_nodes_down, merged_journal, read_journal
 from .node import FAULTS, PRODUCTS, ROLES, Node, create_node, find_node_root
-from .sia import write_sia
+
+
+def __getattr__(name):
+    # The installer simulation (hashlib, base64, ...) is loaded only when asked for:
+    # the generated tools import this package on every run.
+    if name == "write_sia":
+        from .sia import write_sia  # pylint: disable=import-outside-toplevel
+
+        return write_sia
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 from .versions import SimError, compare_versions, parse_version, rpm_fields, version_key
 
 

@@ -100,7 +100,7 @@ label="Dolphin eXpressWare {version}"
 version={shlex.quote(version)}
 SHA256="{checksum}"
 filesizes="{len(_payload(version))}"
-exec {shlex.quote(python)} -c {shlex.quote(code)} "$0" {shlex.quote(version)} "$@"
+exec {shlex.quote(python)} -S -c {shlex.quote(code)} "$0" {shlex.quote(version)} "$@"
 echo "$0: cannot run the installer interpreter {python}" >&2
 exit 1
 """

@@ -80,7 +80,7 @@ def test_create_node_layout_and_validation(tmp_path):
     for tool in (node.dis_services, node.dis_diag, node.rpm):
         assert os.access(tool, os.X_OK)
         first = tool.read_text().splitlines()[0]
-        assert first == f"#!{os.path.abspath(sys.executable)}"
+        assert first == f"#!{os.path.abspath(sys.executable)} -S"
     assert node.prefix == root / "opt/DIS"
     assert node.dis_services == root / "opt/DIS/sbin/dis_services"
     assert node.rpm == root / "usr/bin/rpm"

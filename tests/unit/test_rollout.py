@@ -49,6 +49,10 @@ def drive(record, outcomes=None, now=100.0):
         elif kind == "update":
             minion = action[1]
             rollout.mark_phase(record, minion, rollout.STOPPING, now)
+            # What the runner does while the node is down (background_action).
+            while (work := rollout.background_action(record)) is not None:
+                taken.append(work)
+                rollout.mark_staged(record, work[1], now)
             rollout.mark_phase(record, minion, rollout.INSTALLING, now)
             if outcomes.get(minion) == "fail":
                 rollout.mark_failed(record, minion, "not active within 60 s", now)
@@ -92,7 +96,8 @@ def test_plan_skips_nodes_on_target_and_groups_builds():
     assert record["nodes"]["n4"]["phase"] == rollout.SKIPPED
     assert sorted(g["builder"] for g in record["groups"].values()) == ["n1", "n3"]
     actions = drive(record)
-    assert [a[0] for a in actions] == ["build", "build", "stage", "stage", "update", "update", "update", "finish"]
+    # Both groups are staged while the first node (a builder) is down, not before it.
+    assert [a[0] for a in actions] == ["build", "build", "update", "stage", "stage", "update", "update", "finish"]
     assert [a[1] for a in actions if a[0] == "update"] == ["n1", "n2", "n3"]
     assert record["status"] == rollout.DONE
     assert all(record["nodes"][m]["after"] == "5.26.0" for m in facts)
@@ -172,7 +177,7 @@ def test_canary_pauses_then_resume_releases():
 def test_frontend_after_all_nodes():
     record = plan({"n1": fact()}, frontend="fe")
     actions = drive(record)
-    assert [a[0] for a in actions] == ["build", "stage", "update", "frontend", "finish"]
+    assert [a[0] for a in actions] == ["build", "update", "stage", "frontend", "finish"]
 
 
 def test_no_build_option_lets_each_node_build():
@@ -293,6 +298,8 @@ def test_upcoming_names_exactly_the_next_update(canary, frontend):
         elif action[0] == "update":
             minion = action[1]
             rollout.mark_phase(record, minion, rollout.STOPPING, now)
+            while (work := rollout.background_action(record)) is not None:
+                rollout.mark_staged(record, work[1], now)
             predicted = rollout.upcoming(record, current=minion)
             rollout.mark_active(record, minion, "5.26.0", now)
             following = rollout.next_action(record)
@@ -310,6 +317,20 @@ def test_upcoming_names_exactly_the_next_update(canary, frontend):
         else:
             rollout.finish(record, now)
     assert checked == 5 and record["status"] == rollout.DONE
+
+
+def test_only_a_builder_goes_before_its_group_is_staged():
+    facts = {"n1": fact(), "n2": fact(), "n3": fact(grains=GRAINS_B)}
+    record = plan(facts)
+    while rollout.next_action(record)[0] == "build":
+        rollout.mark_built(record, rollout.next_action(record)[1], ["Dolphin-PX-5.26.0-1.x86_64.rpm"], 101)
+    group = record["nodes"]["n2"]["group"]
+    assert record["groups"][group]["builder"] == "n1"
+    assert rollout.next_action(record) == ("update", "n1")  # the builder has its RPMs: no staging first
+    # n1 did not answer before its turn; the operator gives up on it: n2 needs the RPMs staged first.
+    rollout.halt(record, "n1 did not answer", 102)
+    rollout.resume(record, 103, skip=["n1"])
+    assert rollout.next_action(record) == ("stage", group)
 
 
 def test_upcoming_after_a_failure_is_nothing_and_gates_are_kept_for_a_later_driver():
@@ -339,4 +360,4 @@ def test_frontend_already_on_target_is_skipped():
                                 frontend_fact={"installed": "5.26.0", "decision": {"action": "none"}})
     assert record["frontend"] == {"minion": "fe", "phase": rollout.SKIPPED, "error": None, "before": "5.26.0",
                                   "after": "5.26.0", "note": "already on the target"}
-    assert [a[0] for a in drive(record)] == ["build", "stage", "update", "finish"]
+    assert [a[0] for a in drive(record)] == ["build", "update", "stage", "finish"]
