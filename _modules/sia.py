@@ -283,7 +283,7 @@ def receive_rpms(files, clear=False, workdir=None):
     return {"directory": directory, "written": written, "sha256": digests}
 
 
-def build_rpm(sia, workdir=None, saltenv=None, timeout=None):
+def build_rpm(sia, workdir=None, saltenv=None, timeout=None, clear=False, push=False):
     """
     Build the binary RPMs for this node's CPU architecture and kernel
     (``sh <sia> --build-rpm --batch`` in ``workdir``) into ``<workdir>/node_RPMS/``
@@ -295,18 +295,31 @@ def build_rpm(sia, workdir=None, saltenv=None, timeout=None):
         Where to build; default ``expressware:workdir`` (``/var/cache/expressware``).
     timeout
         Seconds before the build is killed (default: no limit).
+    clear
+        Remove the RPMs of earlier builds first (:py:func:`clear_rpms`), so that
+        only this version's are found afterwards.
+    push
+        Send ``node_RPMS/`` to the master afterwards (``cp.push_dir``; the master
+        needs ``file_recv: True``), as the ``rolling`` runner does to stage them
+        on the other nodes of the group. ``pushed`` in the result says whether it
+        worked.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt node1 sia.build_rpm salt://expressware/Dolphin_eXpressWare-5.26.0.sh
+        salt node1 sia.build_rpm salt://expressware/Dolphin_eXpressWare-5.26.0.sh clear=True push=True
     """
     workdir = _workdir(workdir)
     timeout = _timeout(timeout)
+    _flag(clear, "clear")
+    _flag(push, "push")
     path = _resolve_sia(sia, saltenv)
+    if clear:
+        clear_rpms(workdir)
     result = _run_sia(path, ["--build-rpm"], workdir, timeout)
-    return {
+    ret = {
         "sia": path,
         "version": vendor.sia_version(os.path.basename(path)),
         "workdir": workdir,
@@ -314,6 +327,9 @@ def build_rpm(sia, workdir=None, saltenv=None, timeout=None):
         "frontend_rpms": _rpms(workdir, "frontend"),
         "output": result["stdout"],
     }
+    if push:
+        ret["pushed"] = __salt__["cp.push_dir"](os.path.join(workdir, "node_RPMS")) is True
+    return ret
 
 
 def _install(kind, sia, use_rpms, reboot, enforce, workdir, saltenv, timeout):

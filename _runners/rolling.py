@@ -639,18 +639,18 @@ class _Driver:
         builder, sia = group["builder"], self.record["sia"]
         self.say(f"building RPMs for {key} on {builder} (it stays up)")
         try:
-            self.call_one(builder, "sia.clear_rpms")
-            built = self.call_one(builder, "sia.build_rpm", [sia], timeout=self.record["options"]["node_timeout"])
-            if not isinstance(built, dict):
-                raise RuntimeError(f"build on {builder} failed: {built}")
-            workdir = built["workdir"]
+            workdir = self.record["nodes"][builder]["workdir"]
             source = os.path.join(__opts__["cachedir"], "minions", builder, "files", workdir.lstrip("/"), "node_RPMS")
             # cp.push keeps what earlier rollouts pushed there; RPMs of another
             # version would be staged too and the installer would refuse the mix.
             shutil.rmtree(source, ignore_errors=True)
-            pushed = self.call_one(builder, "cp.push_dir", [os.path.join(workdir, "node_RPMS")])
-            if pushed is not True:
-                raise RuntimeError(f"{builder} could not push the RPMs to the master (file_recv?): {pushed}")
+            # One job: clear old RPMs, build, push node_RPMS/ to the master.
+            built = self.call_one(builder, "sia.build_rpm", [sia], {"clear": True, "push": True, "workdir": workdir},
+                                  timeout=self.record["options"]["node_timeout"])
+            if not isinstance(built, dict):
+                raise RuntimeError(f"build on {builder} failed: {built}")
+            if built.get("pushed") is not True:
+                raise RuntimeError(f"{builder} could not push the RPMs to the master (file_recv?)")
             missing = [name for name in built["node_rpms"] if not os.path.isfile(os.path.join(source, name))]
             if missing:
                 raise RuntimeError(f"the master did not receive {', '.join(missing)} from {builder}")

@@ -280,6 +280,12 @@ def test_sia_flags(modules, node, sia_path, flag, value):
                 f"^{flag} must be True or False")
 
 
+@pytest.mark.parametrize("flag", ["clear", "push"], ids=short)
+@pytest.mark.parametrize("value", ["True", "no", "", 0, 1, None, [True], HUGE, *HOSTILE], ids=short)
+def test_sia_build_flags(modules, node, sia_path, flag, value):
+    _raises(modules.sia.build_rpm, {"sia": sia_path, flag: value}, SaltInvocationError, f"^{flag} must be True or False")
+
+
 @pytest.mark.parametrize("use_rpms, pattern", [
     (5, "^use_rpms must be True or an absolute directory path"),
     (["/tmp"], "^use_rpms must be True or an absolute directory path"),

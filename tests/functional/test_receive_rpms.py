@@ -4,9 +4,11 @@ import base64
 import hashlib
 
 import pytest
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
-from tests.conftest import changing_commands
+from expressware_sim import write_sia
+
+from tests.conftest import NEW, changing_commands
 from tests.functional.test_bad_input import HOSTILE, HUGE, short
 
 PX = "Dolphin-PX-5.26.0-1.x86_64.rpm"
@@ -73,3 +75,17 @@ def test_clear_must_be_a_boolean(modules, node, clear):
     with pytest.raises(SaltInvocationError, match="clear must be True or False"):
         modules.sia.receive_rpms([piece(PX, b"x")], clear=clear)
     assert not (node.workdir / "node_RPMS" / PX).exists()
+
+
+@pytest.mark.parametrize("clear", [False, True])
+def test_build_clears_earlier_rpms_only_when_asked(modules, node, tmp_path, clear):
+    # The build fails (missing kernel headers): what is left shows whether clear ran before it.
+    modules.sia.receive_rpms([piece("Dolphin-PX-5.25.2-1.x86_64.rpm", b"earlier")], clear=True)
+    node.set_fault("build-fails")
+    with pytest.raises(CommandExecutionError, match="exit status"):
+        modules.sia.build_rpm(str(write_sia(tmp_path, NEW)), clear=clear)
+    assert modules.expressware.staged_rpms()["versions"] == ([] if clear else ["5.25.2"])
+    node.clear_faults()
+    built = modules.sia.build_rpm(str(write_sia(tmp_path, NEW)), clear=clear)
+    assert "pushed" not in built  # push=False: nothing is sent anywhere
+    assert modules.expressware.staged_rpms()["versions"] == [NEW]
