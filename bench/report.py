@@ -257,6 +257,16 @@ def _rolling_section(run, settings):
                           f"builds {pre:.1f} s ({100 * pre / over:.0f} %), after the last node {tail:.1f} s "
                           f"({100 * tail / over:.0f} %). The target allows "
                           f"{(TARGETS['ratio'] - 1) * run['physical_limit_s']:.1f} s of overhead at this size."]
+        floors = run.get("floors")
+        if floors:
+            lines += ["", f"Measured apart on the same daemons (median of 3): `salt-run` start-up and exit alone "
+                          f"(`salt-run test.arg`) {floors['salt_run_startup_s']:.2f} s; the pre-flight call "
+                          f"(`expressware.preflight`, beyond a `test.ping` to as many minions) on one minion "
+                          f"{floors['preflight_one_s']:.2f} s, on all {floors['nodes']} "
+                          f"{floors['preflight_all_s']:.2f} s. The {floors['nodes']} minions and their simulated "
+                          "tools (Python programs, where the real ones are compiled) share this machine's cores, "
+                          "so the pre-flight grows with the cluster here; on a cluster each node checks itself "
+                          "on its own CPUs, in parallel."]
     lines.append("")
     return lines
 

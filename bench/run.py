@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -288,6 +289,30 @@ def node_outcome(cl, version):
 # ---------------------------------------------------------------------------
 
 
+def measure_floors(cl, version):
+    """What parts of the overhead cost on their own, on the same daemons (median of 3 runs each):
+    ``salt-run`` start-up and exit (``test.arg``), and the pre-flight call on one minion and on all of
+    them (``salt ... expressware.preflight``, minus a ``test.ping`` on as many for the CLI's own cost)."""
+    def wall(argv, name):
+        times = []
+        for attempt in range(3):
+            ran = run_command(argv, cl["work"] / "logs" / f"floor-{name}-{attempt}.log", echo_stderr=False)
+            times.append(ran["t_end"] - ran["t_start"])
+        return statistics.median(times)
+    salt_run = [salt_bin("salt-run"), "-c", cl["conf"], "--out=json"]
+    salt = [salt_bin("salt"), "-c", cl["conf"], "--out=json"]
+    preflight = ["expressware.preflight", version, f"sia={sia_url(version)}"]
+    one = sorted(cl["roots"])[0]
+    floors = {"salt_run_startup_s": wall(salt_run + ["test.arg", "1"], "salt-run"),
+              "nodes": len(cl["roots"])}
+    for label, tgt in (("one", one), ("all", "*")):
+        floors[f"preflight_{label}_s"] = max(0.0, wall(salt + [tgt] + preflight, f"preflight-{label}")
+                                             - wall(salt + [tgt, "test.ping"], f"ping-{label}"))
+    say(f"floors: salt-run start-up {floors['salt_run_startup_s']:.2f} s, pre-flight beyond a ping: "
+        f"one node {floors['preflight_one_s']:.2f} s, all {floors['nodes']} {floors['preflight_all_s']:.2f} s")
+    return floors
+
+
 def phase_rolling(work, prof, results):
     count, delays = prof["nodes"], prof["delays"]
     sweep = [n for n in prof["sweep"] if n <= count]
@@ -305,6 +330,8 @@ def phase_rolling(work, prof, results):
         say(f"rolling: wall {figures['wall_s']:.1f} s, physical limit {figures['physical_limit_s']:.1f} s, "
             f"ratio {figures['ratio'] or float('nan'):.3f}, builds {figures['builds']}, "
             f"max down {figures['max_nodes_down']}")
+
+        figures["floors"] = measure_floors(cl, TO_VERSION)
 
         # Builds against the number of nodes: more rollouts on the same daemons, tiny delays.
         set_delays(cl["roots"], TINY)
