@@ -30,6 +30,7 @@ Masterless runs (``salt-call --local``) have no master to lease from and say so.
 Requires the ``expressware``, ``dis_services`` and ``sia`` execution modules.
 """
 
+import os
 import re
 import time
 
@@ -110,6 +111,7 @@ def _await_gate(gate, version, timeout):
     node's checks, installer fetch and state start-up are off the critical path.
     The listener exists before ``ready`` is announced, so a go cannot be missed.
     """
+    minion = os.getppid()  # the salt-minion this job process runs under
     with salt.utils.event.get_event("minion", opts=__opts__, listen=True) as bus:
         _phase("ready", version, gate=gate)
         deadline = time.monotonic() + timeout
@@ -117,7 +119,12 @@ def _await_gate(gate, version, timeout):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return f"not released within {timeout} s"
-            event = bus.get_event(wait=min(remaining, 5), tag="expressware/gate/", full=True)
+            if os.getppid() != minion:
+                # Its salt-minion stopped (a stopping minion leaves its jobs running):
+                # no go can come through it, and an orphan waiting here would hold the
+                # node's state queue when the minion is back.
+                return "its salt-minion stopped"
+            event = bus.get_event(wait=min(remaining, 1), tag="expressware/gate/", full=True, auto_reconnect=True)
             if not event:
                 continue
             data = event.get("data") or {}

@@ -313,6 +313,44 @@ def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_r
     assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
 
 
+def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(master, minions, salt_run_cli, nodes,
+                                                                       event_listener):
+    """node3's job is prepared (checks done, waiting at its gate) while node2 installs; then its
+    salt-minion stops. The go-ahead is not acknowledged: the rollout halts with node3 untouched and
+    recorded so; its prepared job ends with its minion and does not hold node3's state queue; resume
+    completes."""
+    nodes["node2"].set_delays(install=10)  # stopping a salt-minion takes seconds
+    start = time.time()
+    proc = background_update(salt_run_cli, *update_args(timeout=5))
+
+    def node3_ready():
+        events = event_listener.get_events([(master.id, "expressware/node/phase")], after_time=start)
+        return any(e.data.get("id") == "node3" and e.data["data"].get("phase") == "ready" for e in events)
+
+    try:
+        wait_for(node3_ready, 120, "node3's prepared job to be ready")
+        with minions[2].stopped():
+            assert commands(nodes["node2"], "--install-node") == [], "node3 stopped too late to test this"
+            code, data, err = _finish(proc)
+    finally:
+        _kill(proc)
+    assert code == 1, err
+    assert data["status"] == "halted", data
+    assert data["reason"] == ("node3 did not answer for 5 s before its turn (its go-ahead was not acknowledged); "
+                              "nothing was started on it")
+    assert [data["nodes"][n]["phase"] for n in NODE_IDS] == ["active", "active", "staged"]
+    assert [e["command"] for e in changing_commands(nodes["node3"])] == ["sia --build-rpm --batch"]
+    assert_record_matches_reality(salt_run_cli.run("rolling.status").data, nodes)
+
+    ret = salt_run_cli.run("rolling.resume", _timeout=300)  # node3's minion is back
+    assert ret.returncode == 0, ret.stderr
+    assert ret.data["status"] == "done", ret.data
+    for node_id in NODE_IDS:
+        assert len(commands(nodes[node_id], "--install-node")) == 1
+    assert_record_matches_reality(salt_run_cli.run("rolling.status").data, nodes)
+    assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
+
+
 # ---------------------------------------------------------------------------
 # One rollout at a time
 # ---------------------------------------------------------------------------
