@@ -625,7 +625,10 @@ class _Driver:
             result.update(status="interrupted", comment=str(exc), retcode=2)
             return result
         finally:
-            self.cancel_prepared(f"the rollout is {record['status']}")
+            try:
+                self.cancel_prepared(f"the rollout is {record['status']}")
+            except _LostMaster:
+                pass  # the next driver (rolling.resume) cancels it: its gate is in the record
         self.save()
         result = plan_lib.summary(record)
         result["retcode"] = 0 if record["status"] in (plan_lib.DONE, plan_lib.PAUSED) else 1
@@ -811,10 +814,36 @@ class _Driver:
             return None
 
     def cancel_prepared(self, reason):
-        """Tell a prepared job not to go on (it returns having changed nothing)."""
+        """Make sure a prepared job does not go on (it ends having changed nothing).
+
+        A cancel event reaches only a job that already listens at its gate: one still
+        in its checks would miss it and then hold the node's state queue until its
+        gate_timeout. So first wait (``timeout`` at most) until it is ready or has
+        ended; a job that is not ready by then is killed (no go was sent: it changed
+        nothing)."""
         prepared, self.prepared = self.prepared, None
-        if prepared and not prepared["ret"]:
-            self._gate_event(prepared["minion"], GATE_CANCEL, {"gates": [prepared["gate"]], "reason": reason})
+        if not prepared:
+            return
+        deadline = time.monotonic() + self.args["timeout"]
+        self.prepared = prepared  # watch_prepared follows it while we wait
+        try:
+            while not (prepared["ready"] or prepared["ret"] or prepared["lost"]) and time.monotonic() < deadline:
+                event = self.listener.get_event(wait=max(0.01, min(1, deadline - time.monotonic())), full=True,
+                                                auto_reconnect=True)
+                if event:
+                    self.watch_prepared(event["tag"], event["data"])
+        finally:
+            self.prepared = None
+        if prepared["ret"]:
+            return
+        data = {"gates": [prepared["gate"]], "reason": reason}
+        if prepared["ready"] and self.call([prepared["minion"]], "event.fire", [data, GATE_CANCEL],
+                                           timeout=10).get(prepared["minion"]) is True:
+            plan_lib.clear_gate(self.record, prepared["minion"])
+            self.save_node(prepared["minion"])
+            return
+        self._gate_event(prepared["minion"], GATE_CANCEL, data)
+        self.call([prepared["minion"]], "saltutil.kill_job", [prepared["jid"]], timeout=10)
 
     def cancel_gate(self, minion, reason):
         """Cancel the gate recorded for ``minion`` and wait for the minion to acknowledge it

@@ -469,7 +469,7 @@ def corrupt_installer(master):
         path.unlink()
 
 
-def test_corrupt_installer_halts_at_the_build(salt_run_cli, nodes, corrupt_installer):
+def test_corrupt_installer_halts_at_the_build(salt_run_cli, salt_cli, nodes, corrupt_installer):
     version = corrupt_installer
     ret = salt_run_cli.run("rolling.update", *update_args(version=version, sia=sia_url(version)), _timeout=300)
     assert ret.returncode == 1, ret.stderr
@@ -486,6 +486,10 @@ def test_corrupt_installer_halts_at_the_build(salt_run_cli, nodes, corrupt_insta
     assert not list(nodes["node1"].workdir.glob("node_RPMS/*.rpm"))
     assert_record_matches_reality(status, nodes)
     assert max_nodes_down(roots(nodes)) == 0
+    # node1 was prepared while it built; the halt came before its job was at its gate, and
+    # still that job is gone (left waiting, it would hold node1's state queue).
+    assert "node1: prepared" in ret.stderr
+    assert salt_cli.run("saltutil.running", minion_tgt="node1").data == []
 
 
 def test_rpms_of_another_kernel_are_refused(salt_cli, nodes):
