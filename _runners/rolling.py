@@ -883,6 +883,9 @@ class _Driver:
         self.prepared = None
         if prepared["ready"] and not prepared["ret"] and not prepared["lost"]:
             return prepared
+        self.say(f"{minion}: its prepared job " + (
+            "ended before its turn" if prepared["ret"] else "was lost with its minion" if prepared["lost"]
+            else f"was not ready within {self.args['timeout']} s") + "; it is updated the ordinary way")
         if not prepared["ret"]:
             # Not ready in time, or its minion restarted (a stopping salt-minion leaves
             # its jobs running): make sure it cannot hold the node's state queue. No go
