@@ -183,13 +183,7 @@ def frontend_preflight(version, sia=None, enforce=False):
         return result
     result["decision"] = vendor.frontend_decision(result["installed"], version, enforce=enforce)
     if sia and result["decision"]["action"] == "install":
-        try:
-            result["sia"] = __salt__["sia.fetch"](sia)
-        except (CommandExecutionError, SaltInvocationError) as exc:
-            result["sia_error"] = str(exc)
-        else:
-            if result["sia"]["version"] and result["sia"]["version"] != version:
-                result["sia_error"] = f"{sia} is version {result['sia']['version']}, not {version}"
+        result.update(_fetch_sia(sia, version))
     return result
 
 
@@ -452,14 +446,19 @@ def preflight(version, sia=None, enforce=False, compat=None):
         return result
     result["installed"] = result["decision"]["installed"]
     if sia and result["decision"]["action"] in ("install", "activate"):
-        try:
-            result["sia"] = __salt__["sia.fetch"](sia)
-        except (CommandExecutionError, SaltInvocationError) as exc:
-            result["sia_error"] = str(exc)
-        else:
-            if result["sia"]["version"] and result["sia"]["version"] != version:
-                result["sia_error"] = f"{sia} is version {result['sia']['version']}, not {version}"
+        result.update(_fetch_sia(sia, version))
     return result
+
+
+def _fetch_sia(sia, version):
+    """The pre-flights' installer check: ``{"sia": fetched}`` or ``{"sia_error": why}`` (and nothing runs)."""
+    try:
+        fetched = __salt__["sia.fetch"](sia)
+    except (CommandExecutionError, SaltInvocationError) as exc:
+        return {"sia_error": str(exc)}
+    if fetched["version"] and fetched["version"] != version:
+        return {"sia": fetched, "sia_error": f"{sia} is version {fetched['version']}, not {version}"}
+    return {"sia": fetched}
 
 
 def validate_version(version):

@@ -813,6 +813,26 @@ class _Driver:
         except Exception:  # pylint: disable=broad-except
             return None
 
+    def _wait_ready(self, prepared):
+        """Follow ``prepared`` (``timeout`` seconds at most) until it is ready at its gate,
+        has ended, or was lost with its minion; it is no longer the prepared job after."""
+        self.prepared = prepared  # watch_prepared follows it
+        deadline = time.monotonic() + self.args["timeout"]
+        try:
+            while not (prepared["ready"] or prepared["ret"] or prepared["lost"]) and time.monotonic() < deadline:
+                event = self.listener.get_event(wait=max(0.01, min(1, deadline - time.monotonic())), full=True,
+                                                auto_reconnect=True)
+                if event:
+                    self.watch_prepared(event["tag"], event["data"])
+        finally:
+            self.prepared = None
+
+    def _end_unready(self, prepared, reason):
+        """End a prepared job that is not (known to be) at its gate: the cancel, should it
+        listen after all, and a kill (no go was sent: it changed nothing)."""
+        self._gate_event(prepared["minion"], GATE_CANCEL, {"gates": [prepared["gate"]], "reason": reason})
+        self.call([prepared["minion"]], "saltutil.kill_job", [prepared["jid"]], timeout=10)
+
     def cancel_prepared(self, reason):
         """Make sure a prepared job does not go on (it ends having changed nothing).
 
@@ -824,16 +844,7 @@ class _Driver:
         prepared, self.prepared = self.prepared, None
         if not prepared:
             return
-        deadline = time.monotonic() + self.args["timeout"]
-        self.prepared = prepared  # watch_prepared follows it while we wait
-        try:
-            while not (prepared["ready"] or prepared["ret"] or prepared["lost"]) and time.monotonic() < deadline:
-                event = self.listener.get_event(wait=max(0.01, min(1, deadline - time.monotonic())), full=True,
-                                                auto_reconnect=True)
-                if event:
-                    self.watch_prepared(event["tag"], event["data"])
-        finally:
-            self.prepared = None
+        self._wait_ready(prepared)
         if prepared["ret"]:
             return
         data = {"gates": [prepared["gate"]], "reason": reason}
@@ -842,8 +853,7 @@ class _Driver:
             plan_lib.clear_gate(self.record, prepared["minion"])
             self.save_node(prepared["minion"])
             return
-        self._gate_event(prepared["minion"], GATE_CANCEL, data)
-        self.call([prepared["minion"]], "saltutil.kill_job", [prepared["jid"]], timeout=10)
+        self._end_unready(prepared, reason)
 
     def cancel_gate(self, minion, reason):
         """Cancel the gate recorded for ``minion`` and wait for the minion to acknowledge it
@@ -874,13 +884,7 @@ class _Driver:
         if not prepared or prepared["minion"] != minion:
             self.cancel_prepared("another node comes first")
             return None
-        deadline = time.monotonic() + self.args["timeout"]
-        while not (prepared["ready"] or prepared["ret"] or prepared["lost"]) and time.monotonic() < deadline:
-            event = self.listener.get_event(wait=max(0.01, min(1, deadline - time.monotonic())), full=True,
-                                            auto_reconnect=True)
-            if event:
-                self.watch_prepared(event["tag"], event["data"])
-        self.prepared = None
+        self._wait_ready(prepared)
         if prepared["ready"] and not prepared["ret"] and not prepared["lost"]:
             return prepared
         self.say(f"{minion}: its prepared job " + (
@@ -890,8 +894,7 @@ class _Driver:
             # Not ready in time, or its minion restarted (a stopping salt-minion leaves
             # its jobs running): make sure it cannot hold the node's state queue. No go
             # was sent, so it changed nothing.
-            self._gate_event(minion, GATE_CANCEL, {"gates": [prepared["gate"]], "reason": "not ready in time"})
-            self.call([minion], "saltutil.kill_job", [prepared["jid"]], timeout=5)
+            self._end_unready(prepared, "not ready in time")
         return None
 
     # -- one node ------------------------------------------------------------
