@@ -41,7 +41,9 @@ def _shared(name):
     base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for path in (os.path.join(base, sub, name + ".py") for sub in ("utils", "_utils")):
         if os.path.isfile(path):
-            key = f"_saltext_expressware_shared.{name}_{abs(hash(path))}"
+            # Keyed by its modification time too: a long-lived process (a master worker)
+            # takes up a file changed by a sync or an upgrade.
+            key = f"_saltext_expressware_shared.{name}_{abs(hash((path, os.stat(path).st_mtime_ns)))}"
             if key not in sys.modules:
                 spec = importlib.util.spec_from_file_location(key, path)
                 sys.modules[key] = importlib.util.module_from_spec(spec)
