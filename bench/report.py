@@ -73,6 +73,10 @@ def markdown(results, output, svg, raw):
         + (f" (waited {load['waited_s']} s for it to drop below {load['limit']}"
            + ("" if load.get("idle") else "; it did not") + ")" if load.get("limit") else "") + " |",
         f"| load average at end | {', '.join(map(str, load.get('load_at_end', [])))} |",
+        "| bytecode | " + ("the extension and the simulator compiled before measuring, as an installed package is"
+                           + (" (this machine sets PYTHONDONTWRITEBYTECODE, so nothing would be compiled otherwise)"
+                              if results.get("bytecode", {}).get("PYTHONDONTWRITEBYTECODE") else "")
+                           if results.get("bytecode") else "not recorded") + " |",
         "",
         "The machine was shared: other jobs (test suites) may have run during the measurement; the load "
         "averages above are the only record of that.",
