@@ -271,11 +271,10 @@ def node_state():
     return _node_state()
 
 
-def _node_state(installed=None, quick=False, diag_result=None):
-    """:py:func:`node_state`; ``installed`` and ``diag_result`` (of :py:func:`diag`) when
-    already known. ``quick``: stop at the first sign that the node is not active (no
-    ``dis_diag`` while services are down), for the polls of :py:func:`wait_active`;
-    such a partial answer has ``diag: None``."""
+def _node_state(installed=None, quick=False):
+    """:py:func:`node_state`; ``installed`` when already known. ``quick``: stop at the
+    first sign that the node is not active (no ``dis_diag`` while services are down),
+    for the polls of :py:func:`wait_active`; such a partial answer has ``diag: None``."""
     status = __salt__["dis_services.status"]()
     reasons = []
     stopped = [entry["label"] for entry in status["services"].values() if not entry["running"]]
@@ -283,7 +282,7 @@ def _node_state(installed=None, quick=False, diag_result=None):
         reasons.append("services not running: " + ", ".join(stopped))
     diag_summary = None
     if not (quick and reasons):
-        diag_result = diag_result or diag()
+        diag_result = diag()
         diag_summary = {"passed": diag_result["passed"], "summary": diag_result["lines"][-3:]}
         if not diag_result["passed"]:
             reasons.append("dis_diag: " + "; ".join(diag_result["lines"][-3:]))
@@ -328,9 +327,8 @@ def wait_active(timeout=300, interval=None, fire_event=True):
 
     The vendor tools have no notification, so the node is looked at every
     ``interval`` seconds (default: config ``expressware:poll_interval``, else 0.1;
-    while services are down a look is one ``dis_services status``; once they run
-    and only the links train, one ``dis_diag``, and the services are looked at
-    again when it passes). The installed version is read once, before the
+    while services are down a look is one ``dis_services status``, while links
+    train it adds ``dis_diag``). The installed version is read once, before the
     first look: packages do not change while a node comes up. With ``fire_event``
     the outcome is announced on the master event bus as ``expressware/node/active``
     or ``expressware/node/inactive`` (with the node state as data), which the
@@ -350,16 +348,8 @@ def wait_active(timeout=300, interval=None, fire_event=True):
     _flag(fire_event, "fire_event")
     deadline = time.monotonic() + timeout
     installed = version()
-    state = None
     while True:
-        if state is not None and state["diag"] is not None and not state["diag"]["passed"]:
-            # The services ran at the last look and only the links were not up: dis_diag
-            # alone tells when they are (half a look); then the whole state again.
-            result = diag()
-            if result["passed"]:
-                state = _node_state(installed=installed, quick=True, diag_result=result)
-        else:
-            state = _node_state(installed=installed, quick=True)
+        state = _node_state(installed=installed, quick=True)
         if state["active"] or time.monotonic() >= deadline:
             break
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
