@@ -286,14 +286,17 @@ def test_minion_not_answering_at_preflight_touches_nothing(minions, salt_run_cli
 def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_run_cli, nodes):
     for node_id in ("node1", "node2"):
         nodes[node_id].set_delays(install=5)  # time to stop node3's minion (it takes seconds) before its turn
+    earlier = (salt_run_cli.run("rolling.status").data or {}).get("rollout")
     proc = background_update(salt_run_cli, *update_args(timeout=5))
     try:
         # node3 is not needed again after its group's build until its turn: stopped once the
         # runner has the build (its job returned), not as soon as the installer ran (the push
         # of the RPMs to the master would be cut).
         def both_built():
-            builds = (salt_run_cli.run("rolling.status").data or {}).get("builds") or {}
-            return len(builds) == 2 and all(b["built"] for b in builds.values())
+            status = salt_run_cli.run("rolling.status").data or {}
+            builds = status.get("builds") or {}
+            return (status.get("rollout") not in (None, earlier) and len(builds) == 2
+                    and all(b["built"] for b in builds.values()))
 
         wait_for(both_built, 120, "node3's build")
         with minions[2].stopped():
