@@ -29,8 +29,8 @@ def check_name(value, what):
     return value
 
 
-def write_json(path, data):
-    """Replace ``path`` atomically with ``data`` as JSON."""
+def write_json(path, data, durable=True):
+    """Replace ``path`` atomically with ``data`` as JSON (``durable``: on disk before it replaces)."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
@@ -40,7 +40,8 @@ def write_json(path, data):
             # token and made a 2,000-node record cost ~25 ms a save.
             handle.write(json.dumps(data, separators=(",", ":")))
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -238,7 +239,8 @@ class GateStore:
     master for its gate's decision (``expressware_lease.wait_gate``): ``wait``,
     ``go`` or ``cancel``. The first decision is final. It is kept in a file, so a
     job that asks late (after a master restart, or a cancel sent before it reached
-    its gate) still gets it. Files older than ``KEEP`` seconds are removed when a gate opens.
+    its gate) still gets it.  Not fsync'ed (two writes are on each handover's critical
+    path): a gate matters only while its runner lives, and a power loss ends both. Files older than ``KEEP`` seconds are removed when a gate opens.
     """
 
     KEEP = 7 * 86400
@@ -261,7 +263,7 @@ class GateStore:
         with locked(path):
             record = {"gate": gate, "minion": minion, "decision": "wait", "reason": None,
                       "driver": driver, "opened": self.clock(), "decided": None, "taken": None}
-            write_json(path, record)
+            write_json(path, record, durable=False)
         return record
 
     def get(self, gate):
@@ -277,7 +279,7 @@ class GateStore:
             record = read_json(path)
             if record is not None and record["decision"] == "wait":
                 record.update(decision=decision, reason=reason, decided=self.clock())
-                write_json(path, record)
+                write_json(path, record, durable=False)
         return record
 
     def claim(self, gate):
@@ -289,7 +291,7 @@ class GateStore:
             record = read_json(path)
             if record is not None and record["decision"] != "wait" and record["taken"] is None:
                 record["taken"] = self.clock()
-                write_json(path, record)
+                write_json(path, record, durable=False)
         return record
 
     def prune(self):
