@@ -111,16 +111,36 @@ GATE_FRESH = 2  # seconds since the runner decided
 GATE_CONFIRM_TIMEOUT = 2  # seconds for the master to acknowledge the start
 
 
-def _master_request(load, timeout):
-    """Send ``load`` to the master on this job's own connection and return the answer, waiting
-    at most ``timeout`` seconds (one try). What ``publish.runner`` and ``event.fire_master``
-    send, with a bound: their wait (request_channel_timeout x tries, 3 minutes by default)
-    would hold a job whose question was lost with a restarting master."""
-    with salt.channel.client.ReqChannel.factory(__opts__) as channel:
-        return channel.send(load, tries=1, timeout=timeout)
+class _MasterLink:
+    """This job's own connection to the master for its gate: what ``publish.runner`` and
+    ``event.fire_master`` send, kept open between requests (a go is answered, and the
+    start announced, on a connection already there), and each answer waited for at
+    most ``timeout`` seconds, one try: their own wait (request_channel_timeout x tries,
+    3 minutes by default) would hold a job whose question was lost with a restarting
+    master. After a failed request the next one opens a new connection."""
+
+    def __init__(self):
+        self.channel = None
+
+    def request(self, load, timeout):
+        if self.channel is None:
+            self.channel = salt.channel.client.ReqChannel.factory(__opts__)
+        try:
+            return self.channel.send(load, tries=1, timeout=timeout)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self):
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            try:
+                channel.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
 
 
-def _ask_gate(gate, wait):
+def _ask_gate(link, gate, wait):
     """The master's decision for ``gate`` (``expressware_lease.wait_gate``): ``(decision,
     reason, age)`` with decision ``go``, ``cancel`` or ``wait`` (``age``: seconds since
     the runner decided); ``unknown`` when the master cannot tell (no such gate, or
@@ -130,7 +150,7 @@ def _ask_gate(gate, wait):
     load = {"cmd": "minion_runner", "fun": "expressware_lease.wait_gate", "arg": [f"gate={gate}", f"wait={wait}"],
             "tmo": wait, "id": __opts__["id"], "no_parse": __opts__.get("no_parse", [])}
     try:
-        answer = _master_request(load, wait + GATE_ANSWER_MARGIN)
+        answer = link.request(load, wait + GATE_ANSWER_MARGIN)
     except Exception as exc:  # pylint: disable=broad-except
         return "error", str(exc) or type(exc).__name__, None
     if isinstance(answer, dict) and answer.get("decision") in ("go", "cancel", "wait", "unknown"):
@@ -140,13 +160,13 @@ def _ask_gate(gate, wait):
     return "error", str(answer), None
 
 
-def _confirm_start(gate):
+def _confirm_start(link, gate):
     """Tell the rolling runner, through the master and acknowledged by it, that this job acts
     on its go (``expressware/gate/started``); False when the master did not acknowledge it in
     time: then it does not act on it (the runner, hearing nothing, may have moved on)."""
     load = {"cmd": "_minion_event", "id": __opts__["id"], "tag": GATE_STARTED, "data": {"gate": gate}}
     try:
-        _master_request(load, GATE_CONFIRM_TIMEOUT)
+        link.request(load, GATE_CONFIRM_TIMEOUT)
     except Exception:  # pylint: disable=broad-except
         return False
     return True
@@ -172,10 +192,19 @@ def _await_gate(gate, version, timeout):
     does not send it) knows that nothing started. The listener exists before
     ``ready`` is announced, so no go is missed.
     """
+    link = _MasterLink()
+    try:
+        return _gate_wait(link, gate, version, timeout)
+    finally:
+        link.close()
+
+
+def _gate_wait(link, gate, version, timeout):
+    """:py:func:`_await_gate` on ``link``."""
     minion = os.getppid()  # the salt-minion this job process runs under
     with salt.utils.event.get_event("minion", opts=__opts__, listen=True) as bus:
         deadline = time.monotonic() + timeout
-        decision, reason, age = _ask_gate(gate, 0)
+        decision, reason, age = _ask_gate(link, gate, 0)
         if decision == "cancel":
             return "cancelled: " + str(reason or "by the runner"), "the master"
         ask_master = decision != "unknown"
@@ -192,11 +221,11 @@ def _await_gate(gate, version, timeout):
                 return "its salt-minion stopped", None
             wait_here = min(remaining, 1)
             if ask_master:
-                decision, reason, age = _ask_gate(gate, round(min(remaining, GATE_POLL), 3))
+                decision, reason, age = _ask_gate(link, gate, round(min(remaining, GATE_POLL), 3))
                 if decision == "go":
                     if os.getppid() != minion:
                         return "its salt-minion stopped", None  # the runner hears nothing and moves on
-                    if age is not None and age <= GATE_FRESH and _confirm_start(gate):
+                    if age is not None and age <= GATE_FRESH and _confirm_start(link, gate):
                         return None, "the master"
                     # Too old, or its start not acknowledged: the runner may have moved on
                     # (it then sends the go on the bus, and only that one counts).
