@@ -189,6 +189,11 @@ def wait_gate(gate, wait=2):
     first answer to the job is noted in the gate (``taken``); ``age`` is how long
     ago the runner decided.
 
+    The question waits only where the master routes ``minion_runner`` to a worker
+    pool of its own (``worker_pools``, see the README); elsewhere it is answered at
+    once with ``long_poll: False`` (a waiting worker would hold the job returns and
+    file requests queued behind it), and the job waits on its event bus instead.
+
     CLI Example:
 
     .. code-block:: bash
@@ -200,7 +205,8 @@ def wait_gate(gate, wait=2):
     if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 30:
         raise SaltInvocationError(f"wait must be a number of seconds between 0 and 30, not {wait!r}")
     gates, caller = _gates(), _caller()
-    deadline = time.monotonic() + wait
+    long_poll = store.long_poll_allowed(__opts__)
+    deadline = time.monotonic() + (wait if long_poll else 0)
     # Listening before the first look: a decision taken after it wakes this at once.
     with salt.utils.event.get_event("master", sock_dir=__opts__["sock_dir"], opts=__opts__, listen=True) as bus:
         while True:
@@ -214,8 +220,8 @@ def wait_gate(gate, wait=2):
                     record = gates.claim(gate)
                     bus.fire_event({"gate": gate, "minion": caller, "decision": record["decision"]}, GATE_TAKEN)
                 return {"gate": gate, "decision": record["decision"], "reason": record["reason"],
-                        "age": round(time.time() - record["decided"], 3)}
+                        "age": round(time.time() - record["decided"], 3), "long_poll": long_poll}
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return {"gate": gate, "decision": "wait", "reason": None}
+                return {"gate": gate, "decision": "wait", "reason": None, "long_poll": long_poll}
             bus.get_event(wait=remaining, tag=GATE_DECIDED, full=True)

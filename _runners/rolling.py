@@ -84,7 +84,7 @@ GATE_CANCEL = "expressware/gate/cancel"
 GATE_DECIDED = "expressware/gate/decided"  # on the master's bus: wakes expressware_lease.wait_gate
 GATE_STARTED = "expressware/gate/started"  # a prepared job acts on the go it asked the master for
 GATE_STARTED_WAIT = 10  # seconds for that (normally ~0.02 s; the job acts on a go at most ~4 s old)
-GATE_JOB_END_WAIT = 25  # seconds for a cancelled prepared job to end (a question lost with the master: 15 s)
+GATE_JOB_END_WAIT = 20  # seconds for a cancelled prepared job to end (a question lost with the master: 10 s)
 #: Bytes of RPM data per publish when staging.
 PAYLOAD = 4 * 1024 * 1024
 

@@ -103,7 +103,7 @@ def _phase(phase, version, **extra):
 
 
 GATE_STARTED = "expressware/gate/started"
-GATE_POLL = 10  # seconds one question to the master waits there for the runner's decision
+GATE_POLL = 5  # seconds one question to the master waits there (in a worker of its pool) for the decision
 GATE_ANSWER_MARGIN = 5  # seconds more for its answer to arrive
 # A go from the master is acted on only when fresh and acknowledged in time: the runner
 # waits GATE_STARTED_WAIT (10 s, in _runners/rolling.py) for the start, then moves on.
@@ -153,6 +153,9 @@ def _ask_gate(link, gate, wait):
         answer = link.request(load, wait + GATE_ANSWER_MARGIN)
     except Exception as exc:  # pylint: disable=broad-except
         return "error", str(exc) or type(exc).__name__, None
+    if isinstance(answer, dict) and answer.get("decision") == "wait" and answer.get("long_poll") is False:
+        # The master does not let questions wait (no worker pool of their own): the bus.
+        return "unknown", "the master answers at once only (no worker pool for peer calls)", None
     if isinstance(answer, dict) and answer.get("decision") in ("go", "cancel", "wait", "unknown"):
         return answer["decision"], answer.get("reason"), answer.get("age")
     if isinstance(answer, dict):  # {}: not allowed by peer_run; refused: bad input

@@ -232,6 +232,25 @@ def driver_alive(driver):
         return True
 
 
+# Commands a worker pool may share with minion_runner (peer calls) for a question to wait
+# there: a waiting MWorker still gets its turn of its pool's requests, which queue behind it.
+PEER_COMMANDS = {"minion_runner", "minion_pub", "minion_publish"}
+
+
+def long_poll_allowed(opts):
+    """May a question (``expressware_lease.wait_gate``) wait in a master worker? Only when the
+    master routes ``minion_runner`` to a worker pool of peer calls alone (Salt 3008
+    ``worker_pools``): in the catchall pool, the job returns, file requests and events that
+    Salt hands that worker in turn would wait behind it."""
+    if not opts.get("worker_pools_enabled", True):
+        return False
+    for pool in (opts.get("worker_pools") or {}).values():
+        commands = set(pool.get("commands") or []) if isinstance(pool, dict) else set()
+        if "minion_runner" in commands:
+            return commands <= PEER_COMMANDS
+    return False
+
+
 class GateStore:
     """The gates of prepared jobs: what the rolling runner decided for each.
 

@@ -254,6 +254,19 @@ class TestStores:
         gates.open("r2:b", "node1", None)  # opening a gate prunes old ones
         assert gates.get("../../etc/passwd:x") is None and gates.get("r2:b") is not None
 
+    def test_long_poll_only_in_a_pool_of_peer_calls(self):
+        # Salt 3008's default pools (auth + catchall), worker_threads (one catchall) or no pools.
+        default = {"auth": {"worker_count": 1, "commands": ["_auth"]}, "default": {"worker_count": 4, "commands": ["*"]}}
+        assert store.long_poll_allowed({"worker_pools": default}) is False
+        assert store.long_poll_allowed({"worker_pools": {}}) is False
+        peer = dict(default, peer={"worker_count": 2, "commands": ["minion_runner"]})
+        assert store.long_poll_allowed({"worker_pools": peer}) is True
+        assert store.long_poll_allowed({"worker_pools": peer, "worker_pools_enabled": False}) is False
+        shared = dict(default, peer={"worker_count": 2, "commands": ["minion_runner", "_return"]})
+        assert store.long_poll_allowed({"worker_pools": shared}) is False  # returns would queue behind it
+        catchall = {"all": {"worker_count": 5, "commands": ["minion_runner", "*"]}}
+        assert store.long_poll_allowed({"worker_pools": catchall}) is False
+
     def test_driver_alive(self):
         me = {"pid": os.getpid(), "host": socket.gethostname()}
         # A process is the driver only if it is salt's (pid reuse by something else is not).
