@@ -30,30 +30,15 @@ the whole of a rollout, so a highstate cannot take a second node down meanwhile.
 
 Leases are files under ``<master cachedir>/expressware/leases/``, changed under an
 exclusive file lock and replaced atomically.
-
-``wait_gate`` is the other thing minions ask here: a job the ``rolling`` runner
-prepared ahead of its node's turn asks for its gate's decision (``go`` or
-``cancel``); the question waits on the master (at most ``wait`` seconds) until the
-runner decides, so the node starts within milliseconds of the decision. It needs
-``expressware_lease.wait_gate`` in ``peer_run`` too (``expressware_lease.*`` covers
-both); without it the prepared job waits on its own event bus for the runner's
-``event.fire`` instead, a publish later.
 """
 
 import importlib.util
 import os
-import re
 import sys
-import time
 
-import salt.utils.event
 from salt.exceptions import SaltInvocationError
 
 __virtualname__ = "expressware_lease"
-
-GATE_DECIDED = "expressware/gate/decided"
-GATE_TAKEN = "expressware/gate/taken"
-_GATE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
 
 def _shared(name):
@@ -91,10 +76,6 @@ def __virtual__():
 
 def _leases():
     return store.LeaseStore(os.path.join(__opts__["cachedir"], "expressware", "leases"))
-
-
-def _gates():
-    return store.GateStore(os.path.join(__opts__["cachedir"], "expressware", "gates"))
 
 
 def _caller():
@@ -173,55 +154,3 @@ def show(cluster=None):
     if cluster is None:
         return leases.all()
     return leases.get(_cluster(cluster))
-
-
-@_refusing
-def wait_gate(gate, wait=2):
-    """
-    The decision the ``rolling`` runner took for a prepared job's ``gate``:
-    ``{"gate": ..., "decision": "go" | "cancel" | "wait", "reason": ...}``. Waits
-    up to ``wait`` seconds (at most 30) for a decision before answering ``wait``;
-    ``decision: unknown`` for a gate the runner did not open. A gate whose runner
-    (``salt-run`` process) is gone is cancelled: no one would ever release it.
-
-    The prepared ``expressware.installed`` job calls this through
-    ``publish.runner`` until it is decided; a minion gets only its own gates. The
-    first answer to the job is noted in the gate (``taken``); ``age`` is how long
-    ago the runner decided.
-
-    The question waits only where the master routes ``minion_runner`` to a worker
-    pool of its own (``worker_pools``, see the README); elsewhere it is answered at
-    once with ``long_poll: False`` (a waiting worker would hold the job returns and
-    file requests queued behind it), and the job waits on its event bus instead.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run expressware_lease.wait_gate gate=20261127T064052-54cf78:a5868e44 wait=0
-    """
-    if not isinstance(gate, str) or not _GATE_TOKEN.match(gate):
-        raise SaltInvocationError(f"gate must be a token of letters, digits, '.', '_', ':' or '-', not {gate!r}")
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 30:
-        raise SaltInvocationError(f"wait must be a number of seconds between 0 and 30, not {wait!r}")
-    gates, caller = _gates(), _caller()
-    long_poll = store.long_poll_allowed(__opts__)
-    deadline = time.monotonic() + (wait if long_poll else 0)
-    # Listening before the first look: a decision taken after it wakes this at once.
-    with salt.utils.event.get_event("master", sock_dir=__opts__["sock_dir"], opts=__opts__, listen=True) as bus:
-        while True:
-            record = gates.get(gate)
-            if record is None or (caller and record["minion"] != caller):
-                return {"gate": gate, "decision": "unknown", "reason": "no such gate" + (f" for {caller}" if caller else "")}
-            if record["decision"] == "wait" and not store.driver_alive(record["driver"]):
-                record = gates.decide(gate, "cancel", "the rolling runner that prepared this node is gone")
-            if record["decision"] != "wait":
-                if caller:  # the job itself: it acts on this answer
-                    record = gates.claim(gate)
-                    bus.fire_event({"gate": gate, "minion": caller, "decision": record["decision"]}, GATE_TAKEN)
-                return {"gate": gate, "decision": record["decision"], "reason": record["reason"],
-                        "age": round(time.time() - record["decided"], 3), "long_poll": long_poll}
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return {"gate": gate, "decision": "wait", "reason": None, "long_poll": long_poll}
-            bus.get_event(wait=remaining, tag=GATE_DECIDED, full=True)

@@ -81,10 +81,6 @@ TAG = "expressware/rolling"
 #: Events on a minion's own bus that release or cancel a prepared job (the state's ``gate``).
 GATE_GO = "expressware/gate/go"
 GATE_CANCEL = "expressware/gate/cancel"
-GATE_DECIDED = "expressware/gate/decided"  # on the master's bus: wakes expressware_lease.wait_gate
-GATE_STARTED = "expressware/gate/started"  # a prepared job acts on the go it asked the master for
-GATE_STARTED_WAIT = 10  # seconds for that (normally ~0.02 s; the job acts on a go at most ~4 s old)
-GATE_JOB_END_WAIT = 20  # seconds for a cancelled prepared job to end (a question lost with the master: 10 s)
 #: Bytes of RPM data per publish when staging.
 PAYLOAD = 4 * 1024 * 1024
 
@@ -309,10 +305,6 @@ def _leases():
     return store.LeaseStore(os.path.join(__opts__["cachedir"], "expressware", "leases"))
 
 
-def _gates():
-    return store.GateStore(os.path.join(__opts__["cachedir"], "expressware", "gates"))
-
-
 def _holder(rollout_id):
     return f"rolling:{rollout_id}"
 
@@ -333,7 +325,18 @@ def _find(rollout, cluster, required=True):
 
 
 def _driver_alive(record):
-    return store.driver_alive(record.get("driver"))
+    driver = record.get("driver") or {}
+    if driver.get("host") != socket.gethostname() or not driver.get("pid"):
+        return False
+    try:
+        os.kill(driver["pid"], 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{driver['pid']}/cmdline", "rb") as handle:
+            return b"salt" in handle.read()
+    except OSError:
+        return True
 
 
 def _seconds(value, name, low=1, high=7 * 86400):
@@ -441,8 +444,6 @@ class _Driver:
         self.frontend_fact = None
         self.rollouts = _rollouts()
         self.leases = _leases()
-        self.gates = _gates()
-        self.pending = []  # events read ahead (waiting for a gate's taker), for _await
 
     def __enter__(self):
         self.client = salt.client.get_local_client(__opts__["conf_file"])
@@ -479,11 +480,6 @@ class _Driver:
         """Record a step that changed one node (cheap, whatever the cluster size)."""
         self.record["updated"] = time.time()
         self.rollouts.save_node(self.record, minion)
-
-    def _next_event(self, wait):
-        if self.pending:
-            return self.pending.pop(0)
-        return self.listener.get_event(wait=wait, full=True, auto_reconnect=True)
 
     # -- minion calls ----------------------------------------------------
 
@@ -772,16 +768,11 @@ class _Driver:
     #
     # The next node's job is published while the current node is in flight. Its
     # state checks the node and fetches the installer, announces "ready" and waits
-    # at a gate (the state's ``gate`` argument); it changes nothing before the
-    # runner releases it, which happens only once the current node is back active.
-    # The checks, installer fetch and state start-up are then off the critical path.
-    #
-    # The decision is kept in the gate store on the master, and the job asks for it
-    # there (expressware_lease.wait_gate; the question waits on the master until
-    # decided), so a go reaches the node within milliseconds; the job announces its
-    # start (expressware/gate/started) before it changes anything. A job that cannot
-    # ask the master waits on its own event bus for the go the runner sends with
-    # event.fire, one publish later (also the runner's way when it hears no start).
+    # at a gate on its own event bus (the state's ``gate`` argument); it changes
+    # nothing before the runner releases it with an ``expressware/gate/go`` event,
+    # which happens only once the current node is back active. The checks,
+    # installer fetch and state start-up are then off the critical path: the
+    # handover is one publish.
 
     def prepare(self, minion):
         """Publish ``minion``'s job ahead of its turn, held at a gate."""
@@ -793,7 +784,6 @@ class _Driver:
         kwarg = dict(self._state_kwarg(), gate=gate,
                      # Bounded even if the runner is lost: the builds and the current node first.
                      gate_timeout=2 * opts["node_timeout"] + self.args["timeout"])
-        self.gates.open(gate, minion, self.record["driver"])
         try:
             jid = self.client.cmd_async([minion], "state.single", ["expressware.installed", self.record["version"]],
                                         tgt_type="list", kwarg=kwarg)
@@ -801,9 +791,8 @@ class _Driver:
             jid = None  # it will be updated the ordinary way at its turn
         if not jid:
             return
-        self.prepared = {"minion": minion, "gate": gate, "jid": jid, "ready": False, "ret": None, "lost": False,
-                         "asks_master": False}
-        plan_lib.mark_prepared(self.record, minion, gate, time.time(), jid=jid)
+        self.prepared = {"minion": minion, "gate": gate, "jid": jid, "ready": False, "ret": None, "lost": False}
+        plan_lib.mark_prepared(self.record, minion, gate, time.time())
         self.save_node(minion)
         self.say(f"{minion}: prepared (checks, installer fetch); it waits for its go-ahead", record=False)
 
@@ -817,45 +806,8 @@ class _Driver:
         elif (tag == "expressware/node/phase" and data.get("id") == prepared["minion"]
               and (data.get("data") or {}).get("gate") == prepared["gate"]):
             prepared["ready"] = (data.get("data") or {}).get("phase") == "ready"
-            prepared["asks_master"] = (data.get("data") or {}).get("asks_master") is True
         elif tag == f"salt/minion/{prepared['minion']}/start":
             prepared["lost"] = True  # the minion restarted: the job is gone
-
-    def _decide_gate(self, gate, decision, reason=None):
-        """Record ``gate``'s decision where its job asks for it, and wake the question waiting
-        on the master; the gate as it now is."""
-        gate_record = self.gates.decide(gate, decision, reason)
-        _fire(self.listener, GATE_DECIDED, {"gate": gate, "decision": decision})
-        return gate_record
-
-    def _read_ahead(self, wanted, limit):
-        """Read events (``limit`` s at most) until ``wanted(tag, data)``; True if it came. Every
-        event read is kept for :meth:`_await`, which then sees it as if it had read it."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            event = self.listener.get_event(wait=max(0.01, deadline - time.monotonic()), full=True,
-                                            auto_reconnect=True)
-            if event is None:
-                continue
-            self.pending.append(event)
-            if wanted(event["tag"], event["data"] or {}):
-                return True
-        return False
-
-    def _started(self, prepared):
-        """Has ``prepared``'s job started on the go it asked the master for? It says so with
-        ``expressware/gate/started``, acknowledged by the master, before it changes anything;
-        it does not act on a go it could not announce within a few seconds (nor does a job
-        whose minion stopped), so without that event nothing started."""
-        minion, gate = prepared["minion"], prepared["gate"]
-        return self._read_ahead(lambda tag, data: tag == GATE_STARTED and data.get("id") == minion
-                                and (data.get("data") or {}).get("gate") == gate, GATE_STARTED_WAIT)
-
-    def _wait_job_end(self, minion, jid):
-        """Wait until the job ``jid`` has ended on ``minion`` (True), ``GATE_JOB_END_WAIT`` s at most."""
-        if not self.call([minion], "saltutil.find_job", [jid], timeout=10).get(minion):
-            return True  # {}: not running (False: no answer; the caller asked it just before)
-        return self._read_ahead(lambda tag, data: tag == f"salt/job/{jid}/ret/{minion}", GATE_JOB_END_WAIT)
 
     def _gate_event(self, minion, tag, data):
         try:
@@ -870,7 +822,8 @@ class _Driver:
         deadline = time.monotonic() + self.args["timeout"]
         try:
             while not (prepared["ready"] or prepared["ret"] or prepared["lost"]) and time.monotonic() < deadline:
-                event = self._next_event(max(0.01, min(1, deadline - time.monotonic())))
+                event = self.listener.get_event(wait=max(0.01, min(1, deadline - time.monotonic())), full=True,
+                                                auto_reconnect=True)
                 if event:
                     self.watch_prepared(event["tag"], event["data"])
         finally:
@@ -879,7 +832,6 @@ class _Driver:
     def _end_unready(self, prepared, reason):
         """End a prepared job that is not (known to be) at its gate: the cancel, should it
         listen after all, and a kill (no go was sent: it changed nothing)."""
-        self._decide_gate(prepared["gate"], "cancel", reason)
         self._gate_event(prepared["minion"], GATE_CANCEL, {"gates": [prepared["gate"]], "reason": reason})
         self.call([prepared["minion"]], "saltutil.kill_job", [prepared["jid"]], timeout=10)
 
@@ -894,8 +846,6 @@ class _Driver:
         prepared, self.prepared = self.prepared, None
         if not prepared:
             return
-        # A job that asks the master gets the cancel whenever it gets to its gate.
-        self._decide_gate(prepared["gate"], "cancel", reason)
         self._wait_ready(prepared)
         if prepared["ret"]:
             return
@@ -914,17 +864,9 @@ class _Driver:
         gate = self.record["nodes"][minion].get("gate")
         if not gate:
             return True
-        self._decide_gate(gate, "cancel", reason)
         data = {"gates": [gate], "reason": reason}
         if self.call([minion], "event.fire", [data, GATE_CANCEL]).get(minion) is not True:
             return False
-        jid = self.record["nodes"][minion].get("gate_jid")
-        # The node's next state job would queue behind it (and Salt 3008's queued
-        # state.single fails): wait until it has ended. A question of it lost with a
-        # restarting master ends within its answer timeout; a job still there after
-        # that is killed, which is safe: its gate is cancelled, it was never released.
-        if jid and not self._wait_job_end(minion, jid):
-            self.call([minion], "saltutil.kill_job", [jid], timeout=10)
         plan_lib.clear_gate(self.record, minion)
         self.save_node(minion)
         return True
@@ -987,15 +929,9 @@ class _Driver:
         self.fire(f"node/{minion}/begin", {"minion": minion, "position": position})
         if prepared is not None:
             jid = prepared["jid"]
-            # The go-ahead: a job that asks the master takes it there at once, and says
-            # so; else it is sent to the node's bus, acknowledged (the wait for the
-            # acknowledgement is not on the critical path).
-            self._decide_gate(prepared["gate"], "go")
-            if prepared["asks_master"] and self._started(prepared):
-                go, how = {minion: True}, "took its go-ahead from the master"
-            else:
-                go, how = self.call([minion], "event.fire", [{"gate": prepared["gate"]}, GATE_GO]), \
-                    "acknowledged its go-ahead on its event bus"
+            # The go-ahead, acknowledged: the node starts on it at once (the wait for
+            # the acknowledgement is not on the critical path).
+            go = self.call([minion], "event.fire", [{"gate": prepared["gate"]}, GATE_GO])
             if go.get(minion) is not True and not self._reachable(minion):
                 # A prepared job changes nothing without its go; the node reported no step.
                 plan_lib.unmark_begun(record, minion, time.time(),
@@ -1006,8 +942,6 @@ class _Driver:
                 return None
             if go.get(minion) is not True:
                 self._gate_event(minion, GATE_GO, {"gate": prepared["gate"]})  # back again: once more
-                how = "is reachable again; its go-ahead was sent once more"
-            self.say(f"{minion}: {how}", record=False)
             plan_lib.clear_gate(record, minion)
             self.save_node(minion)
         else:
@@ -1082,7 +1016,7 @@ class _Driver:
                          + f"not active within {self.record['options']['node_timeout']} s (a timeout is a failure): "
                          f"{state['state']}, installed {state['installed']}, running {state['running']}; "
                          + "; ".join(state["reasons"])), None)
-            event = self._next_event(min(remaining, 5))
+            event = self.listener.get_event(wait=min(remaining, 5), full=True, auto_reconnect=True)
             if not event:
                 continue
             tag, data = event["tag"], event["data"]

@@ -34,7 +34,6 @@ import os
 import re
 import time
 
-import salt.channel.client
 import salt.utils.event
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -102,152 +101,37 @@ def _phase(phase, version, **extra):
         pass  # progress reporting must never break the update itself
 
 
-GATE_STARTED = "expressware/gate/started"
-GATE_POLL = 5  # seconds one question to the master waits there (in a worker of its pool) for the decision
-GATE_ANSWER_MARGIN = 5  # seconds more for its answer to arrive
-# A go from the master is acted on only when fresh and acknowledged in time: the runner
-# waits GATE_STARTED_WAIT (10 s, in _runners/rolling.py) for the start, then moves on.
-GATE_FRESH = 2  # seconds since the runner decided
-GATE_CONFIRM_TIMEOUT = 2  # seconds for the master to acknowledge the start
-
-
-class _MasterLink:
-    """This job's own connection to the master for its gate: what ``publish.runner`` and
-    ``event.fire_master`` send, kept open between requests (a go is answered, and the
-    start announced, on a connection already there), and each answer waited for at
-    most ``timeout`` seconds, one try: their own wait (request_channel_timeout x tries,
-    3 minutes by default) would hold a job whose question was lost with a restarting
-    master. After a failed request the next one opens a new connection."""
-
-    def __init__(self):
-        self.channel = None
-
-    def request(self, load, timeout):
-        if self.channel is None:
-            self.channel = salt.channel.client.ReqChannel.factory(__opts__)
-        try:
-            return self.channel.send(load, tries=1, timeout=timeout)
-        except Exception:
-            self.close()
-            raise
-
-    def close(self):
-        channel, self.channel = self.channel, None
-        if channel is not None:
-            try:
-                channel.close()
-            except Exception:  # pylint: disable=broad-except
-                pass
-
-
-def _ask_gate(link, gate, wait):
-    """The master's decision for ``gate`` (``expressware_lease.wait_gate``): ``(decision,
-    reason, age)`` with decision ``go``, ``cancel`` or ``wait`` (``age``: seconds since
-    the runner decided); ``unknown`` when the master cannot tell (no such gate, or
-    peer_run does not let this minion ask); ``error`` when it did not answer."""
-    if _masterless():
-        return "unknown", "masterless", None
-    load = {"cmd": "minion_runner", "fun": "expressware_lease.wait_gate", "arg": [f"gate={gate}", f"wait={wait}"],
-            "tmo": wait, "id": __opts__["id"], "no_parse": __opts__.get("no_parse", [])}
-    try:
-        answer = link.request(load, wait + GATE_ANSWER_MARGIN)
-    except Exception as exc:  # pylint: disable=broad-except
-        return "error", str(exc) or type(exc).__name__, None
-    if isinstance(answer, dict) and answer.get("decision") == "wait" and answer.get("long_poll") is False:
-        # The master does not let questions wait (no worker pool of their own): the bus.
-        return "unknown", "the master answers at once only (no worker pool for peer calls)", None
-    if isinstance(answer, dict) and answer.get("decision") in ("go", "cancel", "wait", "unknown"):
-        return answer["decision"], answer.get("reason"), answer.get("age")
-    if isinstance(answer, dict):  # {}: not allowed by peer_run; refused: bad input
-        return "unknown", answer.get("comment") or "peer_run does not allow expressware_lease.wait_gate", None
-    return "error", str(answer), None
-
-
-def _confirm_start(link, gate):
-    """Tell the rolling runner, through the master and acknowledged by it, that this job acts
-    on its go (``expressware/gate/started``); False when the master did not acknowledge it in
-    time: then it does not act on it (the runner, hearing nothing, may have moved on)."""
-    load = {"cmd": "_minion_event", "id": __opts__["id"], "tag": GATE_STARTED, "data": {"gate": gate}}
-    try:
-        link.request(load, GATE_CONFIRM_TIMEOUT)
-    except Exception:  # pylint: disable=broad-except
-        return False
-    return True
-
-
 def _await_gate(gate, version, timeout):
-    """Announce this node ready (everything checked, nothing changed) and wait for the
-    ``rolling`` runner's decision on ``gate``; return ``(None, how)`` when released,
-    else ``(why not, how)`` (cancelled, or ``timeout`` seconds passed).
+    """Announce this node ready (everything checked, nothing changed) and wait on
+    the minion's event bus for ``expressware/gate/go`` naming ``gate``; return None
+    when released, else why not (cancelled, or ``timeout`` seconds passed).
 
-    The runner prepares the next node this way while the current one is still in
-    flight, and releases it the moment the current one is back: the next node's
-    checks, installer fetch and state start-up are off the critical path.
-
-    The decision comes by two ways, whichever is first: the master, asked in a
-    loop (``expressware_lease.wait_gate``, each question waits there up to
-    ``GATE_POLL`` seconds, so a go arrives within milliseconds), and the minion's
-    event bus (``expressware/gate/go`` or ``cancel`` sent by the runner with
-    ``event.fire``, one publish later; the only way when the master cannot be
-    asked). A go from the master is acted on only if it is fresh and the master
-    acknowledges this job's ``expressware/gate/started`` in time: the runner takes
-    that event as the node's start, and without it (a job whose minion stopped
-    does not send it) knows that nothing started. The listener exists before
-    ``ready`` is announced, so no go is missed.
+    The ``rolling`` runner prepares the next node this way while the current one is
+    still in flight, and releases it the moment the current one is back: the next
+    node's checks, installer fetch and state start-up are off the critical path.
+    The listener exists before ``ready`` is announced, so a go cannot be missed.
     """
-    link = _MasterLink()
-    try:
-        return _gate_wait(link, gate, version, timeout)
-    finally:
-        link.close()
-
-
-def _gate_wait(link, gate, version, timeout):
-    """:py:func:`_await_gate` on ``link``."""
     minion = os.getppid()  # the salt-minion this job process runs under
     with salt.utils.event.get_event("minion", opts=__opts__, listen=True) as bus:
+        _phase("ready", version, gate=gate)
         deadline = time.monotonic() + timeout
-        decision, reason, age = _ask_gate(link, gate, 0)
-        if decision == "cancel":
-            return "cancelled: " + str(reason or "by the runner"), "the master"
-        ask_master = decision != "unknown"
-        # The runner waits for this job to take its go from the master only when it asks there.
-        _phase("ready", version, gate=gate, asks_master=ask_master)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return f"not released within {timeout} s", None
+                return f"not released within {timeout} s"
             if os.getppid() != minion:
                 # Its salt-minion stopped (a stopping minion leaves its jobs running):
                 # no go can come through it, and an orphan waiting here would hold the
                 # node's state queue when the minion is back.
-                return "its salt-minion stopped", None
-            wait_here = min(remaining, 1)
-            if ask_master:
-                decision, reason, age = _ask_gate(link, gate, round(min(remaining, GATE_POLL), 3))
-                if decision == "go":
-                    if os.getppid() != minion:
-                        return "its salt-minion stopped", None  # the runner hears nothing and moves on
-                    if age is not None and age <= GATE_FRESH and _confirm_start(link, gate):
-                        return None, "the master"
-                    # Too old, or its start not acknowledged: the runner may have moved on
-                    # (it then sends the go on the bus, and only that one counts).
-                    ask_master = False
-                    continue
-                if decision == "cancel":
-                    return "cancelled: " + str(reason or "by the runner"), "the master"
-                if decision == "unknown":
-                    ask_master = False  # the event bus only, from now on
-                elif decision == "wait":
-                    wait_here = 0.01  # the bus has had its chance meanwhile; look, then ask again
-            event = bus.get_event(wait=wait_here, tag="expressware/gate/", full=True, auto_reconnect=True)
+                return "its salt-minion stopped"
+            event = bus.get_event(wait=min(remaining, 1), tag="expressware/gate/", full=True, auto_reconnect=True)
             if not event:
                 continue
             data = event.get("data") or {}
             if event["tag"] == GATE_GO and data.get("gate") == gate:
-                return None, "its event bus"
+                return None
             if event["tag"] == GATE_CANCEL and gate in (data.get("gates") or []):
-                return "cancelled: " + str(data.get("reason") or "by the runner"), "its event bus"
+                return "cancelled: " + str(data.get("reason") or "by the runner")
 
 
 def _staged_rpms(use_rpms, version):
@@ -342,10 +226,8 @@ def installed(
         Used by the ``rolling`` runner to prepare this node while another one is
         in flight: after every check (and the installer fetch), before anything
         changes, announce ``ready`` and wait up to ``gate_timeout`` seconds for the
-        runner's go: asked of the master (``expressware_lease.wait_gate`` through
-        ``publish.runner``), or the event ``expressware/gate/go`` with ``gate`` in
-        its data on the minion's event bus. Not released (cancelled, timed out, or
-        the runner is gone): nothing was changed.
+        event ``expressware/gate/go`` with ``gate`` in its data on the minion's
+        event bus. Not released (cancelled or timed out): nothing was changed.
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     applications = [] if applications is None else applications
@@ -395,10 +277,10 @@ def installed(
 
     comments = []
     if gate is not None:
-        not_released, how = _await_gate(gate, name, gate_timeout)
+        not_released = _await_gate(gate, name, gate_timeout)
         if not_released:
             return dict(ret, result=False, comment=f"Not released ({not_released}); nothing was changed on this node")
-        comments.append(f"released by the rolling runner (gate {gate}, through {how})")
+        comments.append(f"released by the rolling runner (gate {gate})")
     if use_lease:
         try:
             granted, info = _acquire_lease(cluster, lease_wait, poll=__salt__["config.get"]("expressware:lease_poll", 1))

@@ -220,12 +220,11 @@ def upcoming(record, current=None):
     return following
 
 
-def mark_prepared(record, minion, gate, now, jid=None):
-    """The node's job (``jid``) was dispatched ahead of its turn and waits for ``gate``
-    to be released; nothing on the node changes until then. Kept so that a later
-    driver (after a master restart) can cancel a job still waiting."""
+def mark_prepared(record, minion, gate, now):
+    """The node's job was dispatched ahead of its turn and waits for ``gate`` to be
+    released; nothing on the node changes until then. Kept so that a later driver
+    (after a master restart) can cancel a job still waiting."""
     record["nodes"][minion]["gate"] = gate
-    record["nodes"][minion]["gate_jid"] = jid
     log(record, now, f"{minion}: prepared (gate {gate})")
 
 
@@ -236,7 +235,6 @@ def open_gates(record):
 
 def clear_gate(record, minion):
     record["nodes"][minion]["gate"] = None
-    record["nodes"][minion]["gate_jid"] = None
 
 
 def _group_todo(record, group):

@@ -1,4 +1,4 @@
-"""Master-side records of this extension: update leases, rollout records and gates.
+"""Master-side records of this extension: update leases and rollout records.
 
 Plain files under the master's cache directory. Every change happens under an
 exclusive ``fcntl`` lock and is written to a temporary file that replaces the old
@@ -9,11 +9,9 @@ concurrent master processes (peer calls, reactor threads, salt-run) see one orde
 import contextlib
 import fcntl
 import functools
-import hashlib
 import json
 import os
 import re
-import socket
 import tempfile
 import time
 
@@ -29,8 +27,8 @@ def check_name(value, what):
     return value
 
 
-def write_json(path, data, durable=True):
-    """Replace ``path`` atomically with ``data`` as JSON (``durable``: on disk before it replaces)."""
+def write_json(path, data):
+    """Replace ``path`` atomically with ``data`` as JSON."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
@@ -40,8 +38,7 @@ def write_json(path, data, durable=True):
             # token and made a 2,000-node record cost ~25 ms a save.
             handle.write(json.dumps(data, separators=(",", ":")))
             handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -213,115 +210,6 @@ class RolloutStore:
     def clear_abort(self, rollout_id):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._abort_path(rollout_id))
-
-
-def driver_alive(driver):
-    """Is the ``salt-run`` process described by ``driver`` (``{"pid", "host"}``, as the
-    rolling runner records itself) still running on this host?"""
-    driver = driver or {}
-    if driver.get("host") != socket.gethostname() or not driver.get("pid"):
-        return False
-    try:
-        os.kill(driver["pid"], 0)
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{driver['pid']}/cmdline", "rb") as handle:
-            return b"salt" in handle.read()
-    except OSError:
-        return True
-
-
-# Commands a worker pool may share with minion_runner (peer calls) for a question to wait
-# there: a waiting MWorker still gets its turn of its pool's requests, which queue behind it.
-PEER_COMMANDS = {"minion_runner", "minion_pub", "minion_publish"}
-
-
-def long_poll_allowed(opts):
-    """May a question (``expressware_lease.wait_gate``) wait in a master worker? Only when the
-    master routes ``minion_runner`` to a worker pool of peer calls alone (Salt 3008
-    ``worker_pools``): in the catchall pool, the job returns, file requests and events that
-    Salt hands that worker in turn would wait behind it."""
-    if not opts.get("worker_pools_enabled", True):
-        return False
-    for pool in (opts.get("worker_pools") or {}).values():
-        commands = set(pool.get("commands") or []) if isinstance(pool, dict) else set()
-        if "minion_runner" in commands:
-            return commands <= PEER_COMMANDS
-    return False
-
-
-class GateStore:
-    """The gates of prepared jobs: what the rolling runner decided for each.
-
-    A prepared job (the ``expressware.installed`` state with ``gate``) asks the
-    master for its gate's decision (``expressware_lease.wait_gate``): ``wait``,
-    ``go`` or ``cancel``. The first decision is final. It is kept in a file, so a
-    job that asks late (after a master restart, or a cancel sent before it reached
-    its gate) still gets it.  Not fsync'ed (two writes are on each handover's critical
-    path): a gate matters only while its runner lives, and a power loss ends both. Files older than ``KEEP`` seconds are removed when a gate opens.
-    """
-
-    KEEP = 7 * 86400
-    DECISIONS = ("wait", "go", "cancel")
-
-    def __init__(self, directory, clock=time.time):
-        self.directory = directory
-        self.clock = clock
-
-    def _path(self, gate):
-        if not isinstance(gate, str) or not gate:
-            raise ValueError(f"gate must be a non-empty string, not {gate!r}")
-        # Gates hold ':'; the file name is a digest, the gate itself is inside.
-        return os.path.join(self.directory, hashlib.sha256(gate.encode()).hexdigest()[:32] + ".json")
-
-    def open(self, gate, minion, driver):
-        """A new gate for ``minion``'s prepared job, decision ``wait``."""
-        self.prune()
-        path = self._path(gate)
-        with locked(path):
-            record = {"gate": gate, "minion": minion, "decision": "wait", "reason": None,
-                      "driver": driver, "opened": self.clock(), "decided": None, "taken": None}
-            write_json(path, record, durable=False)
-        return record
-
-    def get(self, gate):
-        return read_json(self._path(gate))
-
-    def decide(self, gate, decision, reason=None):
-        """Set the decision of an open gate unless it has one already; the gate as it now is
-        (None: no such gate)."""
-        if decision not in self.DECISIONS[1:]:
-            raise ValueError(f"a gate's decision is go or cancel, not {decision!r}")
-        path = self._path(gate)
-        with locked(path):
-            record = read_json(path)
-            if record is not None and record["decision"] == "wait":
-                record.update(decision=decision, reason=reason, decided=self.clock())
-                write_json(path, record, durable=False)
-        return record
-
-    def claim(self, gate):
-        """The gate for its job to act on: once decided, the first call marks it taken (the
-        master answered; whether the job then started, its ``expressware/gate/started``
-        event tells)."""
-        path = self._path(gate)
-        with locked(path):
-            record = read_json(path)
-            if record is not None and record["decision"] != "wait" and record["taken"] is None:
-                record["taken"] = self.clock()
-                write_json(path, record, durable=False)
-        return record
-
-    def prune(self):
-        if not os.path.isdir(self.directory):
-            return
-        limit = time.time() - self.KEEP  # against file times, which are the wall clock's
-        for name in os.listdir(self.directory):
-            path = os.path.join(self.directory, name)
-            with contextlib.suppress(OSError):
-                if os.path.getmtime(path) < limit:
-                    os.unlink(path)
 
 
 def refusing(func):

@@ -165,9 +165,8 @@ def handover_parts(figures, record):
       with its own node state, received);
     * ``next node checks``: -> the runner logs ``N+1 (k/n): updating`` (record saved; a node that was not
       prepared is pinged first);
-    * ``go-ahead + state run-up``: -> node N+1's first change (its prepared job waits at its gate, its question
-      for the go-ahead waiting on the master: the decision answers it, the job announces its start through the
-      master, then the state stops the application).
+    * ``publish + state run-up``: -> node N+1's first change (its prepared job waits at its gate: the go-ahead
+      is one ``event.fire`` publish, then the state stops the application).
     """
     if not record:
         return None
@@ -191,10 +190,10 @@ def handover_parts(figures, record):
                      "state notices active": points[1] - points[0],
                      "job return + confirm": points[2] - points[1],
                      "next node checks": points[3] - points[2],
-                     "go-ahead + state run-up": points[4] - points[3]})
+                     "publish + state run-up": points[4] - points[3]})
     if not rows:
         return None
-    keys = ["state notices active", "job return + confirm", "next node checks", "go-ahead + state run-up"]
+    keys = ["state notices active", "job return + confirm", "next node checks", "publish + state run-up"]
     return {"rows": rows, "mean": {k: statistics.fmean(r[k] for r in rows) for k in keys}}
 
 

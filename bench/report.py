@@ -228,9 +228,8 @@ def _rolling_section(run, settings):
                       "→ N's application started (the state's `wait_active` poll saw it, fired the event with the "
                       "node's state) → the runner logs N active (job return and that event received) → the runner "
                       "logs N+1 updating (record saved) → N+1's first change (N+1's job was published while N "
-                      "installed and waits at its gate, checks and installer fetch done, its question for the go-ahead "
-                      "waiting on the master: the runner's decision answers it, no publish; the job announces its start "
-                      "through the master (acknowledged), then the state stops the application).",
+                      "installed and waits at its gate, checks and installer fetch done: the go-ahead is one "
+                      "publish of `event.fire`, then the state stops the application).",
                   "", "| handover | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         for r in parts["rows"]:
             lines.append(f"| {r['from']} → {r['to']} | " + " | ".join(_s(r[k], 3) for k in keys) + " |")

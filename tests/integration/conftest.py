@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 from expressware_sim import service_provider_config, write_sia
-from saltext.expressware.demo import WORKER_POOLS
 
 from tests.conftest import NEW, NEWER, OLD, OLDER, REPO, fresh_node
 
@@ -26,7 +25,6 @@ MASTER_CONFIG = {
     "timeout": 30,
     "file_recv": True,  # the rolling runner fetches built RPMs with cp.push
     "peer_run": {".*": ["expressware_lease.*"]},  # the state's update lease
-    "worker_pools": WORKER_POOLS,  # prepared jobs' questions wait in a worker of their own
     "reactor": [{"expressware/update/request": [str(REPO / "salt" / "reactor" / "rolling_update.sls")]}],
 }
 

@@ -11,7 +11,6 @@ The execution modules' checks are in ``tests/functional/test_bad_input.py``;
 """
 
 import os
-import time
 
 import pytest
 
@@ -99,31 +98,3 @@ def test_runner_refuses_bad_arguments_before_anything(master, salt_run_cli, node
     assert {node_id: changing_commands(node) for node_id, node in nodes.items()} == before
     assert _leases(cache) == leases  # no lease taken (or released)
     assert (sorted(os.listdir(rollouts)) if os.path.isdir(rollouts) else []) == records  # nothing recorded
-
-
-GATE_CASES = [
-    (["gate=$(reboot)"], "gate must be a token"),
-    (["gate=../../etc/passwd"], "gate must be a token"),
-    (["gate=--enforce"], "gate must be a token"),
-    (["gate=" + "g" * 200], "gate must be a token"),
-    (["gate=x:1", "wait=-1"], "wait must be a number of seconds between 0 and 30"),
-    (["gate=x:1", "wait=1e9"], "wait must be a number of seconds between 0 and 30"),
-    (["gate=x:1", "wait=soon"], "wait must be a number of seconds between 0 and 30"),
-]
-
-
-@pytest.mark.parametrize("args, message", GATE_CASES, ids=[" ".join(a)[:40] for a, _ in GATE_CASES])
-def test_wait_gate_refuses_bad_arguments(master, salt_run_cli, args, message):
-    gates = os.path.join(master.config["cachedir"], "expressware", "gates")
-    before = sorted(os.listdir(gates)) if os.path.isdir(gates) else []
-    ret = salt_run_cli.run("expressware_lease.wait_gate", *args)
-    assert ret.returncode == 1, ret
-    assert ret.data["status"] == "refused" and message in ret.data["comment"], ret.data
-    assert (sorted(os.listdir(gates)) if os.path.isdir(gates) else []) == before  # nothing written
-
-
-def test_wait_gate_of_an_unknown_gate_answers_unknown_at_once(salt_run_cli):
-    started = time.monotonic()
-    ret = salt_run_cli.run("expressware_lease.wait_gate", "gate=nosuch:gate", "wait=30")
-    assert ret.returncode == 0 and ret.data["decision"] == "unknown", ret.data
-    assert time.monotonic() - started < 20  # it does not wait for a gate nobody opened

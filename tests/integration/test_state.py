@@ -1,10 +1,7 @@
 """The expressware.installed state and the formula on three real minions with simulated nodes."""
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -12,7 +9,6 @@ from expressware_sim import max_nodes_down, merged_journal
 
 from tests.conftest import NEW, OLD, OLDER, changing_commands
 from tests.integration.conftest import NODE_IDS, sia_url
-from tests.shared_code import load
 
 
 @pytest.fixture(autouse=True)
@@ -202,38 +198,12 @@ def test_bad_cluster_name_is_refused_by_the_master(salt_cli, nodes):
     assert nodes["node1"].is_active() and nodes["node1"].application_running("ndbmtd")
 
 
-GATE_STORE = load("expressware_store").GateStore
-
-
-@pytest.fixture
-def live_driver():
-    """A stand-in for the rolling runner's salt-run process (alive, "salt" in its command line)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; print(1, flush=True); time.sleep(600)",
-                             "salt-run-stand-in"], stdout=subprocess.PIPE)
-    try:
-        proc.stdout.readline()  # it runs (until then /proc shows the forked pytest)
-        yield {"pid": proc.pid, "host": socket.gethostname()}
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def _gates(master):
-    return GATE_STORE(os.path.join(master.config["cachedir"], "expressware", "gates"))
-
-
-@pytest.mark.parametrize("via", ["bus", "master"])
 @pytest.mark.parametrize("release", ["go", "cancel"])
-def test_gated_state_changes_nothing_until_released(master, salt_cli, salt_run_cli, nodes, event_listener,
-                                                    live_driver, release, via):
+def test_gated_state_changes_nothing_until_released(master, salt_cli, nodes, event_listener, release):
     """The gate the rolling runner prepares the next node with: every check and the
     installer fetch first, then ``ready`` on the master's bus, then nothing until the
-    go (or a cancel) arrives: decided in the master's gate store (the job asks there,
-    the question waits until the decision), or, for a gate the master does not know,
-    on the minion's own bus."""
-    gate = f"test:{release}-{via}"
-    if via == "master":
-        _gates(master).open(gate, "node1", live_driver)
+    go (or a cancel) arrives on the minion's own bus."""
+    gate = f"test:{release}"
     start = time.time()
     cmdline = salt_cli.cmdline("state.single", "expressware.installed", NEW, f"sia={sia_url(NEW)}",
                                "applications=[ndbmtd]", "lease=False", f"gate={gate}", "gate_timeout=120",
@@ -245,7 +215,6 @@ def test_gated_state_changes_nothing_until_released(master, salt_cli, salt_run_c
         (event,) = ready.matches
         assert event.data["id"] == "node1" and event.data["data"]["phase"] == "ready"
         assert event.data["data"]["gate"] == gate
-        assert event.data["data"]["asks_master"] is (via == "master")
         time.sleep(1)  # held: a second later still nothing has changed
         assert proc.poll() is None
         assert changing_commands(nodes["node1"]) == []
@@ -256,40 +225,20 @@ def test_gated_state_changes_nothing_until_released(master, salt_cli, salt_run_c
                             minion_tgt="node1").data
         time.sleep(0.5)
         assert proc.poll() is None and changing_commands(nodes["node1"]) == []
-        if via == "master":
-            decided = time.time()
-            _gates(master).decide(gate, release, "the test said so")
-            # What the rolling runner fires after deciding: the question waiting on the master wakes.
-            assert salt_run_cli.run("event.send", "expressware/gate/decided", f"data={{gate: '{gate}'}}").returncode == 0
-            taken = event_listener.wait_for_events([(master.id, "expressware/gate/taken")], after_time=decided,
-                                                   timeout=30)
-            assert taken.found_all_events, "the job did not take its decision from the master"
-            (took,) = taken.matches
-            assert took.data["gate"] == gate and took.data["minion"] == "node1"
-            assert _gates(master).get(gate)["taken"] is not None
-            if release == "go":
-                # Before it changes anything, the job tells the runner (through the master) that it starts.
-                started = event_listener.wait_for_events([(master.id, "expressware/gate/started")],
-                                                         after_time=decided, timeout=30)
-                assert started.found_all_events, "the job did not announce its start"
-                (start_event,) = started.matches
-                assert start_event.data["id"] == "node1" and start_event.data["data"]["gate"] == gate
-        elif release == "go":
+        if release == "go":
             fired = salt_cli.run("event.fire", json.dumps({"gate": gate}), "expressware/gate/go", minion_tgt="node1")
-            assert fired.data is True, fired
         else:
             fired = salt_cli.run("event.fire", json.dumps({"gates": [gate], "reason": "the test said so"}),
                                  "expressware/gate/cancel", minion_tgt="node1")
-            assert fired.data is True, fired
+        assert fired.data is True, fired
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     result = _state_results(json.loads(out)["node1"])
     state = nodes["node1"].state()
-    how = "the master" if via == "master" else "its event bus"
     if release == "go":
         assert result["result"] is True, result
-        assert f"released by the rolling runner (gate {gate}, through {how})" in result["comment"]
+        assert f"released by the rolling runner (gate {gate})" in result["comment"]
         assert state["installed_version"] == NEW and nodes["node1"].is_active()
         assert nodes["node1"].application_running("ndbmtd") is True
     else:
@@ -298,35 +247,6 @@ def test_gated_state_changes_nothing_until_released(master, salt_cli, salt_run_c
         assert result["changes"] == {}
         assert changing_commands(nodes["node1"]) == [] and state["installed_version"] == OLD
         assert nodes["node1"].application_running("ndbmtd") is True
-
-
-def test_gate_of_a_runner_that_is_gone_is_cancelled(master, salt_cli, nodes):
-    """A prepared job whose rolling runner died (salt-run killed, never resumed) does not wait
-    out its gate_timeout holding the node's state queue: the master cancels the gate."""
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    gate = "test:driver-gone"
-    _gates(master).open(gate, "node1", {"pid": gone.pid, "host": socket.gethostname()})
-    started = time.monotonic()
-    ret = salt_cli.run("state.single", "expressware.installed", NEW, f"sia={sia_url(NEW)}", "applications=[ndbmtd]",
-                       "lease=False", f"gate={gate}", "gate_timeout=600", minion_tgt="node1")
-    result = _state_results(ret.data)
-    assert result["result"] is False, result
-    assert result["comment"] == ("Not released (cancelled: the rolling runner that prepared this node is gone); "
-                                 "nothing was changed on this node")
-    assert time.monotonic() - started < 60
-    assert _gates(master).get(gate)["decision"] == "cancel"
-    assert changing_commands(nodes["node1"]) == [] and nodes["node1"].application_running("ndbmtd") is True
-
-
-def test_a_minion_gets_only_its_own_gate(master, salt_cli, nodes, live_driver):
-    """node2 asking for node1's gate learns nothing (as for a gate that does not exist)."""
-    gate = "test:for-node1"
-    _gates(master).open(gate, "node1", live_driver)
-    _gates(master).decide(gate, "go")
-    ret = salt_cli.run("publish.runner", "expressware_lease.wait_gate", f'["gate={gate}", "wait=0"]', minion_tgt="node2")
-    assert ret.data["decision"] == "unknown", ret.data
-    assert _gates(master).get(gate)["taken"] is None
 
 
 def test_gate_must_be_a_token(salt_cli, nodes):

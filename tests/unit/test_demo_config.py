@@ -7,9 +7,6 @@ import yaml
 from expressware_sim import create_node
 
 from saltext.expressware import demo
-from tests.shared_code import load
-
-store = load("expressware_store")
 
 
 def test_master_config_stays_in_the_work_directory(tmp_path):
@@ -23,9 +20,6 @@ def test_master_config_stays_in_the_work_directory(tmp_path):
     assert conf["file_roots"] == {"base": [str(tmp_path / "srv" / "salt")]}
     assert conf["pillar_roots"] == {"base": [str(tmp_path / "srv" / "pillar")]}
     assert conf["peer_run"] == {".*": ["expressware_lease.*"]}
-    # publish.runner (minion_runner) in a pool of its own: prepared jobs' questions may wait there.
-    assert conf["worker_pools"]["peer"] == {"worker_count": 2, "commands": ["minion_runner"]}
-    assert store.long_poll_allowed(conf)
     assert conf["timeout"] == 30
 
 

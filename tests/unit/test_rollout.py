@@ -1,10 +1,6 @@
 """The rollout logic (plan, next step, record) as plain data, without daemons."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import pytest
 
@@ -217,72 +213,6 @@ class TestStores:
         assert leases.release("db1")["released"] is True
         assert leases.acquire("db1", "node2")["granted"] is True
         assert leases.acquire("db2", "node1")["granted"] is True  # clusters are independent
-
-    def test_gate_first_decision_is_final(self, tmp_path):
-        gates = store.GateStore(str(tmp_path))
-        assert gates.get("r1:aa") is None
-        assert gates.decide("r1:aa", "go") is None  # no such gate: nothing is created
-        assert gates.get("r1:aa") is None
-        opened = gates.open("r1:aa", "node2", {"pid": 1, "host": "m"})
-        assert opened["decision"] == "wait" and opened["minion"] == "node2" and opened["taken"] is None
-        assert gates.claim("r1:aa")["taken"] is None  # nothing to take while it waits
-        assert gates.decide("r1:aa", "cancel", "halted")["decision"] == "cancel"
-        assert gates.decide("r1:aa", "go")["decision"] == "cancel"  # a cancel stays a cancel
-        with pytest.raises(ValueError):
-            gates.decide("r1:aa", "wait")
-
-    def test_gate_claim_notes_the_first_answer(self, tmp_path):
-        clock = [50.0]
-        gates = store.GateStore(str(tmp_path), clock=lambda: clock[0])
-        gates.open("r1:b", "node2", None)
-        gates.decide("r1:b", "go")
-        assert gates.claim("r1:b")["taken"] == 50.0
-        clock[0] = 60.0
-        assert gates.claim("r1:b")["taken"] == 50.0  # the first answer counts
-        assert gates.decide("r1:b", "cancel")["decision"] == "go"  # too late: the job had its go
-        assert gates.claim("r1:nope") is None
-
-    def test_gate_files_are_named_by_digest_and_pruned(self, tmp_path):
-        clock = [1000.0]
-        gates = store.GateStore(str(tmp_path), clock=lambda: clock[0])
-        gates.open("../../etc/passwd:x", "node1", None)
-        names = [n for n in os.listdir(tmp_path) if n.endswith(".json")]
-        assert len(names) == 1 and set(names[0][:-5]) <= set("0123456789abcdef")
-        assert gates.get("../../etc/passwd:x")["gate"] == "../../etc/passwd:x"
-        old = os.path.join(tmp_path, names[0])
-        os.utime(old, (0, 0))
-        gates.open("r2:b", "node1", None)  # opening a gate prunes old ones
-        assert gates.get("../../etc/passwd:x") is None and gates.get("r2:b") is not None
-
-    def test_long_poll_only_in_a_pool_of_peer_calls(self):
-        # Salt 3008's default pools (auth + catchall), worker_threads (one catchall) or no pools.
-        default = {"auth": {"worker_count": 1, "commands": ["_auth"]}, "default": {"worker_count": 4, "commands": ["*"]}}
-        assert store.long_poll_allowed({"worker_pools": default}) is False
-        assert store.long_poll_allowed({"worker_pools": {}}) is False
-        peer = dict(default, peer={"worker_count": 2, "commands": ["minion_runner"]})
-        assert store.long_poll_allowed({"worker_pools": peer}) is True
-        assert store.long_poll_allowed({"worker_pools": peer, "worker_pools_enabled": False}) is False
-        shared = dict(default, peer={"worker_count": 2, "commands": ["minion_runner", "_return"]})
-        assert store.long_poll_allowed({"worker_pools": shared}) is False  # returns would queue behind it
-        catchall = {"all": {"worker_count": 5, "commands": ["minion_runner", "*"]}}
-        assert store.long_poll_allowed({"worker_pools": catchall}) is False
-
-    def test_driver_alive(self):
-        me = {"pid": os.getpid(), "host": socket.gethostname()}
-        # A process is the driver only if it is salt's (pid reuse by something else is not).
-        with open(f"/proc/{os.getpid()}/cmdline", "rb") as handle:
-            assert store.driver_alive(me) is (b"salt" in handle.read())
-        proc = subprocess.Popen([sys.executable, "-c", "import time; print(1, flush=True); time.sleep(60)", "salt-run"],
-                                stdout=subprocess.PIPE)
-        try:
-            proc.stdout.readline()  # it runs (until then /proc shows the forked pytest)
-            assert store.driver_alive({"pid": proc.pid, "host": socket.gethostname()}) is True
-            assert store.driver_alive({"pid": proc.pid, "host": "another-host"}) is False
-        finally:
-            proc.kill()
-            proc.wait()
-        assert store.driver_alive({"pid": proc.pid, "host": socket.gethostname()}) is False
-        assert store.driver_alive(None) is False and store.driver_alive({}) is False
 
     def test_names_are_checked(self, tmp_path):
         leases = store.LeaseStore(str(tmp_path))

@@ -77,17 +77,6 @@ def _daemon_dirs(base, name):
     }
 
 
-#: Salt 3008 worker pools with one of its own for peer calls (publish.runner): the rolling
-#: update's prepared jobs ask there for their go-ahead and the question waits in its worker
-#: (expressware_lease.wait_gate); in the catchall pool it would hold requests queued behind it,
-#: so without such a pool the jobs wait on their own event bus instead (one publish slower).
-WORKER_POOLS = {
-    "auth": {"worker_count": 1, "commands": ["_auth"]},
-    "peer": {"worker_count": 2, "commands": ["minion_runner"]},
-    "default": {"worker_count": 4, "commands": ["*"]},
-}
-
-
 def master_config(work, publish_port, ret_port):
     """The master's configuration: loopback only, auto-accepting, file roots in the work directory."""
     work = Path(work)
@@ -102,7 +91,6 @@ def master_config(work, publish_port, ret_port):
         "file_recv": True,
         # The state and the runner take the update lease through publish.runner.
         "peer_run": {".*": ["expressware_lease.*"]},
-        "worker_pools": WORKER_POOLS,
         "timeout": 30,
     })
     return conf
