@@ -283,27 +283,45 @@ def test_minion_not_answering_at_preflight_touches_nothing(minions, salt_run_cli
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
 
 
+def _stop_node3_once(ready, what, minions, nodes, proc):
+    """Wait for ``ready`` (``what``), stop node3's salt-minion before its turn and let the rollout
+    ``proc`` end meanwhile: its (exit status, summary, stderr)."""
+    try:
+        wait_for(ready, 120, what)
+        with minions[2].stopped():
+            assert commands(nodes["node2"], "--install-node") == [], "node3 stopped too late to test this"
+            return _finish(proc)
+    finally:
+        _kill(proc)
+
+
+def _resume_completes(salt_run_cli, nodes):
+    """``rolling.resume`` (node3's minion is back) finishes the rollout; nothing is installed twice."""
+    ret = salt_run_cli.run("rolling.resume", _timeout=300)
+    assert ret.returncode == 0, ret.stderr
+    assert ret.data["status"] == "done", ret.data
+    for node_id in NODE_IDS:
+        assert len(commands(nodes[node_id], "--install-node")) == 1
+    assert_record_matches_reality(salt_run_cli.run("rolling.status").data, nodes)
+    assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
+
+
 def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_run_cli, nodes):
     for node_id in ("node1", "node2"):
         nodes[node_id].set_delays(install=5)  # time to stop node3's minion (it takes seconds) before its turn
     earlier = (salt_run_cli.run("rolling.status").data or {}).get("rollout")
     proc = background_update(salt_run_cli, *update_args(timeout=5))
-    try:
-        # node3 is not needed again after its group's build until its turn: stopped once the
-        # runner has the build (its job returned), not as soon as the installer ran (the push
-        # of the RPMs to the master would be cut).
-        def both_built():
-            status = salt_run_cli.run("rolling.status").data or {}
-            builds = status.get("builds") or {}
-            return (status.get("rollout") not in (None, earlier) and len(builds) == 2
-                    and all(b["built"] for b in builds.values()))
 
-        wait_for(both_built, 120, "node3's build")
-        with minions[2].stopped():
-            assert commands(nodes["node2"], "--install-node") == [], "node3 stopped too late to test this"
-            code, data, err = _finish(proc)
-    finally:
-        _kill(proc)
+    # node3 is not needed again after its group's build until its turn: stopped once the
+    # runner has the build (its job returned), not as soon as the installer ran (the push
+    # of the RPMs to the master would be cut).
+    def both_built():
+        status = salt_run_cli.run("rolling.status").data or {}
+        builds = status.get("builds") or {}
+        return (status.get("rollout") not in (None, earlier) and len(builds) == 2
+                and all(b["built"] for b in builds.values()))
+
+    code, data, err = _stop_node3_once(both_built, "node3's build", minions, nodes, proc)
     assert code == 1, err
     assert data["status"] == "halted", data
     assert "node3 did not answer for 5 s before its turn" in data["reason"]
@@ -313,13 +331,7 @@ def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_r
     assert [e["command"] for e in changing_commands(nodes["node3"])] == ["sia --build-rpm --batch"]
     assert max_nodes_down(roots(nodes)) == 1
 
-    ret = salt_run_cli.run("rolling.resume", _timeout=300)  # node3 is back
-    assert ret.returncode == 0, ret.stderr
-    assert ret.data["status"] == "done", ret.data
-    for node_id in NODE_IDS:
-        assert len(commands(nodes[node_id], "--install-node")) == 1
-    assert_record_matches_reality(salt_run_cli.run("rolling.status").data, nodes)
-    assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
+    _resume_completes(salt_run_cli, nodes)
 
 
 def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(master, minions, salt_run_cli, nodes,
@@ -336,13 +348,7 @@ def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(master, m
         events = event_listener.get_events([(master.id, "expressware/node/phase")], after_time=start)
         return any(e.data.get("id") == "node3" and e.data["data"].get("phase") == "ready" for e in events)
 
-    try:
-        wait_for(node3_ready, 120, "node3's prepared job to be ready")
-        with minions[2].stopped():
-            assert commands(nodes["node2"], "--install-node") == [], "node3 stopped too late to test this"
-            code, data, err = _finish(proc)
-    finally:
-        _kill(proc)
+    code, data, err = _stop_node3_once(node3_ready, "node3's prepared job to be ready", minions, nodes, proc)
     assert code == 1, err
     assert data["status"] == "halted", data
     assert data["reason"] == ("node3 did not answer for 5 s before its turn (its go-ahead was not acknowledged); "
@@ -351,13 +357,7 @@ def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(master, m
     assert [e["command"] for e in changing_commands(nodes["node3"])] == ["sia --build-rpm --batch"]
     assert_record_matches_reality(salt_run_cli.run("rolling.status").data, nodes)
 
-    ret = salt_run_cli.run("rolling.resume", _timeout=300)  # node3's minion is back
-    assert ret.returncode == 0, ret.stderr
-    assert ret.data["status"] == "done", ret.data
-    for node_id in NODE_IDS:
-        assert len(commands(nodes[node_id], "--install-node")) == 1
-    assert_record_matches_reality(salt_run_cli.run("rolling.status").data, nodes)
-    assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
+    _resume_completes(salt_run_cli, nodes)
 
 
 # ---------------------------------------------------------------------------
