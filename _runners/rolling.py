@@ -24,8 +24,9 @@ How a rollout goes:
    that matches no minion is an error.
 2. **Build once, stage everywhere**: nodes are grouped by CPU architecture, OS and
    kernel (grains); ``--build-rpm`` runs once per group on its first node (which
-   stays up meanwhile); the RPMs come to the master with ``cp.push`` and go to every
-   other node of the group in one publish (``sia.receive_rpms``, SHA-256 checked).
+   stays up meanwhile); the RPMs come to the master with ``cp.push`` (while the
+   builder, which installs them where they were built, is updated first) and go to
+   every other node of the group in one publish (``sia.receive_rpms``, SHA-256 checked).
    Needs ``file_recv: True`` on the master.
 3. **One node at a time**: the ``expressware.installed`` state runs on the node as an
    asynchronous job (stop applications, ``dis_services stop``, install with
@@ -649,16 +650,13 @@ class _Driver:
             # cp.push keeps what earlier rollouts pushed there; RPMs of another
             # version would be staged too and the installer would refuse the mix.
             shutil.rmtree(source, ignore_errors=True)
-            # One job: clear old RPMs, build, push node_RPMS/ to the master.
-            built = self.call_one(builder, "sia.build_rpm", [sia], {"clear": True, "push": True, "workdir": workdir},
+            # One job: clear old RPMs, build. The push to the master comes with the
+            # staging (do_stage), while the builder itself is updated: it uses its RPMs
+            # where they were built, so its go-ahead need not wait for the push.
+            built = self.call_one(builder, "sia.build_rpm", [sia], {"clear": True, "workdir": workdir},
                                   timeout=self.record["options"]["node_timeout"])
             if not isinstance(built, dict):
                 raise RuntimeError(f"build on {builder} failed: {built}")
-            if built.get("pushed") is not True:
-                raise RuntimeError(f"{builder} could not push the RPMs to the master (file_recv?)")
-            missing = [name for name in built["node_rpms"] if not os.path.isfile(os.path.join(source, name))]
-            if missing:
-                raise RuntimeError(f"the master did not receive {', '.join(missing)} from {builder}")
         except RuntimeError as exc:
             plan_lib.halt(self.record, f"build for {key} failed: {exc}", time.time())
             self.say(f"halted: {self.record['reason']}")
@@ -669,19 +667,46 @@ class _Driver:
         plan_lib.mark_built(self.record, key, built["node_rpms"], time.time())
         self.fire(f"build/{key}", {"builder": builder, "rpms": built["node_rpms"]})
 
-    def do_stage(self, key):
+    def do_stage(self, key, background=False):
+        """Bring the group's RPMs from its builder to the master (unless they are there
+        already), then to the group's other nodes. ``background`` (while a node is in
+        flight): a failure is not final yet, the driver tries again before the next
+        node (the builder may be the node in flight, rebooting); True when staged."""
         group = self.record["groups"][key]
         receivers = [m for m in group["nodes"] if m != group["builder"]]
         self.say(f"staging {len(group['rpms'])} RPM(s) of {key} on {len(receivers)} node(s)")
         try:
             if receivers:
+                self._push(group)
                 self._send(receivers, group["source"], group["rpms"])
         except RuntimeError as exc:
+            if background:
+                self.say(f"staging of {key} not done yet ({exc}); again before the next node")
+                return False
             plan_lib.halt(self.record, f"staging for {key} failed: {exc}", time.time())
             self.say(f"halted: {self.record['reason']}")
             self.fire("halted", {"reason": self.record["reason"]})
-            return
+            return False
         plan_lib.mark_staged(self.record, key, time.time())
+        return True
+
+    def _missing(self, group):
+        return [name for name in group["rpms"] if not os.path.isfile(os.path.join(group["source"], name))]
+
+    def _push(self, group):
+        """The builder's ``node_RPMS/`` to the master (``cp.push_dir``), unless it has them."""
+        if not self._missing(group):
+            return  # pushed before an interruption
+        builder = group["builder"]
+        pushed = self.call([builder], "cp.push_dir", [os.path.join(group["builder_workdir"], "node_RPMS")],
+                           timeout=self.record["options"]["node_timeout"]).get(builder)
+        if pushed is False:
+            raise RuntimeError(f"{builder} did not answer the push of its RPMs to the master")
+        if pushed is not True:
+            raise RuntimeError(f"{builder} could not push its RPMs to the master (file_recv?): {pushed}")
+        missing = self._missing(group)
+        if missing:
+            raise RuntimeError(f"the master did not receive {', '.join(missing)} from {builder}")
 
     def _send(self, minions, source, names):
         """Copy the RPMs ``names`` of ``source`` into every minion's ``<workdir>/node_RPMS``
@@ -955,8 +980,10 @@ class _Driver:
         deadline = time.monotonic() + opts["node_timeout"]
         # While it is down: stage the RPMs the nodes after it need (its events wait in
         # the listener). A failure halts the rollout once this node is done.
-        while (work := plan_lib.background_action(record)) is not None:
-            getattr(self, "do_" + work[0])(*work[1:])
+        tried = []
+        while (work := plan_lib.background_action(record, tried)) is not None:
+            tried.append(work)
+            getattr(self, "do_" + work[0])(*work[1:], background=True)
             self.save()
         outcome, evidence = self._await(minion, jid, deadline)
         if outcome is not None:

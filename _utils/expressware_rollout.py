@@ -191,15 +191,17 @@ def next_action(record):
     return ("finish",)
 
 
-def background_action(record):
+def background_action(record, tried=()):
     """Work the driver does while a node is in flight (it disrupts nothing):
     ``("stage", group)`` for a built group whose RPMs are not staged yet, or None.
     The first node of the order is always a group's builder, so the staging of
-    every group overlaps the first node's update instead of preceding it."""
+    every group overlaps the first node's update instead of preceding it.
+    ``tried``: actions already tried during this node's flight (one that could not
+    be done then, e.g. a builder that reboots, waits for :func:`next_action`)."""
     if record["status"] != RUNNING:
         return None
     for key, group in record["groups"].items():
-        if group["built"] and not group["staged"] and _group_todo(record, group):
+        if group["built"] and not group["staged"] and _group_todo(record, group) and ("stage", key) not in tried:
             return ("stage", key)
     return None
 

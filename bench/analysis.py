@@ -201,8 +201,9 @@ def startup_parts(figures, record):
     """Split the time before the first node with the rollout record's log (same clock as the journals):
 
     command start -> record created (salt-run start-up, lease, pre-flight on every node) -> last ``built`` (clear
-    old RPMs, ``--build-rpm``, ``cp.push_dir`` to the master; the first node is prepared meanwhile) -> the first
-    node's first change (its go-ahead). The staging to the other nodes happens while the first node is down
+    old RPMs, ``--build-rpm``; the first node is prepared meanwhile) -> the first
+    node's first change (its go-ahead). The staging to the other nodes (the builder's push to the master, then one
+    publish to them) happens while the first node is down
     (reported apart: it is not before the first node any more).
     """
     if not record or not figures["order"]:
@@ -218,7 +219,7 @@ def startup_parts(figures, record):
                  if kind == "build-rpm")
     parts = {
         "salt-run start-up, lease, pre-flight": created - figures["t_start"],
-        "builds incl. clearing old RPMs and the push to the master": max(built) - created,
+        "builds incl. clearing old RPMs": max(built) - created,
         "of which --build-rpm": builds,
         "first node: its go-ahead (prepared during the builds)": first - max(built),
     }

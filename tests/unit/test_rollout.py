@@ -333,6 +333,28 @@ def test_only_a_builder_goes_before_its_group_is_staged():
     assert rollout.next_action(record) == ("stage", group)
 
 
+def test_staging_not_done_while_the_builder_is_in_flight_comes_before_the_next_node():
+    facts = {"n1": fact(), "n2": fact(), "n3": fact(grains=GRAINS_B), "n4": fact(grains=GRAINS_B)}
+    record = plan(facts)
+    while rollout.next_action(record)[0] == "build":
+        rollout.mark_built(record, rollout.next_action(record)[1], ["Dolphin-PX-5.26.0-1.x86_64.rpm"], 101)
+    first, second = record["nodes"]["n1"]["group"], record["nodes"]["n3"]["group"]
+    assert rollout.next_action(record) == ("update", "n1")
+    rollout.mark_phase(record, "n1", rollout.STOPPING, 102)
+    # While n1 is down its group's staging is tried once (its builder, n1, may be
+    # rebooting and fail it); the other group's is tried too, not blocked behind it.
+    assert rollout.background_action(record) == ("stage", first)
+    assert rollout.background_action(record, tried=[("stage", first)]) == ("stage", second)
+    rollout.mark_staged(record, second, 103)
+    assert rollout.background_action(record, tried=[("stage", first)]) is None
+    rollout.mark_active(record, "n1", "5.26.0", 104)
+    # Not staged yet: it is done before n2 is touched.
+    assert rollout.next_action(record) == ("stage", first)
+    assert rollout.upcoming(record) == "n2"  # it gets ready meanwhile (its go waits for the staging)
+    rollout.mark_staged(record, first, 105)
+    assert rollout.next_action(record) == ("update", "n2")
+
+
 def test_upcoming_after_a_failure_is_nothing_and_gates_are_kept_for_a_later_driver():
     record = plan({f"n{i}": fact() for i in range(1, 4)})
     for key in list(record["groups"]):
