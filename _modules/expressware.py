@@ -450,19 +450,24 @@ def preflight(version, sia=None, enforce=False, compat=None):
     result = {
         "grains": {key: __grains__.get(key) for key in ("cpuarch", "os", "osrelease", "kernelrelease")},
     }
-    try:
-        result["workdir"] = execution.config(__salt__, "workdir")
-        # One look at the node serves both (the vendor tools are what a pre-flight of
-        # a large cluster spends its time on).
-        result["node_state"] = node_state()
-        result["decision"] = _decide(version, enforce, compat, result["node_state"]["installed"],
-                                     result["node_state"]["running"])
-    except (CommandExecutionError, SaltInvocationError) as exc:
-        result["error"] = str(exc)
-        return result
-    result["installed"] = result["decision"]["installed"]
-    if sia and result["decision"]["action"] in ("install", "activate"):
-        result.update(_fetch_sia(sia, version))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        # The installer is fetched from the master while the vendor tools look at the
+        # node (it changes nothing; it is reported only when the node needs it). The
+        # thread needs the loader's context for __salt__.
+        fetching = pool.submit(contextvars.copy_context().run, _fetch_sia, sia, version) if sia else None
+        try:
+            result["workdir"] = execution.config(__salt__, "workdir")
+            # One look at the node serves both (the vendor tools are what a pre-flight
+            # of a large cluster spends its time on).
+            result["node_state"] = node_state()
+            result["decision"] = _decide(version, enforce, compat, result["node_state"]["installed"],
+                                         result["node_state"]["running"])
+        except (CommandExecutionError, SaltInvocationError) as exc:
+            result["error"] = str(exc)
+            return result
+        result["installed"] = result["decision"]["installed"]
+        if fetching and result["decision"]["action"] in ("install", "activate"):
+            result.update(fetching.result())
     return result
 
 
