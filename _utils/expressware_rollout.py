@@ -351,6 +351,15 @@ def resume(record, now, skip=()):
             raise RolloutError(f"{minion} is already updated; nothing to skip")
         node.update(phase=SKIPPED, note="skipped by the operator")
         log(record, now, f"{minion}: skipped by the operator")
+    for key, group in record["groups"].items():
+        if group["built"] and not group["staged"] and record["nodes"][group["builder"]]["phase"] == SKIPPED:
+            # Its RPMs reach the master with the staging: they may be only on the
+            # skipped builder. The group is built again, on its next node.
+            remaining = [m for m in record["order"] if m in group["nodes"] and record["nodes"][m]["phase"] in TODO]
+            if remaining:
+                log(record, now, f"{key}: its builder {group['builder']} is skipped before its RPMs were staged; "
+                                 f"they are built again on {remaining[0]}")
+                group.update(built=False, rpms=[], builder=remaining[0])
     for minion in record["order"]:
         node = record["nodes"][minion]
         if node["phase"] == FAILED:

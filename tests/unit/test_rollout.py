@@ -327,10 +327,28 @@ def test_only_a_builder_goes_before_its_group_is_staged():
     group = record["nodes"]["n2"]["group"]
     assert record["groups"][group]["builder"] == "n1"
     assert rollout.next_action(record) == ("update", "n1")  # the builder has its RPMs: no staging first
-    # n1 did not answer before its turn; the operator gives up on it: n2 needs the RPMs staged first.
+    # n1 did not answer before its turn; the operator gives up on it. Its RPMs were
+    # not staged (they reach the master with the staging): n2 builds them again.
     rollout.halt(record, "n1 did not answer", 102)
     rollout.resume(record, 103, skip=["n1"])
-    assert rollout.next_action(record) == ("stage", group)
+    assert rollout.next_action(record) == ("build", group)
+    assert record["groups"][group]["builder"] == "n2"
+    assert "built again on n2" in record["log"][-2]["message"]
+    rollout.mark_built(record, group, ["Dolphin-PX-5.26.0-1.x86_64.rpm"], 104)
+    assert rollout.next_action(record) == ("update", "n2")
+
+
+def test_a_skipped_builder_whose_rpms_were_staged_is_not_rebuilt_for():
+    facts = {"n1": fact(), "n2": fact()}
+    record = plan(facts)
+    (group,) = record["groups"]
+    rollout.mark_built(record, group, ["Dolphin-PX-5.26.0-1.x86_64.rpm"], 101)
+    rollout.mark_staged(record, group, 102)
+    rollout.mark_phase(record, "n1", rollout.STOPPING, 103)
+    rollout.mark_failed(record, "n1", "not active within 60 s", 104)
+    rollout.resume(record, 105, skip=["n1"])
+    assert record["groups"][group]["builder"] == "n1" and record["groups"][group]["built"]
+    assert rollout.next_action(record) == ("update", "n2")
 
 
 def test_staging_not_done_while_the_builder_is_in_flight_comes_before_the_next_node():
