@@ -64,6 +64,11 @@ def test_happy_path_one_node_at_a_time_with_one_build_per_group(salt_run_cli, no
             previous = NODE_IDS[position - 1]
             assert _line(progress, f"{previous}: installing") < prepared < _line(progress, f"{previous}: active on")
     assert "updated the ordinary way" not in ret.stderr
+    # node1, the builder, went first with the RPMs where it built them; they were
+    # pushed and staged on node2 while node1 was updated, before node2 was touched.
+    staged_for_node2 = _line(progress, "on 1 node(s)")
+    assert _line(progress, "node1 (1/3): updating") < staged_for_node2 < _line(progress, "node2 (2/3): updating")
+    assert "not done yet" not in ret.stderr
 
     status = salt_run_cli.run("rolling.status")
     assert status.data["status"] == "done" and status.data["lease"]["held"] is False
