@@ -25,7 +25,9 @@ Minions reach ``acquire``/``release`` through ``publish.runner``, which needs
         - expressware_lease.show
 
 When a minion calls, the holder is the minion's authenticated id (a minion cannot
-release another minion's lease). The ``rolling`` runner holds the same lease for
+release another minion's lease). ``gate_wanted`` answers a node's job that the
+``rolling`` runner prepared ahead of its turn (it waits at a gate): is it still
+going to be released? (the same ``peer_run`` entry, ``expressware_lease.*``, covers it). The ``rolling`` runner holds the same lease for
 the whole of a rollout, so a highstate cannot take a second node down meanwhile.
 
 Leases are files under ``<master cachedir>/expressware/leases/``, changed under an
@@ -60,8 +62,9 @@ def _shared(name):
 
 try:
     store = _shared("expressware_store")
+    plan_lib = _shared("expressware_rollout")
 except ImportError as _exc:  # reported by __virtual__
-    store = None
+    store = plan_lib = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -69,7 +72,7 @@ _refusing = store.refusing if store else (lambda func: func)
 
 
 def __virtual__():
-    if store is None:
+    if store is None or plan_lib is None:
         return False, f"expressware_lease: {_IMPORT_ERROR}"
     return __virtualname__
 
@@ -154,3 +157,43 @@ def show(cluster=None):
     if cluster is None:
         return leases.all()
     return leases.get(_cluster(cluster))
+
+
+@_refusing
+def gate_wanted(gate, minion=None):
+    """
+    Does the ``rolling`` runner still mean to release the prepared job of ``minion``
+    waiting at ``gate``? A job that the runner published ahead of its node's turn
+    asks this now and then while it waits (``expressware:gate_check_interval``):
+    when the answer is no (its ``salt-run`` was killed, the rollout stopped, another
+    job took its place) nothing will release it, and it ends, having changed
+    nothing, instead of holding the node's state queue until its ``gate_timeout``.
+
+    Returns ``{"gate": ..., "minion": ..., "wanted": True|False, "reason": ...}``.
+    Called from a minion (``publish.runner``), ``minion`` is always that minion.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run expressware_lease.gate_wanted gate=20261127T093042-4665d1:9a87b8fd minion=node2
+    """
+    minion = _caller() or minion
+    if not isinstance(minion, str) or not minion:
+        raise SaltInvocationError("minion must be given (the minion whose prepared job waits)")
+    if not isinstance(gate, str):
+        raise SaltInvocationError(f"gate must be a rolling runner's gate (<rollout id>:<token>), not {gate!r}")
+    rollout_id, _, token = gate.rpartition(":")
+    try:
+        store.check_name(rollout_id, "rollout id")
+    except ValueError:
+        rollout_id = None
+    if rollout_id is None or not token.isascii() or not token.isalnum():
+        raise SaltInvocationError(f"gate must be a rolling runner's gate (<rollout id>:<token>), not {gate!r}")
+    rollouts = store.RolloutStore(os.path.join(__opts__["cachedir"], "expressware", "rollouts"))
+    try:
+        record = rollouts.load(rollout_id)
+    except ValueError as exc:
+        return {"gate": gate, "minion": minion, "wanted": False, "reason": str(exc)}  # no such rollout
+    wanted, reason = plan_lib.gate_wanted(record, minion, gate, store.driver_alive(record))
+    return {"gate": gate, "minion": minion, "wanted": wanted, "reason": reason}

@@ -256,7 +256,7 @@ def abort(rollout=None, cluster=None):
     rollouts = _rollouts()
     if record["status"] == plan_lib.DONE:
         raise SaltInvocationError(f"rollout {record['id']} is already done")
-    if record["status"] == plan_lib.RUNNING and _driver_alive(record):
+    if record["status"] == plan_lib.RUNNING and store.driver_alive(record):
         rollouts.request_abort(record["id"])
         return {"rollout": record["id"], "status": "aborting",
                 "comment": f"the driver (pid {record['driver']['pid']}) stops after the current node"}
@@ -286,7 +286,7 @@ def status(rollout=None, cluster=None):
     result = plan_lib.summary(record)
     result["lease"] = _leases().get(record["cluster"])
     if record["status"] == plan_lib.RUNNING:
-        result["driver"] = dict(record.get("driver") or {}, alive=_driver_alive(record))
+        result["driver"] = dict(record.get("driver") or {}, alive=store.driver_alive(record))
         if not result["driver"]["alive"]:
             result["comment"] = "the driver of this rollout is gone (master restart?): run rolling.resume"
     result["log"] = record["log"][-10:]
@@ -323,21 +323,6 @@ def _find(rollout, cluster, required=True):
     if record is None and required:
         raise SaltInvocationError("no rollout recorded" + (f" for cluster {cluster}" if cluster else ""))
     return record
-
-
-def _driver_alive(record):
-    driver = record.get("driver") or {}
-    if driver.get("host") != socket.gethostname() or not driver.get("pid"):
-        return False
-    try:
-        os.kill(driver["pid"], 0)
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{driver['pid']}/cmdline", "rb") as handle:
-            return b"salt" in handle.read()
-    except OSError:
-        return True
 
 
 def _seconds(value, name, low=1, high=7 * 86400):
@@ -582,7 +567,7 @@ class _Driver:
         return self.run()
 
     def resume(self, record, skip):
-        if record["status"] == plan_lib.RUNNING and _driver_alive(record):
+        if record["status"] == plan_lib.RUNNING and store.driver_alive(record):
             raise SaltInvocationError(f"rollout {record['id']} is running (driver pid {record['driver']['pid']})")
         lease = self.leases.acquire(record["cluster"], _holder(record["id"]), purpose=f"rolling update to {record['version']}")
         if not lease["granted"]:
@@ -940,6 +925,7 @@ class _Driver:
             self.say(f"halted: {record['reason']}")
             self.fire("halted", {"reason": record["reason"]})
             return None
+        cancelled_gate = record["nodes"][minion].get("gate") if prepared is None else None
         if prepared is None and not self.cancel_gate(minion, "updated the ordinary way"):
             # A prepared job left waiting would hold the node's state queue.
             plan_lib.halt(record, f"{minion} did not acknowledge the cancel of its prepared job; "
@@ -969,6 +955,10 @@ class _Driver:
                 self._gate_event(minion, GATE_GO, {"gate": prepared["gate"]})  # back again: once more
             plan_lib.clear_gate(record, minion)
             self.save_node(minion)
+        elif (jid := self._running_update(minion, cancelled_gate) if resumed else None):
+            # The update a lost driver started is still running: a second job would wait
+            # in the node's state queue (Salt 3008.4 fails such a queued state.single).
+            self.say(f"{minion}: its update (job {jid}) still runs; following it")
         else:
             try:
                 jid = self.client.cmd_async([minion], "state.single", ["expressware.installed", record["version"]],
@@ -985,7 +975,7 @@ class _Driver:
             tried.append(work)
             getattr(self, "do_" + work[0])(*work[1:], background=True)
             self.save()
-        outcome, evidence = self._await(minion, jid, deadline)
+        outcome, evidence = self._await(minion, jid, deadline, resumed=resumed)
         if outcome is not None:
             return self._failed(minion, outcome)
         # Active by the node's own look at itself, made by this job (the event's node
@@ -1024,12 +1014,27 @@ class _Driver:
                     self.watch_prepared(event["tag"], event["data"])
         return False
 
-    def _await(self, minion, jid, deadline):
+    def _running_update(self, minion, cancelled_gate):
+        """The jid of this rollout's ``expressware.installed`` job still running on ``minion``
+        (published by a lost driver), else None. A prepared job at ``cancelled_gate``
+        (just cancelled: it ends without changing anything) does not count."""
+        jobs = self.call([minion], "saltutil.running").get(minion)
+        for job in jobs if isinstance(jobs, list) else []:
+            arg = job.get("arg") or []
+            kwarg = next((a for a in arg if isinstance(a, dict) and a.get("__kwarg__")), {})
+            if (job.get("fun") == "state.single" and arg[:2] == ["expressware.installed", self.record["version"]]
+                    and (not cancelled_gate or kwarg.get("gate") != cancelled_gate)):
+                return job.get("jid")
+        return None
+
+    def _await(self, minion, jid, deadline, resumed=False):
         """Wait for the node's job and its active event.
 
         Returns ``(None, node_state)`` when both say success (``node_state``: what the
         node's own active event reported, None when it is to be looked at directly),
         else ``(error, None)``. Prepares the next node once this one is installing.
+        ``resumed``: the job may be one a lost driver published, whose listener got its
+        active event: once the job has succeeded, the node is looked at directly.
         """
         job_done, active_seen, restarted, evidence = False, False, False, None
         ret_tag = f"salt/job/{jid}/ret/{minion}"
@@ -1098,6 +1103,8 @@ class _Driver:
                     probe_tag = f"salt/job/{probe}/ret/{minion}"
             if active_seen and (job_done or restarted):
                 return None, evidence
+            if resumed and job_done:
+                return None, None
 
     def _node_state(self, minion):
         try:

@@ -30,6 +30,8 @@ Masterless runs (``salt-call --local``) have no master to lease from and say so.
 Requires the ``expressware``, ``dis_services`` and ``sia`` execution modules.
 """
 
+import concurrent.futures
+import contextvars
 import os
 import re
 import time
@@ -101,20 +103,52 @@ def _phase(phase, version, **extra):
         pass  # progress reporting must never break the update itself
 
 
+def _gate_unwanted(gate):
+    """Why the ``rolling`` runner will not release the job at ``gate`` any more (its
+    ``salt-run`` was killed, the rollout stopped, another job took its place), as the
+    master answers ``expressware_lease.gate_wanted``; None when it still will, or when
+    there is no clear answer (master restarting, no ``peer_run``): then the job waits on."""
+    try:
+        answer = __salt__["publish.runner"]("expressware_lease.gate_wanted", arg=[f"gate={gate}"], timeout=10)
+    except Exception:  # pylint: disable=broad-except
+        return None
+    if isinstance(answer, dict) and answer.get("wanted") is False:
+        return str(answer.get("reason") or "not wanted")
+    return None
+
+
 def _await_gate(gate, version, timeout):
     """Announce this node ready (everything checked, nothing changed) and wait on
     the minion's event bus for ``expressware/gate/go`` naming ``gate``; return None
-    when released, else why not (cancelled, or ``timeout`` seconds passed).
+    when released, else why not (cancelled, ``timeout`` seconds passed, or the
+    rollout will not release it any more).
 
     The ``rolling`` runner prepares the next node this way while the current one is
     still in flight, and releases it the moment the current one is back: the next
     node's checks, installer fetch and state start-up are off the critical path.
     The listener exists before ``ready`` is announced, so a go cannot be missed.
+    Every ``expressware:gate_check_interval`` seconds (default 10; 0: never) the
+    master is asked, in a thread so that a go is not delayed, whether the rollout
+    still means to release this job: one whose ``salt-run`` was killed would
+    otherwise hold the node's state queue until ``timeout``.
     """
     minion = os.getppid()  # the salt-minion this job process runs under
+    check_every = __salt__["config.get"]("expressware:gate_check_interval", 10)
+    if isinstance(check_every, bool) or not isinstance(check_every, (int, float)) or check_every < 0:
+        check_every = 10
+    # Not a context manager: leaving it must not wait for a question still out.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        return _wait_at_gate(gate, version, timeout, minion, check_every, pool)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _wait_at_gate(gate, version, timeout, minion, check_every, pool):
     with salt.utils.event.get_event("minion", opts=__opts__, listen=True) as bus:
         _phase("ready", version, gate=gate)
         deadline = time.monotonic() + timeout
+        check, next_check = None, time.monotonic() + check_every
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -124,7 +158,18 @@ def _await_gate(gate, version, timeout):
                 # no go can come through it, and an orphan waiting here would hold the
                 # node's state queue when the minion is back.
                 return "its salt-minion stopped"
-            event = bus.get_event(wait=min(remaining, 1), tag="expressware/gate/", full=True, auto_reconnect=True)
+            if check_every and check is None and time.monotonic() >= next_check:
+                check = pool.submit(contextvars.copy_context().run, _gate_unwanted, gate)  # needs __salt__
+            if check is not None and check.done():
+                unwanted, check, next_check = check.result(), None, time.monotonic() + check_every
+                if unwanted:
+                    # A go fired just before the runner let go of the gate is on the bus already.
+                    while (event := bus.get_event(wait=0.2, tag=GATE_GO, full=True)) is not None:
+                        if (event.get("data") or {}).get("gate") == gate:
+                            return None
+                    return f"the rollout will not release it: {unwanted}"
+            event = bus.get_event(wait=min(remaining, 0.2 if check else 1), tag="expressware/gate/", full=True,
+                                  auto_reconnect=True)
             if not event:
                 continue
             data = event.get("data") or {}
@@ -159,7 +204,17 @@ def _start_applications(applications, changes):
     return failed
 
 
-def _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease, gate=None, gate_timeout=0):
+#: Options of Salt's ``state.single`` that it hands on to the state function with the
+#: state's own arguments (names starting with ``__`` are Salt's own too, e.g. the
+#: ``__pub_kwarg`` of a queued job): taken and ignored. Any other name is a mistake.
+_SALT_OPTIONS = frozenset(["pillar", "pillar_enc", "pillarenv", "localconfig", "concurrent", "mock", "sync_mods"])
+
+
+def _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease, gate=None, gate_timeout=0,
+                extra=()):
+    unknown = sorted(key for key in extra if not key.startswith("__") and key not in _SALT_OPTIONS)
+    if unknown:
+        raise SaltInvocationError("unknown argument(s) of expressware.installed: " + ", ".join(map(repr, unknown)))
     __salt__["expressware.validate_version"](name)
     if gate is not None and (not isinstance(gate, str) or not _GATE_TOKEN.match(gate)):
         raise SaltInvocationError(f"gate must be a token of letters, digits, '.', '_', ':' or '-', not {gate!r}")
@@ -189,6 +244,7 @@ def installed(
     lease_wait=1800,
     gate=None,
     gate_timeout=3600,
+    **kwargs,
 ):
     """
     Ensure eXpressWare version ``name`` is installed, running and active on this node.
@@ -228,13 +284,17 @@ def installed(
         changes, announce ``ready`` and wait up to ``gate_timeout`` seconds for the
         event ``expressware/gate/go`` with ``gate`` in its data on the minion's
         event bus. Not released (cancelled or timed out): nothing was changed.
+    kwargs
+        What Salt's ``state.single`` hands on (``pillar=...``, and its own
+        ``__pub_*`` data when the job waited in the state queue); any other
+        name is refused (a misspelt ``applications`` must not go unnoticed).
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     applications = [] if applications is None else applications
     if cluster is None:
         cluster = __salt__["config.get"]("expressware:cluster", "default")
     try:
-        _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease, gate, gate_timeout)
+        _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease, gate, gate_timeout, kwargs)
         decision = __salt__["expressware.check_update"](name, enforce=enforce, compat=compat)
     except (SaltInvocationError, CommandExecutionError) as exc:
         return dict(ret, result=False, comment=str(exc))

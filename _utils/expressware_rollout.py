@@ -235,6 +235,21 @@ def open_gates(record):
     return {m: n["gate"] for m, n in record["nodes"].items() if n.get("gate") and n["phase"] in (PENDING, STAGED, FAILED)}
 
 
+def gate_wanted(record, minion, gate, driver_alive):
+    """Does the rollout still mean to release ``minion``'s prepared job waiting at
+    ``gate``? ``(True, None)``, or ``(False, why)``: then nothing will release it (its
+    driver is gone, the rollout stopped, another job took its place) and it should
+    end, having changed nothing, rather than hold the node's state queue."""
+    if record["status"] != RUNNING:
+        return False, f"rollout {record['id']} is {record['status']}"
+    if not driver_alive:
+        return False, f"the driver of rollout {record['id']} is gone (rolling.resume prepares the node again)"
+    node = record["nodes"].get(minion)
+    if node is None or node.get("gate") != gate:
+        return False, f"{minion} is not prepared at gate {gate} in rollout {record['id']}"
+    return True, None
+
+
 def clear_gate(record, minion):
     record["nodes"][minion]["gate"] = None
 

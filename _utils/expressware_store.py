@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import re
+import socket
 import tempfile
 import time
 
@@ -210,6 +211,23 @@ class RolloutStore:
     def clear_abort(self, rollout_id):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._abort_path(rollout_id))
+
+
+def driver_alive(record):
+    """Is the process driving ``record`` (``salt-run rolling.update``/``resume``, on this
+    master host) still running?"""
+    driver = record.get("driver") or {}
+    if driver.get("host") != socket.gethostname() or not driver.get("pid"):
+        return False
+    try:
+        os.kill(driver["pid"], 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{driver['pid']}/cmdline", "rb") as handle:
+            return b"salt" in handle.read()
+    except OSError:
+        return True
 
 
 def refusing(func):

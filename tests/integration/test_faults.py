@@ -296,7 +296,7 @@ def _stop_node3_once(ready, what, minions, nodes, proc):
 
 
 def _resume_completes(salt_run_cli, nodes):
-    """``rolling.resume`` (node3's minion is back) finishes the rollout; nothing is installed twice."""
+    """``rolling.resume`` finishes the rollout; nothing is installed twice."""
     ret = salt_run_cli.run("rolling.resume", _timeout=300)
     assert ret.returncode == 0, ret.stderr
     assert ret.data["status"] == "done", ret.data
@@ -304,6 +304,7 @@ def _resume_completes(salt_run_cli, nodes):
         assert len(commands(nodes[node_id], "--install-node")) == 1
     assert_record_matches_reality(salt_run_cli.run("rolling.status").data, nodes)
     assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
+    return ret
 
 
 def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_run_cli, nodes):
@@ -313,8 +314,8 @@ def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_r
     proc = background_update(salt_run_cli, *update_args(timeout=5))
 
     # node3 is not needed again after its group's build until its turn: stopped once the
-    # runner has the build (its job returned), not as soon as the installer ran (the push
-    # of the RPMs to the master would be cut).
+    # runner has the build (its job returned), not as soon as the installer ran (the build
+    # job would be cut).
     def both_built():
         status = salt_run_cli.run("rolling.status").data or {}
         builds = status.get("builds") or {}
@@ -358,6 +359,51 @@ def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(master, m
     assert_record_matches_reality(salt_run_cli.run("rolling.status").data, nodes)
 
     _resume_completes(salt_run_cli, nodes)
+
+
+def _state_jobs(salt_cli, minion):
+    return [job for job in salt_cli.run("saltutil.running", minion_tgt=minion).data or []
+            if job.get("fun") == "state.single"]
+
+
+def test_prepared_job_of_a_killed_salt_run_ends_by_itself(master, salt_run_cli, salt_cli, nodes, event_listener):
+    """salt-run is killed (SIGKILL: no cleanup, no cancel) while node2's job waits at its gate.
+
+    Nothing would release that job before its gate_timeout (an hour by default), and it
+    holds node2's state queue. It asks the master (every expressware:gate_check_interval,
+    10 s) whether it is still wanted, learns that its driver is gone, and ends having
+    changed nothing. rolling.resume then completes: node1's update, still running (a job
+    outlives its salt-run), is followed, not started again.
+    """
+    nodes["node1"].set_delays(install=30)  # node2 is prepared while node1 installs, resume comes before its end
+    start = time.time()
+    proc = background_update(salt_run_cli, *update_args())
+
+    def node2_ready():
+        events = event_listener.get_events([(master.id, "expressware/node/phase")], after_time=start)
+        return any(e.data.get("id") == "node2" and e.data["data"].get("phase") == "ready" for e in events)
+
+    try:
+        wait_for(node2_ready, 120, "node2's prepared job to be ready")
+        (job,) = _state_jobs(salt_cli, "node2")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        killed = time.monotonic()
+        wait_for(lambda: not _state_jobs(salt_cli, "node2"), 60, "node2's prepared job to end")  # 10 s + a question
+        took = time.monotonic() - killed
+    finally:
+        _kill(proc)
+    assert took < 25, f"the prepared job ended {took:.1f} s after its salt-run was killed"
+    answer = json.dumps(salt_run_cli.run("jobs.lookup_jid", job["jid"]).data)
+    assert "the rollout will not release it: the driver of rollout" in answer, answer
+    assert "nothing was changed on this node" in answer, answer
+    assert changing_commands(nodes["node2"]) == [] and nodes["node2"].application_running("ndbmtd") is True
+    untouched(nodes["node2"])
+
+    (node1_job,) = _state_jobs(salt_cli, "node1")
+    assert nodes["node1"].state()["installed_version"] == OLD  # still installing
+    ret = _resume_completes(salt_run_cli, nodes)
+    assert f"node1: its update (job {node1_job['jid']}) still runs; following it" in ret.stderr, ret.stderr
 
 
 # ---------------------------------------------------------------------------

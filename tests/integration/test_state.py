@@ -202,7 +202,9 @@ def test_bad_cluster_name_is_refused_by_the_master(salt_cli, nodes):
 def test_gated_state_changes_nothing_until_released(master, salt_cli, nodes, event_listener, release):
     """The gate the rolling runner prepares the next node with: every check and the
     installer fetch first, then ``ready`` on the master's bus, then nothing until the
-    go (or a cancel) arrives on the minion's own bus."""
+    go (or a cancel) arrives on the minion's own bus. (No rollout runs here: asked
+    whether it is still wanted, after ``expressware:gate_check_interval``, 10 s, the
+    master would say no; test_faults.py has a job that ends on that answer.)"""
     gate = f"test:{release}"
     start = time.time()
     cmdline = salt_cli.cmdline("state.single", "expressware.installed", NEW, f"sia={sia_url(NEW)}",
@@ -255,3 +257,49 @@ def test_gate_must_be_a_token(salt_cli, nodes):
     result = _state_results(ret.data)
     assert result["result"] is False and result["comment"].startswith("gate must be a token"), result
     assert changing_commands(nodes["node1"]) == []
+
+
+def test_a_misspelt_argument_is_refused_before_anything(salt_cli, nodes):
+    ret = salt_cli.run("state.single", "expressware.installed", NEW, f"sia={sia_url(NEW)}", "aplications=[ndbmtd]",
+                       "lease=False", minion_tgt="node1")
+    result = _state_results(ret.data)
+    assert result["result"] is False
+    assert result["comment"] == "unknown argument(s) of expressware.installed: 'aplications'"
+    assert changing_commands(nodes["node1"]) == [] and nodes["node1"].application_running("ndbmtd")
+
+
+def test_a_state_run_queued_behind_a_prepared_job_runs_once_it_ends(master, salt_cli, nodes, event_listener):
+    """A job the rolling runner prepared holds the node's state queue while it waits at
+    its gate. A state run queued behind it (``queue=True``, as the runner's own) waits,
+    then runs once the prepared job has ended (here: cancelled), with Salt's ``__pub_*``
+    data handed on by the queue."""
+    gate = "test:queue"
+    start = time.time()
+    common = [f"sia={sia_url(NEW)}", "applications=[ndbmtd]", "lease=False"]
+    first = subprocess.Popen(
+        salt_cli.cmdline("state.single", "expressware.installed", NEW, *common, f"gate={gate}", "gate_timeout=120",
+                         minion_tgt="node1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        ready = event_listener.wait_for_events([(master.id, "expressware/node/phase")], after_time=start, timeout=120)
+        assert ready.found_all_events, "no ready announced"
+        second = subprocess.Popen(
+            salt_cli.cmdline("state.single", "expressware.installed", NEW, *common, "queue=True", minion_tgt="node1"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert second.poll() is None and changing_commands(nodes["node1"]) == []  # it waits in the queue
+        fired = salt_cli.run("event.fire", json.dumps({"gates": [gate], "reason": "the test said so"}),
+                             "expressware/gate/cancel", minion_tgt="node1")
+        assert fired.data is True, fired
+        first_out, _ = first.communicate(timeout=120)
+        second_out, second_err = second.communicate(timeout=180)
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+    assert _state_results(json.loads(first_out)["node1"])["result"] is False  # cancelled, changed nothing
+    result = _state_results(json.loads(second_out)["node1"])
+    assert result["result"] is True, (result, second_err)
+    assert nodes["node1"].state()["installed_version"] == NEW and nodes["node1"].is_active()
+    assert nodes["node1"].application_running("ndbmtd") is True
