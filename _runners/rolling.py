@@ -686,7 +686,9 @@ class _Driver:
         pushed = self.call([builder], "cp.push_dir", [os.path.join(group["builder_workdir"], "node_RPMS")],
                            timeout=self.record["options"]["node_timeout"]).get(builder)
         if pushed is False:
-            raise RuntimeError(f"{builder} did not answer the push of its RPMs to the master")
+            # No answer, or cp.push_dir itself said False (Salt answers both the same way).
+            raise RuntimeError(f"{builder} did not push its RPMs to the master (no answer, or cp.push_dir "
+                               "failed: file_recv?)")
         if pushed is not True:
             raise RuntimeError(f"{builder} could not push its RPMs to the master (file_recv?): {pushed}")
         missing = self._missing(group)

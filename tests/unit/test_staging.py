@@ -78,7 +78,7 @@ def test_a_push_not_done_while_the_builder_is_in_flight_is_done_before_the_next_
     assert driver.do_stage(key, background=True) is False
     assert driver.record["status"] == plan_lib.RUNNING and not driver.record["groups"][key]["staged"]
     assert "again before the next node" in driver.record["log"][-1]["message"]
-    assert "node1 did not answer the push" in driver.record["log"][-1]["message"]
+    assert "node1 did not push its RPMs to the master (no answer" in driver.record["log"][-1]["message"]
     plan_lib.mark_active(driver.record, "node1", "5.26.0", 103.0)
     assert plan_lib.next_action(driver.record) == ("stage", key)
     assert driver.do_stage(key) is True
