@@ -22,6 +22,7 @@ Events: :py:func:`wait_active` fires ``expressware/node/active`` (or
 """
 
 import concurrent.futures
+import contextlib
 import contextvars
 import importlib.util
 import os
@@ -273,6 +274,14 @@ def node_state():
     return _node_state()
 
 
+@contextlib.contextmanager
+def _meanwhile(func, *args):
+    """Run ``func(*args)`` in a thread while the block runs; yields its future. The
+    thread carries the loader's context, so ``func`` may use ``__salt__``."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool.submit(contextvars.copy_context().run, func, *args)
+
+
 def _node_state(installed=None, quick=False, together=False):
     """:py:func:`node_state`; ``installed`` when already known. ``quick``: stop at the
     first sign that the node is not active (no ``dis_diag`` while services are down),
@@ -281,9 +290,7 @@ def _node_state(installed=None, quick=False, together=False):
     while links train, when both are needed and a shorter look sees the node active
     sooner)."""
     if together:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            # The thread needs the loader's context for __salt__.
-            pending = pool.submit(contextvars.copy_context().run, diag)
+        with _meanwhile(diag) as pending:
             status = __salt__["dis_services.status"]()
             diag_result = pending.result()
     else:
@@ -452,11 +459,9 @@ def preflight(version, sia=None, enforce=False, compat=None):
     result = {
         "grains": {key: __grains__.get(key) for key in ("cpuarch", "os", "osrelease", "kernelrelease")},
     }
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        # The installer is fetched from the master while the vendor tools look at the
-        # node (it changes nothing; it is reported only when the node needs it). The
-        # thread needs the loader's context for __salt__.
-        fetching = pool.submit(contextvars.copy_context().run, _fetch_sia, sia, version) if sia else None
+    # The installer is fetched from the master while the vendor tools look at the node
+    # (it changes nothing; it is reported only when the node needs it).
+    with _meanwhile(_fetch_sia, sia, version) if sia else contextlib.nullcontext() as fetching:
         try:
             result["workdir"] = execution.config(__salt__, "workdir")
             # One look at the node serves both (the vendor tools are what a pre-flight

@@ -78,7 +78,7 @@ def __virtual__():
 
 
 def _leases():
-    return store.LeaseStore(os.path.join(__opts__["cachedir"], "expressware", "leases"))
+    return store.lease_store(__opts__["cachedir"])
 
 
 def _caller():
@@ -181,18 +181,15 @@ def gate_wanted(gate, minion=None):
     minion = _caller() or minion
     if not isinstance(minion, str) or not minion:
         raise SaltInvocationError("minion must be given (the minion whose prepared job waits)")
-    if not isinstance(gate, str):
-        raise SaltInvocationError(f"gate must be a rolling runner's gate (<rollout id>:<token>), not {gate!r}")
-    rollout_id, _, token = gate.rpartition(":")
+    rollout_id = plan_lib.gate_rollout(gate)
     try:
         store.check_name(rollout_id, "rollout id")
     except ValueError:
         rollout_id = None
-    if rollout_id is None or not token.isascii() or not token.isalnum():
+    if rollout_id is None:
         raise SaltInvocationError(f"gate must be a rolling runner's gate (<rollout id>:<token>), not {gate!r}")
-    rollouts = store.RolloutStore(os.path.join(__opts__["cachedir"], "expressware", "rollouts"))
     try:
-        record = rollouts.load(rollout_id)
+        record = store.rollout_store(__opts__["cachedir"]).load(rollout_id)
     except ValueError as exc:
         return {"gate": gate, "minion": minion, "wanted": False, "reason": str(exc)}  # no such rollout
     wanted, reason = plan_lib.gate_wanted(record, minion, gate, store.driver_alive(record))

@@ -299,11 +299,11 @@ def status(rollout=None, cluster=None):
 
 
 def _rollouts():
-    return store.RolloutStore(os.path.join(__opts__["cachedir"], "expressware", "rollouts"))
+    return store.rollout_store(__opts__["cachedir"])
 
 
 def _leases():
-    return store.LeaseStore(os.path.join(__opts__["cachedir"], "expressware", "leases"))
+    return store.lease_store(__opts__["cachedir"])
 
 
 def _holder(rollout_id):
@@ -792,7 +792,7 @@ class _Driver:
             return
         self.cancel_prepared("superseded")
         opts = self.record["options"]
-        gate = f"{self.record['id']}:{secrets.token_hex(4)}"
+        gate = plan_lib.new_gate(self.record["id"])
         kwarg = dict(self._state_kwarg(), gate=gate,
                      # Bounded even if the runner is lost: the builds and the current node first.
                      gate_timeout=2 * opts["node_timeout"] + self.args["timeout"])

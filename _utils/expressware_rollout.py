@@ -22,6 +22,7 @@ skipped by the operator). Rollout status: ``running``, ``paused`` (canary),
 """
 
 import copy
+import secrets
 
 PENDING, STAGED, STOPPING, INSTALLING, WAITING, ACTIVE, FAILED, SKIPPED = (
     "pending", "staged", "stopping", "installing", "waiting", "active", "failed", "skipped")
@@ -220,6 +221,20 @@ def upcoming(record, current=None):
         if done >= canary["size"]:
             return None
     return following
+
+
+def new_gate(rollout_id):
+    """A fresh gate for a job prepared by rollout ``rollout_id``: ``<rollout id>:<token>``."""
+    return f"{rollout_id}:{secrets.token_hex(4)}"
+
+
+def gate_rollout(gate):
+    """The rollout id part of ``gate`` (``<rollout id>:<token>``, made by :func:`new_gate`),
+    or None when it is not such a gate (the id itself is checked where it names a file)."""
+    if not isinstance(gate, str):
+        return None
+    rollout_id, _, token = gate.rpartition(":")
+    return rollout_id if rollout_id and token.isascii() and token.isalnum() else None
 
 
 def mark_prepared(record, minion, gate, now):

@@ -213,6 +213,16 @@ class RolloutStore:
             os.unlink(self._abort_path(rollout_id))
 
 
+def rollout_store(cachedir):
+    """The rollout records of the master whose cache is ``cachedir``."""
+    return RolloutStore(os.path.join(cachedir, "expressware", "rollouts"))
+
+
+def lease_store(cachedir):
+    """The cluster update leases of the master whose cache is ``cachedir``."""
+    return LeaseStore(os.path.join(cachedir, "expressware", "leases"))
+
+
 def driver_alive(record):
     """Is the process driving ``record`` (``salt-run rolling.update``/``resume``, on this
     master host) still running?"""
