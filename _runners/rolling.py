@@ -54,9 +54,11 @@ or a lost ``salt-run``, ``rolling.resume`` continues without redoing finished no
 Events (all under ``expressware/rolling/<rollout id>/``): ``start``, ``build/<group>``,
 ``node/<minion>/begin``, ``node/<minion>/phase``, ``node/<minion>/done``,
 ``node/<minion>/failed``, ``paused``, ``halted``, ``aborted``, ``finish``; and
-``expressware/rolling/refused`` when a rollout is refused because another one (or
-a node's state run) holds the cluster. Progress is printed on standard error while
-``salt-run`` runs (``progress=False`` to silence it), so ``--out=json`` stays clean.
+``expressware/rolling/refused`` when ``update`` refuses to start (bad input, a failed
+pre-flight, or another rollout or a node's state run holds the cluster), with the
+reason: a rollout the reactor started has no terminal. Progress is printed on
+standard error while ``salt-run`` runs (``progress=False`` to silence it), so
+``--out=json`` stays clean.
 """
 
 import base64
@@ -84,6 +86,8 @@ GATE_GO = "expressware/gate/go"
 GATE_CANCEL = "expressware/gate/cancel"
 #: Bytes of RPM data per publish when staging.
 PAYLOAD = 4 * 1024 * 1024
+#: Seconds to wait, at the pre-flight, on a minion asked again (it did not answer).
+PREFLIGHT_RETRY = 5
 
 
 def _shared(name):
@@ -211,9 +215,21 @@ def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False,
         salt-run rolling.update tgt='G@cluster:db1' tgt_type=compound version=5.26.0 \\
             sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh applications='[ndbmtd]'
     """
-    args = _check_args(locals())
-    with _Driver(args, progress=progress) as driver:
-        return driver.start()
+    given = dict(locals())
+    try:
+        args = _check_args(given)
+        with _Driver(args, progress=progress) as driver:
+            result = driver.start()
+    except SaltInvocationError as exc:
+        result = {"status": "refused", "comment": str(exc), "retcode": 1}
+    if result.get("status") == "refused":
+        # Said on the bus as well: a rollout the reactor started has no terminal.
+        refusal = {"cluster": given["cluster"] or "default", "version": str(version), "reason": result["comment"]}
+        refusal.update({k: result[k] for k in ("problems",) if k in result})
+        if "lease" in result:
+            refusal["holder"] = result["lease"]["holder"]
+        _fire(None, f"{TAG}/refused", refusal)
+    return result
 
 
 @_refusing
@@ -500,6 +516,15 @@ class _Driver:
             kwarg["compat"] = opts["compat"]
         facts = self.call(args["tgt"], "expressware.preflight", [args["version"]], kwarg,
                           tgt_type=args["tgt_type"])
+        silent = sorted(minion for minion, fact in facts.items() if fact in (None, False))
+        if silent:
+            # A job published to a minion whose link to the publisher is not back yet
+            # (after a master restart it reconnects with a back-off of seconds) is lost
+            # without a trace: ask those once more, briefly (Salt keeps waiting for a
+            # job the minion reports running).
+            self.say(f"pre-flight: no answer from {', '.join(silent)}; asking once more")
+            again = self.call(silent, "expressware.preflight", [args["version"]], kwarg, timeout=PREFLIGHT_RETRY)
+            facts.update({minion: again[minion] for minion in silent if again.get(minion) not in (None, False)})
         expected = set(facts)
         problems = plan_lib.preflight_problems(expected, facts, args["version"])
         todo = [m for m, f in facts.items() if isinstance(f, dict) and f.get("decision", {}).get("action") != "none"]
@@ -542,8 +567,6 @@ class _Driver:
             reason = (f"cluster {args['cluster']} is busy: its update lease is held by {lease['holder']} "
                       f"for {lease['age']} s")
             self.say(f"refused: {reason}")
-            _fire(self.listener, f"{TAG}/refused", {"cluster": args["cluster"], "version": args["version"],
-                                                   "reason": reason, "holder": lease["holder"]})
             return {"status": "refused", "comment": reason, "lease": lease, "retcode": 1}
         try:
             facts, problems = self.preflight()

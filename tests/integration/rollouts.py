@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.conftest import NEW, changing_commands
-from tests.integration.conftest import sia_url
+from tests.integration.conftest import NODE_IDS, sia_url
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +52,10 @@ def wait_for(predicate, timeout, what):
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_for_every_minion(salt_run_cli, timeout=120):
+    """Every minion answers again. After a master restart each minion reconnects on its own
+    back-off (seconds), and a job published to it meanwhile is lost: a test after one waits."""
+    wait_for(lambda: sorted(salt_run_cli.run("manage.up", "timeout=5", _timeout=60).data or []) == list(NODE_IDS),
+             timeout, "every minion to answer after the master restart")

@@ -270,14 +270,19 @@ def test_minion_killed_with_its_installer_halts_then_resume_completes(minions, s
     assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
 
 
-def test_minion_not_answering_at_preflight_touches_nothing(minions, salt_run_cli, nodes):
+def test_minion_not_answering_at_preflight_touches_nothing(master, minions, salt_run_cli, nodes, event_listener):
     before = snapshot(nodes)
     rollout_before = latest_rollout(salt_run_cli)
+    start = time.time()
     with minions[2].stopped():
         ret = salt_run_cli.run("rolling.update", *update_args(timeout=5), _timeout=300)
     assert ret.returncode == 1, ret.stderr
     assert ret.data["status"] == "refused"
     assert ret.data["problems"] == {"node3": "did not answer"}, ret.data
+    assert "no answer from node3; asking once more" in ret.stderr  # a lost publish is not taken for a dead node
+    # Said on the bus too (a rollout the reactor started has no terminal).
+    (refused,) = event_listener.get_events([(master.id, "expressware/rolling/refused")], after_time=start)
+    assert refused.data["problems"] == {"node3": "did not answer"} and "pre-flight" in refused.data["reason"]
     assert snapshot(nodes) == before
     assert latest_rollout(salt_run_cli) == rollout_before  # no record of a rollout that never started
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False

@@ -22,6 +22,7 @@ from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     roots,
     update_args,
     wait_for,
+    wait_for_every_minion,
 )
 
 
@@ -203,12 +204,30 @@ def test_master_restart_mid_rollout_then_resume(master, salt_run_cli, nodes):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        wait_for_every_minion(salt_run_cli)  # the next tests publish to every minion
     assert ret.returncode == 0, ret.stderr
     assert ret.data["status"] == "done"
     assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
     assert len(commands(nodes["node1"], "--install-node")) == 1  # finished nodes are not redone
     assert len(commands(nodes["node2"], "--install-node")) == 1  # the interrupted install is not repeated
     assert max_nodes_down(roots(nodes)) == 1
+
+
+def test_a_rollout_right_after_a_master_restart_reaches_every_minion(master, salt_run_cli, nodes):
+    # Idle minions reconnect to a restarted master's publisher on their own back-off
+    # (seconds): a job published meanwhile is lost without a trace, and the pre-flight
+    # refused a healthy cluster ("node1: did not answer"). (A minion whose request was
+    # out while the master was down returns nothing until that request times out, up
+    # to a minute: the default timeout waits for it; timeout=10 would not.)
+    with master.stopped():
+        pass
+    try:
+        ret = salt_run_cli.run("rolling.update", *update_args(), _timeout=300)
+    finally:
+        wait_for_every_minion(salt_run_cli)
+    assert ret.returncode == 0, ret.stderr
+    assert ret.data["status"] == "done", ret.data
+    assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
 
 
 def test_reactor_starts_a_rollout_and_refuses_a_concurrent_one(master, salt_run_cli, nodes, event_listener):
@@ -220,9 +239,13 @@ def test_reactor_starts_a_rollout_and_refuses_a_concurrent_one(master, salt_run_
     refused = event_listener.wait_for_events([(master.id, "expressware/rolling/refused")], after_time=start,
                                              timeout=120)
     assert refused.found_all_events, "the second request was not refused"
+    (refusal,) = refused.matches
+    assert "busy" in refusal.data["reason"], refusal.data  # not refused for another reason
     finished = event_listener.wait_for_events([(master.id, "expressware/rolling/*/finish")], after_time=start,
                                               timeout=300)
-    assert finished.found_all_events, "the rollout started by the reactor did not finish"
+    ended = [(e.tag, e.data) for e in event_listener.get_events(
+        [(master.id, "expressware/rolling/*/halted"), (master.id, "expressware/rolling/refused")], after_time=start)]
+    assert finished.found_all_events, f"the rollout started by the reactor did not finish: {ended}"
     assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
     assert max_nodes_down(roots(nodes)) == 1
     started = event_listener.get_events([(master.id, "expressware/rolling/*/start")], after_time=start)
