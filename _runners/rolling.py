@@ -165,7 +165,6 @@ def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, a
     return result
 
 
-@_refusing
 def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, applications=None,
            node_timeout=1800, compat=None, order=None, sort="name", canary=0, frontend=None,
            cluster=None, build=True, timeout=60, progress=True):
@@ -216,20 +215,23 @@ def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False,
             sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh applications='[ndbmtd]'
     """
     given = dict(locals())
-    try:
-        args = _check_args(given)
-        with _Driver(args, progress=progress) as driver:
-            result = driver.start()
-    except SaltInvocationError as exc:
-        result = {"status": "refused", "comment": str(exc), "retcode": 1}
+    result = _refusing(_start)(given)
     if result.get("status") == "refused":
         # Said on the bus as well: a rollout the reactor started has no terminal.
         refusal = {"cluster": given["cluster"] or "default", "version": str(version), "reason": result["comment"]}
-        refusal.update({k: result[k] for k in ("problems",) if k in result})
+        if "problems" in result:
+            refusal["problems"] = result["problems"]
         if "lease" in result:
             refusal["holder"] = result["lease"]["holder"]
         _fire(None, f"{TAG}/refused", refusal)
     return result
+
+
+def _start(given):
+    """:py:func:`update` from its arguments as given (bad ones raise ``SaltInvocationError``)."""
+    args = _check_args(given)
+    with _Driver(args, progress=given["progress"]) as driver:
+        return driver.start()
 
 
 @_refusing
@@ -516,7 +518,7 @@ class _Driver:
             kwarg["compat"] = opts["compat"]
         facts = self.call(args["tgt"], "expressware.preflight", [args["version"]], kwarg,
                           tgt_type=args["tgt_type"])
-        silent = sorted(minion for minion, fact in facts.items() if fact in (None, False))
+        silent = sorted(minion for minion, fact in facts.items() if plan_lib.did_not_answer(fact))
         if silent:
             # A job published to a minion whose link to the publisher is not back yet
             # (after a master restart it reconnects with a back-off of seconds) is lost
@@ -524,7 +526,8 @@ class _Driver:
             # job the minion reports running).
             self.say(f"pre-flight: no answer from {', '.join(silent)}; asking once more")
             again = self.call(silent, "expressware.preflight", [args["version"]], kwarg, timeout=PREFLIGHT_RETRY)
-            facts.update({minion: again[minion] for minion in silent if again.get(minion) not in (None, False)})
+            facts.update({minion: again[minion] for minion in silent
+                          if not plan_lib.did_not_answer(again.get(minion))})
         expected = set(facts)
         problems = plan_lib.preflight_problems(expected, facts, args["version"])
         todo = [m for m, f in facts.items() if isinstance(f, dict) and f.get("decision", {}).get("action") != "none"]

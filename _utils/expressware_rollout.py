@@ -63,6 +63,11 @@ def order_nodes(minions, order=None, sort="name"):
     return order + rest
 
 
+def did_not_answer(fact):
+    """Is ``fact`` (a minion's ``expressware.preflight`` answer) no answer at all?"""
+    return fact in (None, False)
+
+
 def preflight_problems(expected, facts, version):
     """Everything that must hold before any node is touched, as ``[(minion, problem)]``.
 
@@ -75,7 +80,7 @@ def preflight_problems(expected, facts, version):
     for minion in sorted(expected):
         fact = facts.get(minion)
         if not isinstance(fact, dict):
-            problems.append((minion, "did not answer" if fact in (None, False) else f"error: {fact}"))
+            problems.append((minion, "did not answer" if did_not_answer(fact) else f"error: {fact}"))
             continue
         if fact.get("error"):
             problems.append((minion, fact["error"]))
