@@ -212,7 +212,8 @@ def _match_service(text):
     for start, table in candidates:
         for name, key, _ in table:
             end = start + len(name)
-            if lowered[start:end] == name.lower() and (end == len(text) or not (text[end].isalnum() or text[end] in "_-")):
+            boundary = end >= len(text) or not (text[end].isalnum() or text[end] in "_-")
+            if lowered[start:end] == name.lower() and boundary:
                 label_end = end
                 driver = re.match(r" drivers?\b", text[end:], re.IGNORECASE)
                 if driver:
@@ -237,7 +238,8 @@ _GROUP_RE = re.compile(r'\([^()]*\)?|\[[^\[\]]*\]?|"[^"]*"?|\u201c[^\u201d]*\u20
 _VERSION_WORDS = ("version", "version:", "ver", "ver.", "rev", "release")
 _RUNNING_WORDS = re.compile(r"\b(?:running|active|loaded|started|up)\b")
 _STOPPED_WORDS = re.compile(
-    r"\b(?:not running|not loaded|not active|not started|not present|stopped|dead|inactive|unloaded|down|failed|exited)\b"
+    r"\b(?:not running|not loaded|not active|not started|not present"
+    r"|stopped|dead|inactive|unloaded|down|failed|exited)\b"
 )
 _OK_MARKS = ("OK", "DONE", "PASSED", "SUCCESS", "RUNNING", "ACTIVE")
 _FAILED_MARKS = ("FAILED", "FAIL", "ERROR", "WARNING", "WARN", "STOPPED", "DEAD", "NOT RUNNING")
@@ -344,7 +346,9 @@ def _mark(text):
     return None, text
 
 
-_ACTION_RE = re.compile(r"^(?:\[\s*(?P<lead>[A-Za-z]+)\s*\]\s*)?(?P<verb>Starting|Stopping)\s+(?P<what>.+)$", re.IGNORECASE)
+_ACTION_RE = re.compile(
+    r"^(?:\[\s*(?P<lead>[A-Za-z]+)\s*\]\s*)?(?P<verb>Starting|Stopping)\s+(?P<what>.+)$", re.IGNORECASE
+)
 
 
 def parse_action_output(text, retcode=None):
@@ -432,7 +436,9 @@ _DIAG_TOOL_RE = re.compile(r"^dis_diag\b(?:\s+version)?\s*[:=]?\s*(\S+)", re.IGN
 #: ``Driver version: Dolphin IRM (GX) 5.25.2`` (§5.2): the banner after the label, read like a status line's.
 _DIAG_DRIVER_RE = re.compile(r"^Driver(?:\s+version)?\s*[:=]\s*(?P<banner>.+)$", re.IGNORECASE)
 #: ``DIS_RELEASE_5_25_2_APR_24_2026`` (§5.2): the numbers before the date; an optional snapshot letter.
-_DIAG_RELEASE_RE = re.compile(rf"\bDIS_RELEASE_{_NUMBER}_{_NUMBER}_{_NUMBER}(?:_([A-Za-z]))?_[A-Za-z]{{3}}_[0-9]{{1,2}}_[0-9]{{4}}\b")
+_DIAG_RELEASE_RE = re.compile(
+    rf"\bDIS_RELEASE_{_NUMBER}_{_NUMBER}_{_NUMBER}(?:_([A-Za-z]))?_[A-Za-z]{{3}}_[0-9]{{1,2}}_[0-9]{{4}}\b"
+)
 
 
 def _diag_versions(lines):
@@ -487,7 +493,8 @@ RPM_PATTERN = "Dolphin-*"
 _RPM_LINE_RE = re.compile(
     r"^(?P<name>Dolphin-[A-Za-z0-9_.+-]+)\s+(?P<version>[0-9][0-9A-Za-z.~_]*)-(?P<release>[0-9A-Za-z._]+)$"
     r"|^(?P<name2>Dolphin-[A-Za-z0-9_+]+(?:-[A-Za-z][A-Za-z0-9_+]*)*)-(?P<version2>[0-9][0-9A-Za-z.~_]*)"
-    r"-(?P<release2>[0-9A-Za-z_]+(?:\.[0-9A-Za-z_]+)*?)(?:\.(?:x86_64|aarch64|ppc64le|ppc64|i686|i386|noarch|armv7hl|s390x))?$"
+    r"-(?P<release2>[0-9A-Za-z_]+(?:\.[0-9A-Za-z_]+)*?)"
+    r"(?:\.(?:x86_64|aarch64|ppc64le|ppc64|i686|i386|noarch|armv7hl|s390x))?$"
 )
 
 
@@ -556,7 +563,8 @@ def frontend_decision(installed, target, enforce=False):
 
 
 _RPM_FILE_RE = re.compile(
-    r"^(?P<name>Dolphin-[A-Za-z0-9_+]+(?:-[A-Za-z][A-Za-z0-9_+]*)*)-(?P<version>\d+\.\d+\.\d+(?:[~_]?[A-Za-z][A-Za-z0-9]*)?)"
+    r"^(?P<name>Dolphin-[A-Za-z0-9_+]+(?:-[A-Za-z][A-Za-z0-9_+]*)*)"
+    r"-(?P<version>\d+\.\d+\.\d+(?:[~_]?[A-Za-z][A-Za-z0-9]*)?)"
     r"-(?P<release>[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)\.(?P<arch>[A-Za-z0-9_]+)\.rpm\Z"
 )
 
@@ -582,7 +590,8 @@ def parse_rpm_filename(filename):
 #: The 3.x installer is ``DIS_install_<version>.sh`` (§1.1, §2).
 SIA_NAME_RE = re.compile(
     r"^(?:Dolphin_eXpressWare-(?:[A-Za-z0-9._+-]*-)?|DIS_install_)"
-    r"(?P<version>[0-9]+\.[0-9]+\.[0-9]+(?:-[A-Za-z][A-Za-z0-9]*)?)(?:\.[A-Za-z][A-Za-z0-9_]*(?:\.[0-9A-Za-z_]+)*)?\.sh\Z"
+    r"(?P<version>[0-9]+\.[0-9]+\.[0-9]+(?:-[A-Za-z][A-Za-z0-9]*)?)"
+    r"(?:\.[A-Za-z][A-Za-z0-9_]*(?:\.[0-9A-Za-z_]+)*)?\.sh\Z"
 )
 
 

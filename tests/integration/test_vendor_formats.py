@@ -52,7 +52,7 @@ def test_status_and_node_state_read_the_dated_forms(salt_cli, nodes):
     state = salt_cli.run("expressware.node_state", minion_tgt="*")
     assert state.returncode == 0, state
     for node_id, answer in state.data.items():
-        assert answer["state"] == "active" and answer["running"] == OLD and answer["installed"] == OLD, (node_id, answer)
+        assert (answer["state"], answer["running"], answer["installed"]) == ("active", OLD, OLD), (node_id, answer)
 
     diag = salt_cli.run("expressware.diag", minion_tgt="node1")
     assert diag.data["passed"] is True

@@ -36,7 +36,8 @@ STATUS_LINES = [
     ("§10", "Dolphin SuperSockets is stopped.", ("supersockets", False, None, None)),
     ("§10", "Dolphin Node Manager is stopped.", ("nodemgr", False, None, None)),
     ("§10", "Dolphin IRM 5.25.2 ( April 24th 2026 ) is running.", ("irm", True, "5.25.2", None)),
-    ("§10", 'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 is running.', ("supersockets", True, "5.25.2", None)),
+    ("§10", 'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 is running.',
+     ("supersockets", True, "5.25.2", None)),
     # The line of issue 14, from an independent simulator.
     ("issue 14", "Dolphin KOSIF 5.25.2 ( April 24th 2026 ) is running.", ("kosif", True, "5.25.2", None)),
     # Variants: a build date in parentheses with any spacing.
@@ -53,9 +54,12 @@ STATUS_LINES = [
     # ... a quoted codename with a date, and a trailing build note.
     ("variant", 'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 (built Apr 24 2026 on builder7) is running.',
      ("supersockets", True, "5.25.2", None)),
-    ("variant", 'Dolphin SuperSockets 5.26.0-d "St.Martin", Apr 24th 2026 is running.', ("supersockets", True, "5.26.0-d", None)),
-    ("variant", 'Dolphin SuperSockets "St.Martin" 5.25.2, Apr 24th 2026 is running.', ("supersockets", True, "5.25.2", None)),
-    ("variant", 'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 (built Apr 2…', ("supersockets", True, "5.25.2", None)),
+    ("variant", 'Dolphin SuperSockets 5.26.0-d "St.Martin", Apr 24th 2026 is running.',
+     ("supersockets", True, "5.26.0-d", None)),
+    ("variant", 'Dolphin SuperSockets "St.Martin" 5.25.2, Apr 24th 2026 is running.',
+     ("supersockets", True, "5.25.2", None)),
+    ("variant", 'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 (built Apr 2…',
+     ("supersockets", True, "5.25.2", None)),
     # ... extra spaces and tabs, no full stop, "..." ending, version words.
     ("variant", "Dolphin   IRM\t5.25.2   ( April 24th 2026 )\tis running.", ("irm", True, "5.25.2", None)),
     ("variant", "  Dolphin IRM 5.25.2 is running", ("irm", True, "5.25.2", None)),
@@ -78,7 +82,8 @@ STATUS_LINES = [
     ("variant", "Dolphin IRM 5.25.2 ( April 24th 2026 )", ("irm", True, "5.25.2", None)),
     # ... [  OK  ] / [FAILED] columns.
     ("variant", "Dolphin IRM 5.25.2                                         [  OK  ]", ("irm", True, "5.25.2", None)),
-    ("variant", "Dolphin IRM 5.25.2 ( April 24th 2026 )                     [ RUNNING ]", ("irm", True, "5.25.2", None)),
+    ("variant", "Dolphin IRM 5.25.2 ( April 24th 2026 )                     [ RUNNING ]",
+     ("irm", True, "5.25.2", None)),
     ("variant", "Dolphin IRM                                                [FAILED]", ("irm", False, None, None)),
     ("variant", "Dolphin IRM                                                [ STOPPED ]", ("irm", False, None, None)),
     # ... stopped wordings (a stopped service runs no version, whatever it prints).
@@ -95,7 +100,8 @@ STATUS_LINES = [
     ("variant", "Dolphin Node Manager (pid 3172) is running.", ("nodemgr", True, None, 3172)),
     ("variant", "Dolphin Node Manager is running (pid: 3172)", ("nodemgr", True, None, 3172)),
     ("variant", "Dolphin Node Manager is running, pid 3172.", ("nodemgr", True, None, 3172)),
-    ("variant", "Dolphin Node Manager 5.25.2 ( April 24th 2026 ) is running (pid 3172).", ("nodemgr", True, "5.25.2", 3172)),
+    ("variant", "Dolphin Node Manager 5.25.2 ( April 24th 2026 ) is running (pid 3172).",
+     ("nodemgr", True, "5.25.2", 3172)),
     ("variant", "Dolphin Node Manager is running.", ("nodemgr", True, None, None)),
     # ... the initscripts form with the unit's name (§3.4), and 5.x product names.
     ("variant", "dis_nodemgr (pid 3172) is running...", ("nodemgr", True, None, 3172)),
@@ -247,7 +253,8 @@ ACTION_LINES = [
     ("variant", "Stopping Dolphin IRM driver [ FAILED ]", ("irm", "stop", False)),
     ("variant", "Starting Dolphin IRM (GX) 5.25.2 ( April 24th 2026 )       [  OK  ]", ("irm", "start", True)),
     ("variant", "Starting Dolphin Node Manager (pid 3172)                   [  OK  ]", ("nodemgr", "start", True)),
-    ("variant", 'Starting Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 [  OK  ]', ("supersockets", "start", True)),
+    ("variant", 'Starting Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 [  OK  ]',
+     ("supersockets", "start", True)),
     ("variant", "Stopping Dolphin IRM driver                                [  OK", ("irm", "stop", True)),
     ("variant", "[ ok ] Stopping Dolphin IRM driver...done.", ("irm", "stop", True)),
     ("variant", "[FAIL] Stopping Dolphin IRM driver... failed!", ("irm", "stop", False)),
@@ -341,17 +348,20 @@ def test_diag(source, text, passed, versions):
 
 RPM_OUTPUTS = [
     # §5.1 [V]: the 5.x package names (MX guide); §10: NAME VERSION-RELEASE, 5.26.0-d a snapshot.
-    ("§5.1+§10", "Dolphin-MX 5.25.2-1\nDolphin-SISCI 5.25.2-1\nDolphin-SuperSockets 5.25.2-1\nDolphin-SmartIO 5.25.2-1\n"
-                 "Dolphin-NetworkHosts 5.25.2-1\nDolphin-NetworkManager 5.25.2-1\n",
+    ("§5.1+§10", "Dolphin-MX 5.25.2-1\nDolphin-SISCI 5.25.2-1\nDolphin-SuperSockets 5.25.2-1\n"
+                 "Dolphin-SmartIO 5.25.2-1\nDolphin-NetworkHosts 5.25.2-1\nDolphin-NetworkManager 5.25.2-1\n",
      {"Dolphin-MX": "5.25.2", "Dolphin-SISCI": "5.25.2", "Dolphin-SuperSockets": "5.25.2", "Dolphin-SmartIO": "5.25.2",
       "Dolphin-NetworkHosts": "5.25.2", "Dolphin-NetworkManager": "5.25.2"}),
     ("§10", "Dolphin-PX 5.26.0-d\n", {"Dolphin-PX": "5.26.0-d"}),
     # §5.1 [V]: the 3.x names.
-    ("§5.1", "Dolphin-SCI 3.3.0-1\nDolphin-NetworkAdmin 3.3.0-1\n", {"Dolphin-SCI": "3.3.0", "Dolphin-NetworkAdmin": "3.3.0"}),
+    ("§5.1", "Dolphin-SCI 3.3.0-1\nDolphin-NetworkAdmin 3.3.0-1\n",
+     {"Dolphin-SCI": "3.3.0", "Dolphin-NetworkAdmin": "3.3.0"}),
     # Variants: distribution tags, the snapshot letter in either field, tabs, rpm's default format.
-    ("variant", "Dolphin-PX 5.25.2-1.el9\nDolphin-SISCI\t5.25.2-3.el9_2\n", {"Dolphin-PX": "5.25.2", "Dolphin-SISCI": "5.25.2"}),
-    ("variant", "Dolphin-PX 5.26.0-d.el9\nDolphin-SISCI 5.26.0-0.d\nDolphin-SuperSockets 5.26.0~d-1\nDolphin-SmartIO 5.26.0d-1\n",
-     {"Dolphin-PX": "5.26.0-d", "Dolphin-SISCI": "5.26.0-d", "Dolphin-SuperSockets": "5.26.0-d", "Dolphin-SmartIO": "5.26.0-d"}),
+    ("variant", "Dolphin-PX 5.25.2-1.el9\nDolphin-SISCI\t5.25.2-3.el9_2\n",
+     {"Dolphin-PX": "5.25.2", "Dolphin-SISCI": "5.25.2"}),
+    ("variant", "Dolphin-PX 5.26.0-d.el9\nDolphin-SISCI 5.26.0-0.d\n"
+                "Dolphin-SuperSockets 5.26.0~d-1\nDolphin-SmartIO 5.26.0d-1\n",
+     dict.fromkeys(["Dolphin-PX", "Dolphin-SISCI", "Dolphin-SuperSockets", "Dolphin-SmartIO"], "5.26.0-d")),
     ("variant", "Dolphin-PX-5.25.2-1.x86_64\nDolphin-SuperSockets-5.26.0-d.el9.aarch64\n",
      {"Dolphin-PX": "5.25.2", "Dolphin-SuperSockets": "5.26.0-d"}),
 ]
