@@ -194,9 +194,17 @@ _UNIT_TABLE = sorted(
 )
 
 
+#: Terminal control sequences: Red Hat's initscripts move to the mark's column and colour it
+#: (``\x1b[60G[\x1b[0;32m  OK  \x1b[0;39m]``) even when the output is not a terminal.
+_ANSI_RE = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|[()][A-Za-z0-9])")
+
+
 def _normal(line):
-    """One line with every run of white space (tabs too) as one space."""
-    return " ".join(line.split())
+    """One line without terminal control sequences, every run of white space (tabs too) as one space."""
+    return " ".join(_ANSI_RE.sub(" ", line).split())
+
+
+_NAME_GOES_ON_RE = re.compile(r"[A-Za-z0-9_-]|\.[A-Za-z0-9]")
 
 
 def _match_service(text):
@@ -212,8 +220,8 @@ def _match_service(text):
     for start, table in candidates:
         for name, key, _ in table:
             end = start + len(name)
-            boundary = end >= len(text) or not (text[end].isalnum() or text[end] in "_-")
-            if lowered[start:end] == name.lower() and boundary:
+            # Not a longer name (IRMX, dis_irm_x) nor a file (dis_irm.ko); a full stop may end it.
+            if lowered[start:end] == name.lower() and not _NAME_GOES_ON_RE.match(text, end):
                 label_end = end
                 driver = re.match(r" drivers?\b", text[end:], re.IGNORECASE)
                 if driver:
@@ -347,7 +355,9 @@ def _mark(text):
 
 
 _ACTION_RE = re.compile(
-    r"^(?:\[\s*(?P<lead>[A-Za-z]+)\s*\]\s*)?(?P<verb>Starting|Stopping)\s+(?P<what>.+)$", re.IGNORECASE
+    r"^(?:\[\s*(?P<lead>[A-Za-z]+)\s*\]\s*)?"
+    r"(?P<verb>Starting|Stopping|Loading|Unloading|Shutting down)\s+(?P<what>.+)$",
+    re.IGNORECASE,
 )
 
 
@@ -356,12 +366,20 @@ def parse_action_output(text, retcode=None):
 
     Each item is ``{"service": key, "label": label, "action": "start"|"stop", "ok": bool}``.
     A line whose mark is cut off (or missing) takes its verdict from ``retcode`` (§10: exit
-    status 0 when every line is OK); without ``retcode`` its ``ok`` is None.
+    status 0 when every line is OK); without ``retcode`` its ``ok`` is None. A service's
+    status line among them (``Dolphin IRM 3.3.0 ( November 13th 2007 ) is running.``, as an
+    init script may print after a start) is understood and passed over: the marks decide.
     """
     result = []
     for line in _lines(text):
         normal = _normal(line)
         match = _ACTION_RE.match(normal)
+        if not match:
+            try:
+                parse_status_line(line)
+                continue
+            except VendorOutputError:
+                pass
         found = _match_service(match.group("what")) if match else None
         if not found and match and not match.group("what").lower().startswith("dolphin "):
             found = _match_service("Dolphin " + match.group("what"))
@@ -382,7 +400,7 @@ def parse_action_output(text, retcode=None):
             raise VendorOutputError(f"unexpected dis_services line: {line!r} ({exc})") from None
         if ok is None and retcode is not None:
             ok = retcode == 0
-        action = "start" if match.group("verb").lower() == "starting" else "stop"
+        action = "start" if match.group("verb").lower() in ("starting", "loading") else "stop"
         result.append({"service": key, "label": label, "action": action, "ok": ok})
     if not result:
         raise VendorOutputError("dis_services printed nothing")

@@ -85,6 +85,8 @@ STATUS_LINES = [
     ("variant", "Dolphin IRM 5.25.2 ( April 24th 2026 )                     [ RUNNING ]",
      ("irm", True, "5.25.2", None)),
     ("variant", "Dolphin IRM                                                [FAILED]", ("irm", False, None, None)),
+    # ... the colour and column codes of Red Hat's initscripts, printed even into a pipe.
+    ("variant", "Dolphin IRM 5.25.2\x1b[60G[\x1b[0;32m  OK  \x1b[0;39m]", ("irm", True, "5.25.2", None)),
     ("variant", "Dolphin IRM                                                [ STOPPED ]", ("irm", False, None, None)),
     # ... stopped wordings (a stopped service runs no version, whatever it prints).
     ("variant", "Dolphin IRM is not running.", ("irm", False, None, None)),
@@ -262,6 +264,11 @@ ACTION_LINES = [
     ("variant", "Stopping dis_irm:                                          [  OK  ]", ("irm", "stop", True)),
     ("variant", "Stopping Dolphin Network Manager                           [  OK  ]", ("networkmgr", "stop", True)),
     ("variant", "Stopping Dolphin DX driver                                 [  OK  ]", ("adapter", "stop", True)),
+    ("variant", "Stopping Dolphin IRM driver\x1b[60G[\x1b[0;32m  OK  \x1b[0;39m]", ("irm", "stop", True)),
+    ("variant", "Starting Dolphin IRM driver\x1b[60G[\x1b[0;31mFAILED\x1b[0;39m]", ("irm", "start", False)),
+    ("variant", "Loading Dolphin KOSIF driver                               [  OK  ]", ("kosif", "start", True)),
+    ("variant", "Unloading Dolphin KOSIF driver                             [  OK  ]", ("kosif", "stop", True)),
+    ("variant", "Shutting down Dolphin Node Manager:                        [  OK  ]", ("nodemgr", "stop", True)),
 ]
 
 
@@ -286,6 +293,16 @@ def test_action_line_unreadable_names_the_line(line):
     with pytest.raises(vendor.VendorOutputError) as caught:
         vendor.parse_action_output(line)
     assert repr(line) in str(caught.value)
+
+
+def test_action_output_with_status_banners_between():
+    # An init script may print the driver's banner after starting it: understood, and the marks decide.
+    text = ("Starting Dolphin IRM driver                                [  OK  ]\n"
+            "Dolphin IRM 3.3.0 ( November 13th 2007 ) is running.\n"
+            "Starting Dolphin Node Manager                              [FAILED]\n"
+            "Dolphin Node Manager is not running.\n")
+    assert [(line["service"], line["ok"]) for line in vendor.parse_action_output(text)] == [("irm", True),
+                                                                                           ("nodemgr", False)]
 
 
 def test_action_output_3x_order():
