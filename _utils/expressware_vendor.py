@@ -184,14 +184,8 @@ _SERVICE_NAMES = (
     ("networkmgr", ("Network Manager", "NetworkManager"), ("dis_networkmgr",)),
 )
 # Longest first: "Node Manager" before a shorter name that starts the same way.
-_NAME_TABLE = sorted(
-    ((name, key, True) for key, names, _ in _SERVICE_NAMES for name in names),
-    key=lambda item: -len(item[0]),
-)
-_UNIT_TABLE = sorted(
-    ((unit, key, False) for key, _, units in _SERVICE_NAMES for unit in units),
-    key=lambda item: -len(item[0]),
-)
+_NAME_TABLE = sorted(((name, key) for key, names, _ in _SERVICE_NAMES for name in names), key=lambda i: -len(i[0]))
+_UNIT_TABLE = sorted(((unit, key) for key, _, units in _SERVICE_NAMES for unit in units), key=lambda i: -len(i[0]))
 
 
 #: Terminal control sequences: Red Hat's initscripts move to the mark's column and colour it
@@ -218,7 +212,7 @@ def _match_service(text):
         candidates = [(len("dolphin "), _NAME_TABLE)]
     candidates.append((0, _UNIT_TABLE))
     for start, table in candidates:
-        for name, key, _ in table:
+        for name, key in table:
             end = start + len(name)
             # Not a longer name (IRMX, dis_irm_x) nor a file (dis_irm.ko); a full stop may end it.
             if lowered[start:end] == name.lower() and not _NAME_GOES_ON_RE.match(text, end):
@@ -228,14 +222,6 @@ def _match_service(text):
                     label_end = end + driver.end()
                 return key, text[start:label_end], text[label_end:]
     return None
-
-
-def _service_key(label):
-    """Map a label from either output format to the service key."""
-    found = _match_service("Dolphin " + _normal(label))
-    if found is None or found[2].strip():
-        raise VendorOutputError(f"unknown Dolphin service {label!r}")
-    return found[0]
 
 
 def _lines(text):
@@ -256,15 +242,15 @@ _LOOSE_VERSION_RE = re.compile(r"(?<![0-9.])[vV]?[0-9]+\.[0-9]+\.[0-9]+")
 
 
 def _banner(rest):
-    """Split what follows a service name into ``(version, tail, qualifiers)``.
+    """Split what follows a service name into ``(version, tail)``; version None when there is none.
 
-    The version is the first token that starts with a digit, after at most two short
-    qualifiers (``(GX)``, ``"St.Martin"``, ``GX``, ``version``); anything after it is the build
-    note and the state. :class:`VendorOutputError` when that token is not a version.
+    The version is the first token that starts with a digit, after qualifiers in parentheses
+    or quotes (``(GX)``, ``"St.Martin"``), the word ``version`` and at most two bare capitalised
+    qualifiers (``GX``); anything after it is the build note and the state. A comma or another
+    word ends the search. :class:`VendorOutputError` when that token is not a version.
     """
-    tokens = [m for m in _GROUP_RE.finditer(rest)]
     words_skipped = 0
-    for match in tokens:
+    for match in _GROUP_RE.finditer(rest):
         token = match.group(0)
         if token[0] in '(["\u201c':
             continue  # a qualifier or codename before the version
@@ -276,41 +262,49 @@ def _banner(rest):
             version = None if token.endswith(("…", "..")) else printed_version(re.sub(r"[.:]\Z", "", token))
             if version is None:
                 raise VendorOutputError(f"cannot read the version {token!r}")
-            return version, rest[match.end():], rest[:match.start()]
+            return version, rest[match.end():]
         if token.lower() in _VERSION_WORDS:
             continue
         if words_skipped < 2 and re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", token):
             words_skipped += 1  # a bare qualifier such as GX
             continue
         break
-    return None, rest, ""
+    return None, rest
 
 
 def _state(tail, version):
-    """``(running, pid)`` from the text after the version; None for running when it says nothing."""
+    """``(running, pid)`` from the text after the version (the whole text after the name when
+    there is none). :class:`VendorOutputError` when it does not say; see the cut-off rule below."""
     pid = _PID_RE.search(tail)
+    running = True, int(pid.group(1)) if pid else None
     marks = [m.group(1).strip().upper() for m in re.finditer(r"\[\s*([A-Za-z][A-Za-z ]*?)\s*\]", tail)]
     # Dates, codenames and build notes stand in parentheses or quotes: they say nothing of the state.
     words = re.sub(r'\([^()]*\)?|\[[^\[\]]*\]?|"[^"]*"?|\u201c[^\u201d]*\u201d?', " ", tail).lower()
     words = " ".join(words.split()).rstrip(" .…!")
-    if _STOPPED_WORDS.search(words):
+    # "is <state>" says it; whatever follows it ("is running, 0 links down") does not.
+    phrase = re.search(r"\b(?:is|are)\s+((?:not\s+)?[a-z]+)", words)
+    if phrase and _STOPPED_WORDS.fullmatch(phrase.group(1)):
         return False, None
-    if _RUNNING_WORDS.search(words):
-        return True, int(pid.group(1)) if pid else None
+    if phrase and _RUNNING_WORDS.fullmatch(phrase.group(1)):
+        return running
+    if not phrase and _STOPPED_WORDS.search(words):  # "dead but pid file exists", "stopped"
+        return False, None
+    if not phrase and _RUNNING_WORDS.search(words):  # "running", "5.25.2: running"
+        return running
     for mark in marks:
         if mark in _OK_MARKS:
-            return True, int(pid.group(1)) if pid else None
+            return running
         if mark in _FAILED_MARKS:
             return False, None
     if re.search(r"\bis r(?:u(?:n(?:n(?:i(?:ng?)?)?)?)?)?\Z", words):
-        return True, int(pid.group(1)) if pid else None  # "is running." cut off
+        return running  # "is running." cut off
     if re.search(r"\b(?:is|are|unknown|error|not)\b", words) or marks:
         raise VendorOutputError("cannot tell whether it runs")
     if version is None and not pid:
         raise VendorOutputError("neither a version nor a state")
     # A banner whose end is missing (cut off, or printed without "is running."): only a
     # loaded driver reports its version; the exit status, checked by the caller, backs it.
-    return True, int(pid.group(1)) if pid else None
+    return running
 
 
 def parse_status_line(line):
@@ -326,7 +320,7 @@ def parse_status_line(line):
         if found is None:
             raise VendorOutputError("not a Dolphin service")
         key, label, rest = found
-        version, tail, _ = _banner(rest)
+        version, tail = _banner(rest)
         if version is None and _LOOSE_VERSION_RE.search(re.sub(r'\([^()]*\)|"[^"]*"', " ", rest)):
             raise VendorOutputError("a version stands where it is not expected")
         running, pid = _state(tail, version)

@@ -70,6 +70,7 @@ STATUS_LINES = [
     ("variant", "Dolphin IRM 5.25.2: running", ("irm", True, "5.25.2", None)),
     ("variant", "Dolphin IRM 5.25.2 is active.", ("irm", True, "5.25.2", None)),
     ("variant", "Dolphin IRM 5.25.2 is loaded.", ("irm", True, "5.25.2", None)),
+    ("variant", "Dolphin IRM 5.25.2 is running, 0 links down.", ("irm", True, "5.25.2", None)),  # "is" says it
     # ... a version suffix: "d" after the version with or without "-", a package release (GA).
     ("variant", "Dolphin IRM 5.26.0d is running.", ("irm", True, "5.26.0-d", None)),
     ("variant", "Dolphin IRM 5.26.0-rc1 is running.", ("irm", True, "5.26.0-rc1", None)),
@@ -95,6 +96,7 @@ STATUS_LINES = [
     ("variant", "Dolphin IRM is not loaded.", ("irm", False, None, None)),
     ("variant", "Dolphin IRM is inactive", ("irm", False, None, None)),
     ("variant", "Dolphin IRM stopped", ("irm", False, None, None)),
+    ("variant", "Dolphin IRM is not running, was up 3 days", ("irm", False, None, None)),
     ("variant", "Dolphin IRM 5.25.2 ( April 24th 2026 ) is stopped.", ("irm", False, None, None)),
     ("variant", "Dolphin IRM (GX) 5.25.2 is not running.", ("irm", False, None, None)),
     ("variant", "Dolphin Node Manager is not running.", ("nodemgr", False, None, None)),
