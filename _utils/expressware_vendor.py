@@ -134,6 +134,22 @@ def printed_version(token):
     return f"{triple}-{suffix}" if suffix else triple
 
 
+#: ``DIS_RELEASE_5_25_2_APR_24_2026`` (§5.2): the numbers before the date; an optional snapshot letter.
+_RELEASE_TAG_RE = re.compile(
+    rf"\bDIS_RELEASE_{_NUMBER}_{_NUMBER}_{_NUMBER}(?:_([A-Za-z]))?_[A-Za-z]{{3}}_[0-9]{{1,2}}_[0-9]{{4}}\b"
+)
+
+
+def release_tag_version(text):
+    """The version of the first release tag in ``text`` (``DIS_RELEASE_5_26_0_D_SEP_13_2026`` is
+    5.26.0-d), None when there is none. The date after the numbers is never read as a version."""
+    match = _RELEASE_TAG_RE.search(text or "")
+    if not match:
+        return None
+    triple = ".".join(match.group(i) for i in (1, 2, 3))
+    return f"{triple}-{match.group(4).lower()}" if match.group(4) else triple
+
+
 # ---------------------------------------------------------------------------
 # dis_services
 #
@@ -263,6 +279,8 @@ def _banner(rest):
             if version is None:
                 raise VendorOutputError(f"cannot read the version {token!r}")
             return version, rest[match.end():]
+        if _RELEASE_TAG_RE.fullmatch(token):
+            return release_tag_version(token), rest[match.end():]  # the tag where the version stands
         if token.lower() in _VERSION_WORDS:
             continue
         if words_skipped < 2 and re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", token):
@@ -447,10 +465,6 @@ _RESULT_RE = re.compile(r"\bTEST\s+RESULT\s*[:=]?\s*(PASSED|PASS|FAILED|FAIL)\b"
 _DIAG_TOOL_RE = re.compile(r"^dis_diag\b(?:\s+version)?\s*[:=]?\s*(\S+)", re.IGNORECASE)
 #: ``Driver version: Dolphin IRM (GX) 5.25.2`` (§5.2): the banner after the label, read like a status line's.
 _DIAG_DRIVER_RE = re.compile(r"^Driver(?:\s+version)?\s*[:=]\s*(?P<banner>.+)$", re.IGNORECASE)
-#: ``DIS_RELEASE_5_25_2_APR_24_2026`` (§5.2): the numbers before the date; an optional snapshot letter.
-_DIAG_RELEASE_RE = re.compile(
-    rf"\bDIS_RELEASE_{_NUMBER}_{_NUMBER}_{_NUMBER}(?:_([A-Za-z]))?_[A-Za-z]{{3}}_[0-9]{{1,2}}_[0-9]{{4}}\b"
-)
 
 
 def _diag_versions(lines):
@@ -468,10 +482,8 @@ def _diag_versions(lines):
                 found["driver_version"] = _banner(service[2])[0] if service else None
             except VendorOutputError:
                 pass
-        release = _DIAG_RELEASE_RE.search(text)
-        if release and found["release_version"] is None:
-            triple = ".".join(release.group(i) for i in (1, 2, 3))
-            found["release_version"] = f"{triple}-{release.group(4).lower()}" if release.group(4) else triple
+        if found["release_version"] is None:
+            found["release_version"] = release_tag_version(text)
     return found
 
 

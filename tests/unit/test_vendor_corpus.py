@@ -76,6 +76,10 @@ STATUS_LINES = [
     ("variant", "Dolphin IRM 5.26.0-rc1 is running.", ("irm", True, "5.26.0-rc1", None)),
     ("variant", "Dolphin IRM 5.25.2-1 is running.", ("irm", True, "5.25.2", None)),
     ("variant", "Dolphin IRM 5.26.0-d.el9 is running.", ("irm", True, "5.26.0-d", None)),
+    # ... the release tag of §5.2 where the version stands, or as a note after it.
+    ("variant", "Dolphin IRM DIS_RELEASE_5_25_2_APR_24_2026 is running.", ("irm", True, "5.25.2", None)),
+    ("variant", "Dolphin IRM (GX) DIS_RELEASE_5_26_0_D_SEP_13_2026 is running.", ("irm", True, "5.26.0-d", None)),
+    ("variant", "Dolphin IRM (GX) 5.25.2 DIS_RELEASE_5_25_2_APR_24_2026 is running.", ("irm", True, "5.25.2", None)),
     # ... a cut-off line end.
     ("variant", "Dolphin IRM 5.25.2 ( April 24th 2026 ) is runn", ("irm", True, "5.25.2", None)),
     ("variant", "Dolphin IRM 5.25.2 ( April 24th 2026 ) is running…", ("irm", True, "5.25.2", None)),
