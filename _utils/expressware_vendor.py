@@ -184,9 +184,13 @@ SERVICES = (
 PRODUCTS = ("PX", "IX", "MX")
 #: 3.x ("Dolphin Express") adapter drivers: no KOSIF layer below them (§3.1, §3.3).
 LEGACY_PRODUCTS = ("DX", "SCI")
-#: Services a status may report besides :data:`SERVICES`: the Network Manager of a Cluster
-#: Management Node (§3.4). Reported when present, never required.
-OPTIONAL_SERVICES = (("networkmgr", "Network Manager", "Network Manager"),)
+#: Services a status may report besides :data:`SERVICES` ("all Dolphin services installed on a
+#: machine", §3): SmartIO where Dolphin-SmartIO is installed (§5.1), the Network Manager of a
+#: Cluster Management Node (§3.4). Reported when present, never required.
+OPTIONAL_SERVICES = (
+    ("smartio", "SmartIO driver", "SmartIO"),
+    ("networkmgr", "Network Manager", "Network Manager"),
+)
 
 #: (key, names as printed after "Dolphin", unit names); matched without regard to case.
 _SERVICE_NAMES = (
@@ -197,6 +201,7 @@ _SERVICE_NAMES = (
      ("dis_nodemgr",) + tuple(f"dis_{p.lower()}_nodemgr" for p in PRODUCTS + LEGACY_PRODUCTS)),
     ("sisci", ("SISCI",), ("dis_sisci",)),
     ("supersockets", ("SuperSockets", "Super Sockets"), ("dis_supersockets", "dis_ssocks")),
+    ("smartio", ("SmartIO",), ("dis_smartio",)),
     ("networkmgr", ("Network Manager", "NetworkManager"), ("dis_networkmgr",)),
 )
 # Longest first: "Node Manager" before a shorter name that starts the same way.
@@ -422,8 +427,8 @@ def parse_action_output(text, retcode=None):
 def parse_status(text):
     """Parse ``dis_services status`` output.
 
-    Returns ``{key: {"label", "running", "version", "pid"}}`` in start order (the Network
-    Manager last, when reported). Every service of :data:`SERVICES` must be reported exactly
+    Returns ``{key: {"label", "running", "version", "pid"}}`` in start order (then the
+    :data:`OPTIONAL_SERVICES` reported). Every service of :data:`SERVICES` must be reported exactly
     once; KOSIF only on a 5.x stack (a 3.x ``DX``/``SCI`` adapter driver has no KOSIF below it).
     """
     services = {}

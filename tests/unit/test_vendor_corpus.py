@@ -119,6 +119,8 @@ STATUS_LINES = [
     ("variant", "Dolphin MX 5.25.2 is running.", ("adapter", True, "5.25.2", None)),
     # ... the Network Manager of a Cluster Management Node (§3.4).
     ("variant", "Dolphin Network Manager is running (pid 4100).", ("networkmgr", True, None, 4100)),
+    # ... SmartIO where Dolphin-SmartIO is installed (§5.1).
+    ("variant", "Dolphin SmartIO 5.25.2 ( April 24th 2026 ) is running.", ("smartio", True, "5.25.2", None)),
 ]
 
 
@@ -207,6 +209,7 @@ dis_nodemgr dead but pid file exists
 Dolphin IRM (GX) 5.25.2 is not loaded.
 Dolphin MX is dead
 Dolphin KOSIF is inactive
+Dolphin SmartIO is stopped.
 Dolphin Network Manager is running (pid 4100).
 """
 
@@ -218,13 +221,14 @@ Dolphin Network Manager is running (pid 4100).
     ("§10", STATUS_SIMPLE, "5.26.0-d", {"kosif": True, "adapter": True, "irm": True, "nodemgr": True, "sisci": True,
                                         "supersockets": False}),
     ("variant", STATUS_VARIANT_STOPPED, None, {"kosif": False, "adapter": False, "irm": False, "nodemgr": False,
-                                               "sisci": False, "supersockets": False, "networkmgr": True}),
+                                               "sisci": False, "supersockets": False, "smartio": False,
+                                               "networkmgr": True}),
 ])
 def test_status_output(source, text, version, running):
     services = vendor.parse_status(text)
     assert {key: entry["running"] for key, entry in services.items()} == running, source
     assert list(services) == [key for key in ("kosif", "adapter", "irm", "nodemgr", "sisci", "supersockets",
-                                              "networkmgr") if key in running]
+                                              "smartio", "networkmgr") if key in running]
     assert vendor.running_version(services) == version
 
 
