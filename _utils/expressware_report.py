@@ -11,8 +11,9 @@ Everything comes from the record (:mod:`expressware_rollout`): the nodes' ``star
 ``finished`` and ``error``, and the timestamped ``log`` for what the nodes carry no
 time for (each phase, the builds, the holds). The log keeps the last ``MAX_LOG``
 entries: on a long rollout the oldest phases are gone and a node's lane falls back to
-its ``started``..``finished``. Everything a minion sent (errors, versions, names) is
-escaped: it is untrusted text.
+its ``started``..``finished``. The times are the master's: when the runner learned of a step (a
+node's phase event may wait in its listener while it stages RPMs), not the node's clock.
+Everything a minion sent (errors, versions, names) is escaped: it is untrusted text.
 """
 
 import contextlib
@@ -111,10 +112,11 @@ def timeline(record, now=None):
             stagings.setdefault(match["group"], {"group": match["group"], "start": None})["end"] = when
         elif _FRONTEND.match(message):
             frontend_at = when
-        if (match := _HOLD.match(message)) and not (holds and holds[-1]["end"] is None):
+        held = bool(holds) and holds[-1]["end"] is None
+        if (match := _HOLD.match(message)) and not held:
             # The runner repeats a hold in its progress; the first word of it counts.
             holds.append({"kind": match["kind"], "reason": match["reason"], "start": when, "end": None})
-        elif record["status"] == "aborted" and message == record.get("reason") and not (holds and holds[-1]["end"] is None):
+        elif record["status"] == "aborted" and message == record.get("reason") and not held:
             holds.append({"kind": "aborted", "reason": message, "start": when, "end": None})
         elif message == "resumed" and holds and holds[-1]["end"] is None:
             holds[-1]["end"] = when
@@ -213,7 +215,9 @@ def rollout_list(records, tz=None, now=None):
 
 
 def _when(timestamp, tz=None):
-    return datetime.datetime.fromtimestamp(timestamp, tz) if tz else datetime.datetime.fromtimestamp(timestamp).astimezone()
+    if tz is None:
+        return datetime.datetime.fromtimestamp(timestamp).astimezone()
+    return datetime.datetime.fromtimestamp(timestamp, tz)
 
 
 # ---------------------------------------------------------------------------
@@ -404,7 +408,8 @@ th { background: #f5f5f5; } td.num { text-align: right; font-variant-numeric: ta
 tr.failed td { background: #ffebee; } .error { color: #b71c1c; }
 svg.timeline { font-size: 11px; } svg .tick { fill: #666; } svg .note { fill: #757575; font-style: italic; }
 svg .failure { fill: #b71c1c; font-weight: bold; } svg .hold-label { fill: #6d4c41; font-size: 10px; }
-svg .attempt.failed { stroke: #b71c1c; stroke-width: 1.5; } svg .attempt.in-flight { stroke: #ff6f00; stroke-dasharray: 4,2; }
+svg .attempt.failed { stroke: #b71c1c; stroke-width: 1.5; }
+svg .attempt.in-flight { stroke: #ff6f00; stroke-dasharray: 4,2; }
 pre { background: #fafafa; border: 1px solid #eee; padding: 8px; font-size: 12px; white-space: pre-wrap; }
 """
 
@@ -418,7 +423,8 @@ def render_html(record, tz=None, width=1100, now=None):
     status = record["status"]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>Rollout {_e(record['id'])}: {_e(status)}</title>", f"<style>{_CSS}</style></head><body>",
-           f"<h1>Rollout {_e(record['id'])}: cluster {_e(record['cluster'])} to eXpressWare {_e(record['version'])}</h1>",
+           f"<h1>Rollout {_e(record['id'])}: cluster {_e(record['cluster'])} "
+           f"to eXpressWare {_e(record['version'])}</h1>",
            f'<p><span class="status {_e(status)}">{_e(status)}</span>'
            + (f' <span class="reason">{_e(record["reason"])}</span>' if record.get("reason") else "") + "</p>"]
     options = record.get("options") or {}
@@ -437,7 +443,8 @@ def render_html(record, tz=None, width=1100, now=None):
     rows = [
         ("wall time", duration(figs["wall"])),
         ("nodes updated", f"{figs['updated']} of {figs['to_update']} to update ({counts})"),
-        ("in flight per node (down), p50 / max", f"{duration(figs['in_flight_p50'])} / {duration(figs['in_flight_max'])}"),
+        ("in flight per node (down), p50 / max",
+         f"{duration(figs['in_flight_p50'])} / {duration(figs['in_flight_max'])}"),
         ("most nodes in flight at once", figs["most_in_flight"]),
         ("handover (active → next node's first step), p50 / p95 / max",
          f"{duration(figs['handover_p50'])} / {duration(figs['handover_p95'])} / {duration(figs['handover_max'])}"
@@ -467,7 +474,8 @@ def render_html(record, tz=None, width=1100, now=None):
         for key, group in record["groups"].items():
             build = took.get(key) or {}
             seconds = build["end"] - build["start"] if build.get("start") is not None and build.get("end") else None
-            out.append(f"<tr><td>{_e(key)}</td><td>{_e(group['builder'])}</td><td class=\"num\">{len(group['nodes'])}</td>"
+            out.append(f"<tr><td>{_e(key)}</td><td>{_e(group['builder'])}</td>"
+                       f"<td class=\"num\">{len(group['nodes'])}</td>"
                        f"<td>{_e(', '.join(group['rpms']) or '—')}</td>"
                        f"<td>{'built' if group['built'] else 'not built'}"
                        f"{' in ' + _e(duration(seconds)) if seconds is not None else ''}</td>"

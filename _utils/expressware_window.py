@@ -132,7 +132,8 @@ def _parse_rule(rule):
         raise WindowError(f"window rule {rule!r}: want DAYS HH:MM-HH:MM, e.g. 'Sat-Sun 01:00-05:00' "
                           "(separate several rules with ';')")
     if "-" not in hours_text:
-        raise WindowError(f"window rule {rule!r}: {hours_text!r} is not a time range (want HH:MM-HH:MM, e.g. 01:00-05:00)")
+        raise WindowError(f"window rule {rule!r}: {hours_text!r} is not a time range "
+                          "(want HH:MM-HH:MM, e.g. 01:00-05:00)")
     first, _, last = hours_text.partition("-")
     start, end = _parse_time(first, rule), _parse_time(last, rule, end=True)
     if start == end:
