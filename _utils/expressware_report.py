@@ -35,7 +35,8 @@ _BUILT = re.compile(r"^built (?P<count>\d+) RPM\(s\) for (?P<group>.+) on (?P<bu
 _STAGING = re.compile(r"^staging \d+ RPM\(s\) of (?P<group>.+) on \d+ node\(s\)$")
 _STAGED = re.compile(r"^staged the RPMs of (?P<group>.+) on \d+ node\(s\)$")
 _FRONTEND = re.compile(r"^frontend (?P<minion>\S+) updated")
-_HOLD = re.compile(r"^(?P<kind>paused|halted): (?P<reason>.*)$", re.S)
+# ``waiting: <reason>``: a wait for the maintenance window (logged like a pause; ``resumed`` ends it).
+_HOLD = re.compile(r"^(?P<kind>paused|halted|waiting): (?P<reason>.*)$", re.S)
 
 COLOURS = {
     "stopping": "#ffb74d",    # applications and services stopping
@@ -47,6 +48,7 @@ COLOURS = {
     "build": "#1e88e5",
     "staging": "#90caf9",
     "paused": "#fff3c4",
+    "waiting": "#e1f5fe",
     "halted": "#ffcdd2",
     "aborted": "#e0e0e0",
     "handover": "#546e7a",
@@ -366,7 +368,7 @@ def render_svg(record, facts=None, width=1100, standalone=False, now=None):
     ly, lx = lanes_bottom + 30, LEFT
     for key, label in (("stopping", "stopping"), ("installing", "installing (down)"),
                        ("waiting", "waiting until active"), ("build", "build"), ("staging", "staging"),
-                       ("paused", "paused"), ("halted", "halted")):
+                       ("paused", "paused"), ("waiting", "window wait"), ("halted", "halted")):
         out.append(f'<rect x="{lx}" y="{ly}" width="14" height="10" fill="{COLOURS[key]}" stroke="#9e9e9e" '
                    'stroke-width="0.5"/>')
         out.append(f'<text class="legend" x="{lx + 18}" y="{ly + 9}">{label}</text>')
@@ -451,7 +453,7 @@ def render_html(record, tz=None, width=1100, now=None):
          f" (n={figs['handover_n']})"),
         ("builds", f"{figs['built']} of {figs['builds']} group(s) built"
          + (", " + ", ".join(duration(s) for s in figs["build_seconds"]) if figs["build_seconds"] else "")),
-        ("time held (paused, halted, aborted)", duration(figs["held"])),
+        ("time held (paused, waiting for the window, halted, aborted)", duration(figs["held"])),
     ]
     out += [f"<tr><th>{_e(name)}</th><td class=\"num\">{_e(value)}</td></tr>" for name, value in rows]
     out.append("</table>")

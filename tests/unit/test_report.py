@@ -237,6 +237,30 @@ def test_resumed_after_a_failure():
     assert f"attempt 1 failed: {TIMEOUT_ERROR}" in text  # the earlier failure stays in the nodes table
 
 
+def test_a_wait_for_the_maintenance_window_is_a_hold():
+    """The runner logs a window's wait as ``waiting: <reason>`` and its end as ``resumed``."""
+    clock = Clock()
+    record = new(clock=clock)
+    reason = ("outside the maintenance window Sat-Sun 01:00-05:00 (UTC); goes on by itself at "
+              "Sat 2025-11-29 01:00 UTC")
+    rollout.log(record, clock(1.0), f"waiting: {reason}")
+    rollout.log(record, clock(3600.0), "resumed")
+    run(record, clock)
+    facts = report.timeline(record)
+    (hold,) = facts["holds"]
+    assert (hold["kind"], hold["reason"], hold["end"] - hold["start"]) == ("waiting", reason, 3600.0)
+    assert report.figures(record)["held"] == 3600.0
+    assert reason in " ".join(parsed(record).text)
+
+
+def test_now_does_not_stretch_a_finished_rollout():
+    record, _ = finished()
+    assert report.end_time(record, now=report.end_time(record) + 999) == report.end_time(record)
+    running = new()
+    assert report.end_time(running, now=T0 + 50) == T0 + 50
+    assert report.rollout_list([running], now=T0 + 50)[0]["duration"] == 50
+
+
 def test_lanes_from_the_record_when_the_log_is_gone():
     record, _ = finished()
     record["log"] = []  # a long rollout: the log keeps only its last entries
