@@ -21,7 +21,9 @@ repeated hour closes at its second occurrence, one that starts in it opens at it
 
 A node is started only when the window is open and the node's expected in-flight
 time fits before the window closes (:meth:`Window.fits`); :func:`expected_seconds`
-estimates that time from the nodes a rollout has done so far.
+estimates that time from the nodes a rollout has done so far; the same estimate
+decides when a node in flight has taken longer than it should, and the progress says
+so (:func:`should_say`, :func:`waiting_note`).
 """
 
 import datetime
@@ -293,8 +295,61 @@ def expected_seconds(record, margin=MARGIN):
     return float(min(limit, max(done) * margin))
 
 
+# -- how long a node should take: long waits say so ------------------------------------
+
+#: Seconds between two progress lines about a node in flight longer than it should take.
+SAY_EVERY = 30
+
+
+def _done_seconds(record):
+    return [node["finished"] - node["started"] for node in record["nodes"].values()
+            if node["phase"] == "active" and node.get("started") is not None and node.get("finished") is not None]
+
+
+def should_say(record, minion, now, said_at=None):
+    """Is it time for a progress line about ``minion``, in flight since its ``started``? The
+    first once it has been in flight longer than it should take (:func:`expected_seconds`, or
+    :data:`SAY_EVERY` before any node is done), then every :data:`SAY_EVERY` seconds after
+    ``said_at`` (when the last line was said)."""
+    node = record["nodes"][minion]
+    if node["phase"] not in ("stopping", "installing", "waiting") or node.get("started") is None:
+        return False
+    if said_at is not None:
+        return now - said_at >= SAY_EVERY
+    first = expected_seconds(record) if _done_seconds(record) else SAY_EVERY
+    return now - node["started"] >= min(first, SAY_EVERY)
+
+
+def waiting_note(record, minion, now, node_state=None):
+    """The progress line (and ``rolling.status`` note) for ``minion`` in flight: how long out of
+    how long, what the other nodes took, and what the node's own look at itself says
+    (``expressware.node_state``: its state, versions, services and ``dis_diag``); ``node_state``
+    None when it did not answer, a text when it answered with an error."""
+    node = record["nodes"][minion]
+    waited = now - node["started"]
+    limit = record["options"]["node_timeout"]
+    text = f"{minion}: {node['phase']} for {_duration(waited)} of the {_duration(limit)} allowed (node_timeout)"
+    done = _done_seconds(record)
+    if done:
+        text += f"; the nodes done so far took up to {_duration(max(done))}"
+    if isinstance(node_state, dict):
+        text += (f"; the node says: {node_state.get('state')}, installed {node_state.get('installed')}, "
+                 f"running {node_state.get('running')}")
+        stopped = sorted(name for name, running in (node_state.get("services") or {}).items() if not running)
+        reasons = [r for r in node_state.get("reasons") or [] if not r.startswith("services not running")]
+        if stopped:
+            text += f"; services not running: {', '.join(stopped)}"
+        if reasons:
+            text += "; " + "; ".join(map(str, reasons))
+    elif node_state is None:
+        text += "; the node did not answer (rebooting?)"
+    else:
+        text += f"; asking the node failed: {node_state}"
+    return text
+
+
 def _duration(seconds):
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 2 * 3600:

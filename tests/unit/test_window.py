@@ -321,3 +321,48 @@ def test_expected_seconds_at_most_node_timeout():
     record = _record(200)
     _update(record, "n1", 1000, 1190)
     assert window.expected_seconds(record) == 200
+
+
+# -- long waits say so ----------------------------------------------------------------------
+
+
+NODE_STATE = {"state": "inactive", "active": False, "installed": "5.26.0", "running": "5.26.0",
+              "services": {"dis_kosif": True, "dis_ix": True, "dis_irm": False},
+              "reasons": ["services not running: IRM",
+                          "dis_diag: ERROR: Links not active: no link partner detected on link 0."]}
+
+
+def test_should_say_before_any_node_is_done():
+    record = _record(1800)
+    rollout.mark_phase(record, "n1", rollout.STOPPING, 1000)
+    assert not window.should_say(record, "n1", 1000 + window.SAY_EVERY - 1)
+    assert window.should_say(record, "n1", 1000 + window.SAY_EVERY)
+    assert not window.should_say(record, "n1", 1045, said_at=1030)
+    assert window.should_say(record, "n1", 1060, said_at=1030)
+    assert not window.should_say(record, "n2", 5000)  # not in flight
+
+
+def test_should_say_once_longer_than_the_nodes_before():
+    record = _record(21)
+    _update(record, "n1", 1000, 1006)  # 6 s: the next is expected in 9 s
+    rollout.mark_phase(record, "n2", rollout.STOPPING, 1010)
+    assert not window.should_say(record, "n2", 1018.9)
+    assert window.should_say(record, "n2", 1019)
+
+
+def test_waiting_note_says_how_long_and_what_the_node_says():
+    record = _record(1800)
+    _update(record, "n1", 1000, 1040)
+    rollout.mark_phase(record, "n2", rollout.STOPPING, 1050)
+    rollout.mark_phase(record, "n2", rollout.WAITING, 1055)
+    note = window.waiting_note(record, "n2", 1050 + 95, NODE_STATE)
+    assert note == ("n2: waiting for 95 s of the 30 min allowed (node_timeout); the nodes done so far took up to 40 s; "
+                    "the node says: inactive, installed 5.26.0, running 5.26.0; services not running: dis_irm; "
+                    "dis_diag: ERROR: Links not active: no link partner detected on link 0.")
+    assert window.waiting_note(record, "n2", 1150, None).endswith("; the node did not answer (rebooting?)")
+    assert window.waiting_note(record, "n2", 1150, "Minion did not return").endswith(
+        "; asking the node failed: Minion did not return")
+    first = _record(600)
+    rollout.mark_phase(first, "n1", rollout.INSTALLING, 1000)
+    assert window.waiting_note(first, "n1", 1030, None).startswith(
+        "n1: installing for 30 s of the 10 min allowed (node_timeout); the node did not answer")
