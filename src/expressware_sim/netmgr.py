@@ -36,6 +36,7 @@ import fcntl
 import json
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -358,6 +359,9 @@ def main_args(args) -> int:
     elif args.netmgr_cmd == "step":
         manager.step()
     elif args.netmgr_cmd == "run":
-        manager.run(interval=args.interval, duration=args.duration)
+        stop = threading.Event()
+        # Stopped like a daemon: a script that runs finishes, and is journaled.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        manager.run(interval=args.interval, stop=stop, duration=args.duration)
     print(json.dumps(manager.status(), indent=2))
     return 0
