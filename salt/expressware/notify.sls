@@ -36,7 +36,9 @@
 {%- if bad %}
 expressware-notify-bad-pillar:
   test.fail_without_changes:
-    - comment: "pillar expressware:notify: {{ bad | join(', ') }} must be text on one line (script, config: absolute paths); nothing was changed"
+    - comment: >-
+        pillar expressware:notify: {{ bad | join(', ') }} must be text on one line
+        (script, config: absolute paths); nothing was changed
 {%- else %}
 expressware-notify-script:
   file.managed:
@@ -86,6 +88,8 @@ expressware-notify-network-manager:
 
 expressware-notify-register:
   test.succeed_without_changes:
-    - comment: "register {{ script }} as the Network Manager's notification script (dis_admin or its configuration), or set pillar expressware:notify:register"
+    - comment: >-
+        register {{ script }} as the Network Manager's notification script
+        (dis_admin or its configuration), or set pillar expressware:notify:register
 {%- endif %}
 {%- endif %}

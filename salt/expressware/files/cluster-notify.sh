@@ -35,8 +35,10 @@ salt_config_dir=
 state_dir=/var/lib/expressware/cluster-notify
 
 fail() {
-    echo "$me: $2" >&2
-    exit "$1"
+    code=$1
+    shift
+    echo "$me: $*" >&2
+    exit "$code"
 }
 
 trim() {
@@ -59,7 +61,8 @@ if [ -f "$conf" ]; then
             salt_call) salt_call=$value ;;
             salt_config_dir) salt_config_dir=$value ;;
             state_dir) state_dir=$value ;;
-            *) fail 2 "$conf: unknown key '$key' (known: state_from, node_from, salt_call, salt_config_dir, state_dir)" ;;
+            *) fail 2 "$conf: unknown key '$key' (known: state_from, node_from, salt_call," \
+                      "salt_config_dir, state_dir)" ;;
         esac
     done < "$conf"
 fi
