@@ -336,7 +336,7 @@ def _checked_request(given):
         raise _requests().RequestError(str(exc)) from exc
 
 
-def request(**kwargs):
+def request(tgt=None, version=None, **kwargs):
     """
     Request a rolling update (the arguments of :py:func:`update`) and return at once with the request's id; the
     reactor (``salt/reactor/rolling_update.sls``) starts it and ``rolling.status`` follows it.
@@ -354,7 +354,8 @@ def request(**kwargs):
         salt-run rolling.request tgt='G@cluster:db1' tgt_type=compound version=5.26.0 applications='[ndbmtd]'
         salt-call publish.runner rolling.request arg='[tgt=db1-*, version=5.26.0, cluster=db1]'
     """
-    return _requests().make_request(__opts__, kwargs, list(_update_defaults()), _checked_request)
+    given = dict(kwargs, **{name: value for name, value in (("tgt", tgt), ("version", version)) if value is not None})
+    return _requests().make_request(__opts__, given, list(_update_defaults()), _checked_request)
 
 
 def take_request(request=None, claimed=None):  # pylint: disable=redefined-outer-name

@@ -142,6 +142,7 @@ def test_an_allowed_minion_gets_a_rollout_within_its_limits_and_nothing_beyond(
         answer = _publish_request(call, *beyond)
         assert answer["status"] == "refused" and reason in answer["comment"], (beyond, answer)
         assert answer["requester"] == "node1"
+    wait_for(lambda: len(_refusals(event_listener, master, start)) >= 6, 60, "six refusals on the bus")
     refusals = _refusals(event_listener, master, start)
     assert len(refusals) == 6 and all(r["requester"] == "node1" and r["verified"] is True for r in refusals)
     # A minion the allow-list does not name is refused whatever it asks.
