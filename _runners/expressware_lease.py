@@ -30,8 +30,9 @@ lease, nor take one under another name); ``show`` answers it about one named
 cluster's lease, not the list of every cluster; ``gate_wanted`` answers it about
 its own prepared job only. ``gate_wanted`` answers a node's job that the
 ``rolling`` runner prepared ahead of its turn (it waits at a gate): is it still
-going to be released? (the same ``peer_run`` entry, ``expressware_lease.*``, covers it). The ``rolling`` runner holds the same lease for
-the whole of a rollout, so a highstate cannot take a second node down meanwhile.
+going to be released? (the same ``peer_run`` entry, ``expressware_lease.*``,
+covers it). The ``rolling`` runner holds the same lease for the whole of a
+rollout, so a highstate cannot take a second node down meanwhile.
 
 Leases are files under ``<master cachedir>/expressware/leases/``, changed under an
 exclusive file lock and replaced atomically.

@@ -95,7 +95,8 @@ def allow_entries(opts):
     absent). A malformed list is an error, so a typo never widens or silently drops a rule."""
     allow = (((opts.get("expressware") or {}).get("reactor") or {}).get("allow")) or {}
     if not isinstance(allow, dict):
-        raise RequestError(f"expressware:reactor:allow must be a mapping of minion ids or globs to limits, not {allow!r}")
+        raise RequestError("expressware:reactor:allow must be a mapping of minion ids or globs to limits, "
+                           f"not {allow!r}")
     for pattern, limits in allow.items():
         if not isinstance(pattern, str) or not pattern:
             raise RequestError(f"expressware:reactor:allow: {pattern!r} is not a minion id or glob")
@@ -354,7 +355,8 @@ def make_request(opts, kwargs, parameters, check_args, fire_event=None):
         return {"status": "refused", "requester": requester, "comment": str(exc), "retcode": 1}
     fire_event(REQUEST_TAG, {"request": record["id"]})
     return {"status": "requested", "request": record["id"], "requester": requester, "cluster": args["cluster"],
-            "comment": f"the reactor starts the rollout; follow it with salt-run rolling.status cluster={args['cluster']}",
+            "comment": "the reactor starts the rollout; follow it with "
+                       f"salt-run rolling.status cluster={args['cluster']}",
             "retcode": 0}
 
 

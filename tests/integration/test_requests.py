@@ -65,7 +65,8 @@ def test_a_minions_own_request_event_changes_nothing(master, minions, salt_run_c
     start = time.time()
     call = minions[1].salt_call_cli(timeout=60)  # node2: not in the allow-list
     request = {"tgt": "*", "version": NEW, "sia": sia_url(NEW), "applications": ["ndbmtd"], "node_timeout": 60}
-    ret = call.run("event.send", REQUEST, f"data={json.dumps(dict(request, request='20261201T000000-0123456789abcdef'))}")
+    made_up = dict(request, request="20261201T000000-0123456789abcdef")
+    ret = call.run("event.send", REQUEST, f"data={json.dumps(made_up)}")
     assert ret.returncode == 0 and ret.data is True, ret
     batched = {"events": [{"tag": REQUEST, "data": request},
                           {"tag": REQUEST, "data": dict(request, id="master", request="../../leases/default")}]}

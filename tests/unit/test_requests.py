@@ -220,7 +220,8 @@ def test_the_master_requests_and_the_reactor_takes_once(master):
                                 lambda tag, data: fired.append((tag, data)))
     assert ret["status"] == "requested" and ret["requester"] == "master"
     assert fired == [(requests.REQUEST_TAG, {"request": ret["request"]})]  # the id alone on the bus
-    result = requests.take_request(master, ret["request"], None, lambda args: started.append(args) or {"status": "done"},
+    result = requests.take_request(master, ret["request"], None,
+                                   lambda args: started.append(args) or {"status": "done"},
                                    lambda tag, data: fired.append((tag, data)))
     assert result == {"status": "done", "request": ret["request"], "requester": "master"}
     assert started == [{"tgt": "*", "version": NEW, "sia": requests.default_sia(NEW)}]
