@@ -265,6 +265,7 @@ class RequestStore:
         now = self.clock()
         record = {"id": new_request_id(now), "requester": requester, "args": args, "created": now}
         os.makedirs(os.path.join(self.directory, "taken"), mode=0o700, exist_ok=True)
+        self._sweep(now)
         path = self._path(record["id"])
         tmp = path + ".tmp"
         # Written beside and renamed into place: a taker never sees half a request.
@@ -286,6 +287,8 @@ class RequestStore:
             os.rename(self._path(request_id), taken)
         except FileNotFoundError:
             if os.path.exists(taken):
+                if (_read(taken) or {}).get("expired"):
+                    raise RequestError(f"request {request_id} expired (not taken within {self.ttl} s)") from None
                 raise RequestError(f"request {request_id} was already taken (a replayed request)") from None
             raise RequestError(f"no request {request_id} was recorded (salt-run rolling.request records one)") from None
         with open(taken, encoding="utf-8") as handle:
@@ -302,6 +305,21 @@ class RequestStore:
                                "is the reactor configured for " + REQUEST_TAG + "?")
         return record
 
+    def _sweep(self, now):
+        """Move requests nobody took within ``ttl`` (no reactor, a lost event) out of the pending ones."""
+        for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name)
+            if not _REQUEST_ID_RE.match(name[: -len(".json")]) or not name.endswith(".json"):
+                continue
+            record = _read(path)
+            if record is None or now - record.get("created", now) <= self.ttl:
+                continue
+            with contextlib.suppress(FileNotFoundError):  # a taker was quicker
+                os.rename(path, self._path(record["id"], taken=True))
+                record["expired"] = True
+                with open(self._path(record["id"], taken=True), "w", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record, separators=(",", ":")))
+
     def get(self, request_id):
         """The request, pending or taken (``taken`` set), or None."""
         for taken in (False, True):
@@ -310,6 +328,14 @@ class RequestStore:
                     return json.load(handle)
             except FileNotFoundError:
                 continue
+        return None
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (FileNotFoundError, ValueError):
         return None
 
 

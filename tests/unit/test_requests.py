@@ -166,8 +166,21 @@ def test_an_old_request_expires(tmp_path):
     now[0] += 601
     with pytest.raises(requests.RequestError, match="expired"):
         store.take(record["id"])
-    with pytest.raises(requests.RequestError, match="already taken"):
+    with pytest.raises(requests.RequestError, match="expired"):  # and stays so
         store.take(record["id"])
+
+
+def test_requests_nobody_took_are_swept_when_a_new_one_is_made(tmp_path):
+    now = [1000.0]
+    store = requests.RequestStore(str(tmp_path), clock=lambda: now[0], ttl=600)
+    old = store.put("master", {})
+    now[0] += 601
+    new = store.put("master", {})
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [new["id"] + ".json"]
+    assert store.get(old["id"])["expired"] is True
+    with pytest.raises(requests.RequestError, match="expired"):
+        store.take(old["id"])
+    assert store.take(new["id"])["id"] == new["id"]
 
 
 def test_of_many_concurrent_takers_exactly_one_wins(tmp_path):
