@@ -43,6 +43,10 @@ _REQUEST_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{16}\Z")
 #: Arguments of ``rolling.update`` a minion may use only when its allow entry lists them in ``options``
 #: (they change what runs on every node: the installer, the release-notes rules, a reboot, a downgrade).
 PRIVILEGED_OPTIONS = ("reboot", "enforce", "sia", "compat", "frontend")
+#: The arguments of ``rolling.update`` a minion's request may carry at all (an argument update gains later is the
+#: master's until it is reviewed here).
+MINION_ARGUMENTS = ("tgt", "tgt_type", "version", "sia", "reboot", "enforce", "applications", "node_timeout",
+                    "compat", "order", "sort", "canary", "frontend", "cluster", "build", "timeout")
 #: Target types whose expression is a set of minion ids (an allowed glob covers the ids it matches).
 ID_TARGET_TYPES = ("glob", "list")
 _GLOB_CHARS = re.compile(r"[*?\[\]]")
@@ -368,6 +372,9 @@ def make_request(opts, kwargs, parameters, check_args, fire_event=None):
     requester = minion or MASTER
     try:
         given = request_args({k: v for k, v in kwargs.items() if not k.startswith("__")}, parameters)
+        beyond = sorted(set(given) - set(MINION_ARGUMENTS))
+        if minion is not None and beyond:
+            raise RequestError(f"a minion's request may not carry {', '.join(beyond)}")
         args = check_args(dict(given))
         if args["sia"] is None:
             given["sia"] = args["sia"] = default_sia(args["version"])

@@ -275,6 +275,10 @@ def test_a_minion_asks_within_its_limits_only(master):
                                    lambda t, d: fired.append(d))
     assert beyond["status"] == "refused" and "reboot is not among the allowed options" in beyond["comment"]
     assert fired[-1] == {"requester": "node1", "verified": True, "reason": beyond["comment"]}
+    # An argument of update no limit covers is the master's alone.
+    other = requests.make_request(master, {"tgt": "node2", "version": NEW, "window": "x"}, PARAMS + ["window"],
+                                  _check, lambda t, d: None)
+    assert other["status"] == "refused" and "may not carry window" in other["comment"]
     # A minion does not take requests (the reactor does), not even its own.
     taken = requests.take_request(master, ok["request"], None, lambda args: pytest.fail("started"), lambda t, d: None)
     assert taken["status"] == "refused" and "may not take requests" in taken["comment"]
