@@ -310,6 +310,7 @@ def status(rollout=None, cluster=None):
     result["log"] = record["log"][-10:]
     return result
 
+
 # --- update requests: rolling.request and the reactor's rolling.take_request (begin) ---------------------------
 # Thin glue; the logic (who may ask, limits, the request store) is in _utils/expressware_requests.py.
 # The reactor runs take_request in its runner thread pool, as it ran rolling.update before: the rollout is driven
