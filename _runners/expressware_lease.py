@@ -24,11 +24,15 @@ Minions reach ``acquire``/``release`` through ``publish.runner``, which needs
         - expressware_lease.release
         - expressware_lease.show
 
-When a minion calls, the holder is the minion's authenticated id (a minion cannot
-release another minion's lease). ``gate_wanted`` answers a node's job that the
+A minion acts only for itself: the holder of what it acquires or releases is its
+authenticated id, whatever ``holder`` it passes (it cannot release another holder's
+lease, nor take one under another name); ``show`` answers it about one named
+cluster's lease, not the list of every cluster; ``gate_wanted`` answers it about
+its own prepared job only. ``gate_wanted`` answers a node's job that the
 ``rolling`` runner prepared ahead of its turn (it waits at a gate): is it still
-going to be released? (the same ``peer_run`` entry, ``expressware_lease.*``, covers it). The ``rolling`` runner holds the same lease for
-the whole of a rollout, so a highstate cannot take a second node down meanwhile.
+going to be released? (the same ``peer_run`` entry, ``expressware_lease.*``,
+covers it). The ``rolling`` runner holds the same lease for the whole of a
+rollout, so a highstate cannot take a second node down meanwhile.
 
 Leases are files under ``<master cachedir>/expressware/leases/``, changed under an
 exclusive file lock and replaced atomically.
@@ -63,8 +67,9 @@ def _shared(name):
 try:
     store = _shared("expressware_store")
     plan_lib = _shared("expressware_rollout")
+    requests_lib = _shared("expressware_requests")
 except ImportError as _exc:  # reported by __virtual__
-    store = plan_lib = None
+    store = plan_lib = requests_lib = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -72,7 +77,7 @@ _refusing = store.refusing if store else (lambda func: func)
 
 
 def __virtual__():
-    if store is None or plan_lib is None:
+    if store is None or plan_lib is None or requests_lib is None:
         return False, f"expressware_lease: {_IMPORT_ERROR}"
     return __virtualname__
 
@@ -83,12 +88,12 @@ def _leases():
 
 def _caller():
     """The authenticated minion id for ``publish.runner`` calls, else None (salt-run)."""
-    # The master answers publish.runner with its own opts and ``id`` set to the
-    # calling minion, whose key it has accepted; salt-run keeps the master's id.
-    caller = __opts__.get("id")
-    if caller and os.path.isfile(os.path.join(__opts__.get("pki_dir", ""), "minions", caller)):
-        return caller
-    return None
+    return requests_lib.caller(__opts__)
+
+
+def _for_itself(name):
+    """``name`` as given from ``salt-run``; from a minion always its own id, whatever name it gave."""
+    return _caller() or name
 
 
 def _cluster(cluster):
@@ -114,10 +119,12 @@ def acquire(cluster="default", holder=None, purpose=None):
         salt-run expressware_lease.acquire cluster=db1 holder=maintenance-window
     """
     cluster = _cluster(cluster)
-    holder = _caller() or holder
+    holder = _for_itself(holder)
+    if purpose is not None and not isinstance(purpose, str):
+        raise SaltInvocationError(f"purpose must be a text, not {purpose!r}")
     if not isinstance(holder, str) or not holder:
         raise SaltInvocationError("holder must be given (the name of who takes the lease)")
-    return _leases().acquire(cluster, holder, purpose=purpose)
+    return _leases().acquire(cluster, holder, purpose=purpose[:200] if purpose else purpose)
 
 
 @_refusing
@@ -136,15 +143,14 @@ def release(cluster="default", holder=None):
         salt-run expressware_lease.release cluster=db1
     """
     cluster = _cluster(cluster)
-    caller = _caller()
-    return _leases().release(cluster, holder=caller or holder)
+    return _leases().release(cluster, holder=_for_itself(holder))
 
 
 @_refusing
 def show(cluster=None):
     """
-    Show who holds the update lease of ``cluster`` (all clusters when omitted),
-    since when and for how long (``age`` in seconds).
+    Show who holds the update lease of ``cluster`` (all clusters when omitted,
+    from ``salt-run`` only), since when and for how long (``age`` in seconds).
 
     CLI Example:
 
@@ -155,6 +161,9 @@ def show(cluster=None):
     """
     leases = _leases()
     if cluster is None:
+        if _caller():
+            # A minion asks about its own cluster's lease; the list of every cluster is the operator's.
+            raise SaltInvocationError("a minion must name the cluster whose lease it asks about (cluster=...)")
         return leases.all()
     return leases.get(_cluster(cluster))
 
@@ -178,7 +187,7 @@ def gate_wanted(gate, minion=None):
 
         salt-run expressware_lease.gate_wanted gate=20261127T093042-4665d1:9a87b8fd minion=node2
     """
-    minion = _caller() or minion
+    minion = _for_itself(minion)
     if not isinstance(minion, str) or not minion:
         raise SaltInvocationError("minion must be given (the minion whose prepared job waits)")
     rollout_id = plan_lib.gate_rollout(gate)

@@ -311,6 +311,73 @@ def status(rollout=None, cluster=None):
     return result
 
 
+# --- update requests: rolling.request and the reactor's rolling.take_request (begin) ---------------------------
+# Thin glue; the logic (who may ask, limits, the request store) is in _utils/expressware_requests.py.
+# The reactor runs take_request in its runner thread pool, as it ran rolling.update before: the rollout is driven
+# there (the master's reactor process, which rolling.status sees as the driver), in the background of the request.
+
+
+def _requests():
+    return _shared("expressware_requests")
+
+
+def _update_defaults():
+    import inspect  # pylint: disable=import-outside-toplevel
+
+    return {name: param.default for name, param in inspect.signature(update).parameters.items()}
+
+
+def _checked_request(given):
+    """update's own validation of a request's arguments (its defaults for what is not given)."""
+    full = _update_defaults()
+    full.update(given)
+    try:
+        return _check_args(full)
+    except SaltInvocationError as exc:
+        raise _requests().RequestError(str(exc)) from exc
+
+
+def request(tgt=None, version=None, **kwargs):
+    """
+    Request a rolling update (the arguments of :py:func:`update`) and return at once with the request's id; the
+    reactor (``salt/reactor/rolling_update.sls``) starts it and ``rolling.status`` follows it.
+
+    From the master (``salt-run``) anything :py:func:`update` accepts may be requested. A minion asks through
+    ``publish.runner rolling.request`` (``peer_run`` must allow it ``rolling.request``), and only within the limits
+    of its entry in ``expressware:reactor:allow`` of the master's configuration. The request is recorded under the
+    master's cache directory and only its id goes on the event bus; an event a minion fires itself starts nothing.
+    ``sia`` defaults to ``salt://expressware/Dolphin_eXpressWare-<version>.sh``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.request tgt='G@cluster:db1' tgt_type=compound version=5.26.0 applications='[ndbmtd]'
+        salt-call publish.runner rolling.request arg='[tgt=db1-*, version=5.26.0, cluster=db1]'
+    """
+    given = dict(kwargs, **{name: value for name, value in (("tgt", tgt), ("version", version)) if value is not None})
+    return _requests().make_request(__opts__, given, list(_update_defaults()), _checked_request)
+
+
+def take_request(request=None, claimed=None):  # pylint: disable=redefined-outer-name
+    """
+    What the reactor calls for an ``expressware/update/request`` event: take the request ``request`` (an id
+    :py:func:`request` recorded) from the store, once, and run its rollout. An event without a recorded request's
+    id, or with one already taken, is refused with ``expressware/rolling/refused`` naming ``claimed`` (the ``id``
+    the event carried, unverified) and changes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.take_request request=20261201T151500-0123456789abcdef
+    """
+    return _requests().take_request(__opts__, request, claimed, lambda args: update(**dict(args, progress=False)))
+
+
+# --- update requests (end) ---------------------------------------------------------------------------------------
+
+
 # ---------------------------------------------------------------------------
 # Internals
 # ---------------------------------------------------------------------------

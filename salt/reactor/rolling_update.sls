@@ -1,4 +1,4 @@
-{#- Start a rolling update when one is requested on the event bus.
+{#- Start a rolling update the master recorded as requested.
 
     Master configuration:
 
@@ -6,25 +6,22 @@
           - 'expressware/update/request':
             - salt://reactor/rolling_update.sls
 
-    Request (from the master; from a minion use event.send with the same data):
+    Request (on the master; a minion allowed by expressware:reactor:allow uses
+    salt-call publish.runner rolling.request ..., see the README):
 
-        salt-run event.send expressware/update/request \
-            '{"tgt": "G@cluster:db1", "tgt_type": "compound", "version": "5.26.0"}'
+        salt-run rolling.request tgt='G@cluster:db1' tgt_type=compound version=5.26.0
 
-    The runner refuses a request while another rollout (or a node's state run)
-    holds the cluster's update lease, and fires expressware/rolling/refused.
+    rolling.request records the request under the master's cache directory and fires
+    this event with the request's id alone; nothing else in the event is trusted (a
+    minion can fire this tag with any data). rolling.take_request takes the recorded
+    request once and runs its rollout here, in the reactor's runner threads; an event
+    without a recorded request's id (a minion's own event.send or event.fire_master,
+    a replayed id) is refused with expressware/rolling/refused naming the id the
+    event claims, and changes nothing. A rollout is refused the same way while
+    another one (or a node's state run) holds the cluster's update lease.
 -#}
-{%- set request = data['data'] if data.get('data') is mapping else data %}
-{%- set version = request.get('version') | string %}
-expressware_rolling_update:
-  runner.rolling.update:
+expressware_rolling_take_request:
+  runner.rolling.take_request:
     - args:
-      - tgt: {{ request.get('tgt') | json }}
-      - tgt_type: {{ request.get('tgt_type', 'glob') | json }}
-      - version: {{ version | json }}
-      - sia: {{ request.get('sia', 'salt://expressware/Dolphin_eXpressWare-' ~ version ~ '.sh') | json }}
-      - applications: {{ request.get('applications', []) | json }}
-      - reboot: {{ request.get('reboot', False) | json }}
-      - node_timeout: {{ request.get('node_timeout', 1800) | json }}
-      - cluster: {{ request.get('cluster', 'default') | json }}
-      - progress: false
+      - request: {{ data.get('request') | json }}
+      - claimed: {{ data.get('id') | json }}

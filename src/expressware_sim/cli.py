@@ -11,6 +11,7 @@
     sia DIR VERSION [--corrupt]
     journal ROOT... [--check-one-down]
     cluster DIR [--nodes N] [--version V] [--product P] [--output-style S] [delay options]
+    netmgr configure|show|step|degrade|run FRONTEND_ROOT ...   (the frontend's Network Manager: netmgr.py)
 
 Exit status: 0 success, 1 bad input or a failed check, 2 command-line usage error.
 """
@@ -23,6 +24,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import netmgr
 from .journal import max_nodes_down, merged_journal
 from .node import DEFAULT_DELAYS, FAULTS, PRODUCTS, Node, create_node
 from .output import DEFAULT_OUTPUT_STYLE, OUTPUT_STYLES
@@ -116,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--product", default="PX")
     _add_output_style_option(cluster)
     _add_delay_options(cluster, defaults=True)
+    netmgr.add_parser(sub)
     return p
 
 
@@ -220,5 +223,7 @@ def _run(args) -> int:
             configs[node.name] = node.minion_config()
         print(json.dumps(configs, indent=2))
         return 0
+    if args.cmd == "netmgr":
+        return netmgr.main_args(args)
     raise SimError(f"unknown command {args.cmd}")  # pragma: no cover
 

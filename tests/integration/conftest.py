@@ -24,7 +24,10 @@ def cluster_root(tmp_path_factory):
 MASTER_CONFIG = {
     "timeout": 30,
     "file_recv": True,  # the rolling runner fetches built RPMs with cp.push
-    "peer_run": {".*": ["expressware_lease.*"]},  # the state's update lease
+    "peer_run": {".*": ["expressware_lease.*", "rolling.request"]},  # the state's update lease; update requests
+    # Minions allowed to request an update, and within what (tests/integration/test_requests.py).
+    "expressware": {"reactor": {"allow": {
+        "node1": {"targets": ["node*"], "versions": [NEW], "applications": ["ndbmtd"]}}}},
     "reactor": [{"expressware/update/request": [str(REPO / "salt" / "reactor" / "rolling_update.sls")]}],
 }
 

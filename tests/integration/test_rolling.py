@@ -4,7 +4,6 @@ The simulator journals are the witness: when each node went down and came back
 active, and which commands ran on it.
 """
 
-import json
 import os
 import signal
 import time
@@ -232,10 +231,10 @@ def test_a_rollout_right_after_a_master_restart_reaches_every_minion(master, sal
 
 def test_reactor_starts_a_rollout_and_refuses_a_concurrent_one(master, salt_run_cli, nodes, event_listener):
     start = time.time()
-    request = {"tgt": "*", "version": NEW, "applications": ["ndbmtd"], "node_timeout": 60}
     for _ in range(2):
-        ret = salt_run_cli.run("event.send", "expressware/update/request", f"data={json.dumps(request)}")
+        ret = salt_run_cli.run("rolling.request", *update_args())
         assert ret.returncode == 0, ret
+        assert ret.data["status"] == "requested", ret.data
     refused = event_listener.wait_for_events([(master.id, "expressware/rolling/refused")], after_time=start,
                                              timeout=120)
     assert refused.found_all_events, "the second request was not refused"

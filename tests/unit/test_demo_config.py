@@ -1,12 +1,16 @@
 """The demo's generated Salt configuration and its command line (no daemons are started)."""
 
 import getpass
+import math
+import subprocess
 
 import pytest
 import yaml
 from expressware_sim import create_node
 
 from saltext.expressware import demo
+from saltext.expressware.utils import expressware_rollout as rollout
+from saltext.expressware.utils import expressware_store
 
 
 def test_master_config_stays_in_the_work_directory(tmp_path):
@@ -69,3 +73,113 @@ def test_bad_arguments_are_usage_errors(argv):
     with pytest.raises(SystemExit) as exc:
         demo.parse_args(argv)
     assert exc.value.code == 2
+
+
+# -- the rollout's node_timeout, fitted to the simulated delays ------------------------------
+
+
+def _slowest_healthy_node(args):
+    """The delays of the slowest node that still ends active: its stack starts only after a reboot
+    (start-fails-until-reboot: the installer runs twice, then the reboot and link training)."""
+    return 2 * args.install + args.reboot + args.link_training
+
+
+def test_node_timeout_is_fitted_to_the_default_delays():
+    args = demo.parse_args([])
+    assert args.node_timeout == demo.fitted_node_timeout(args) == 21
+    # A healthy node is not timed out: twice its delays and the build's, with room for Salt.
+    assert args.node_timeout >= 2 * max(args.build, _slowest_healthy_node(args)) + demo.SALT_SECONDS
+    # A fault halts soon: this node's timeout leaves the pre-flight, the build, the nodes before it and
+    # the last check their half of the minute (the demo took 51 s from the job's start to the halt
+    # of node2:never-active on a loaded 2-core machine).
+    assert args.node_timeout <= 30
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--reboot", "10"], 2 * (2 * 1.0 + 10 + 1.5) + 10),
+    (["--build", "30"], 2 * 30 + 10),
+    (["--install", "0", "--link-training", "0", "--reboot", "0", "--build", "0"], 10),
+    (["--link-training", "0.3"], math.ceil(2 * (2 * 1.0 + 2.0 + 0.3) + 10)),
+])
+def test_node_timeout_follows_the_delays(argv, expected):
+    assert demo.parse_args(argv).node_timeout == expected
+
+
+def test_node_timeout_given():
+    assert demo.parse_args(["--node-timeout", "300", "--reboot", "100"]).node_timeout == 300
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "604801", "ten"])
+def test_bad_node_timeout_is_a_usage_error(value):
+    with pytest.raises(SystemExit) as exc:
+        demo.parse_args(["--node-timeout", value])
+    assert exc.value.code == 2
+
+
+def test_help_documents_the_fitted_node_timeout(capsys):
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--node-timeout SECONDS" in text
+    assert "2 x max(build, 2 x install + reboot + link-training) + 10, 21 s with the default delays" in text
+    assert "node2:never-active" in text
+
+
+def test_the_rollout_gets_the_node_timeout(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append(argv)
+        stdout = '{"rolling.update": "..."}' if "doc.runner" in argv else ""
+        return subprocess.CompletedProcess(argv, 0, stdout=stdout)
+
+    monkeypatch.setattr(demo.subprocess, "run", fake_run)
+    args = demo.parse_args(["--link-training", "4"])
+    assert demo.run_rolling(str(tmp_path), args, ["node1"]) == 0
+    job = calls[-1]
+    assert job[job.index("rolling.update") + 1:] == [
+        "tgt=*", "version=5.26.0", "sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh", "applications=[ndbmtd]",
+        f"node_timeout={math.ceil(2 * (2 + 2 + 4) + 10)}"]
+
+
+# -- the picture of the rollout ------------------------------------------------------------
+
+
+def _recorded_rollout(cachedir):
+    fact = {"decision": {"action": "install", "reason": "test", "installed": "5.25.2"},
+            "node_state": {"active": True, "reasons": []}, "installed": "5.25.2",
+            "grains": {"cpuarch": "x86_64", "os": "Debian", "osrelease": "12", "kernelrelease": "6.1"}, "workdir": "/w"}
+    options = {"reboot": False, "enforce": False, "applications": [], "node_timeout": 21, "compat": None,
+               "canary": 0, "frontend": None, "build": True}
+    record = rollout.new_record("20261201T120000-abcdef", "default", "5.26.0", "salt://x.sh",
+                                {"node1": dict(fact), "node2": dict(fact)}, options, 1000.0)
+    rollout.mark_phase(record, "node1", rollout.STOPPING, 1001.0)
+    rollout.mark_failed(record, "node1", "not active within 21 s", 1022.0)
+    expressware_store.rollout_store(str(cachedir)).save(record)
+    return record
+
+
+def test_report_written_in_a_kept_work_directory(tmp_path):
+    cachedir = tmp_path / "salt" / "master" / "cache"
+    record = _recorded_rollout(cachedir)
+    args = demo.parse_args(["--keep"])
+    path = demo.write_rollout_report(tmp_path, args, str(cachedir))
+    assert path == tmp_path / "report.html"
+    text = path.read_text(encoding="utf-8")
+    assert record["id"] in text and "not active within 21 s" in text and "node2" in text
+
+
+def test_report_outlasts_a_temporary_work_directory(tmp_path, monkeypatch):
+    cachedir = tmp_path / "work" / "cache"
+    record = _recorded_rollout(cachedir)
+    monkeypatch.setattr(demo.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    path = demo.write_rollout_report(tmp_path / "work", demo.parse_args([]), str(cachedir))
+    assert path == tmp_path / "tmp" / f"expressware-demo-{record['id']}.html" and path.is_file()
+    given = demo.write_rollout_report(tmp_path / "work", demo.parse_args(["--report", str(tmp_path / "r.html")]),
+                                      str(cachedir))
+    assert given == tmp_path / "r.html" and given.is_file()
+
+
+def test_no_report_without_a_rollout(tmp_path, capsys):
+    assert demo.write_rollout_report(tmp_path, demo.parse_args([]), str(tmp_path / "cache")) is None
+    assert "no rollout was recorded" in capsys.readouterr().out

@@ -5,12 +5,14 @@ Everything runs as the current user on loopback: simulated eXpressWare nodes
 node, each minion pointed at its own node root through its config.  The demo
 waits for the minions, runs the main job with its output on the terminal,
 reports versions and the down/active timeline from the simulator's journals,
+writes the picture of the rollout (an HTML page from its record) where it lasts,
 and always stops every daemon it started (also on errors and Ctrl-C).
 """
 
 import argparse
 import getpass
 import json
+import math
 import os
 import shutil
 import signal
@@ -32,10 +34,26 @@ from expressware_sim import (
     write_sia,
 )
 
+from saltext.expressware.utils import expressware_report, expressware_store
+
 #: The application each simulated node runs on the stack.
 APPLICATION = "ndbmtd"
 
 EXIT_SETUP = 3  # the cluster did not come up: no job ran
+
+#: Seconds of Salt around a node's simulated delays (publish, state run, the runner's checks), ample on a loaded
+#: machine: a healthy node of the demo takes about 4 s in all, of which 2.5 s are its delays.
+SALT_SECONDS = 10
+
+
+def fitted_node_timeout(args):
+    """The ``node_timeout`` of the demo's rollout, fitted to its simulated delays: twice the slowest healthy step
+    that ``node_timeout`` bounds, plus :data:`SALT_SECONDS`. The slowest is a node whose stack starts only after a
+    reboot (two installer runs, the reboot, link training), or a build (``sia.build_rpm`` is bounded by it too).
+    With the default delays: 2 x max(3, 2 x 1 + 2 + 1.5) + 10 = 21 s; the runner's default of 1800 s made a fault
+    such as ``node2:never-active`` wait half an hour before the rollout halted."""
+    slowest = max(args.build, 2 * args.install + args.reboot + args.link_training)
+    return int(math.ceil(2 * slowest + SALT_SECONDS))
 
 
 def say(text):
@@ -230,7 +248,8 @@ def run_rolling(conf, args, ids):
         say("the runner rolling.update is not available in this installation; try --job modules")
         return 1
     argv = [salt_bin("salt-run"), "-c", conf, "rolling.update", "tgt=*",
-            f"version={args.to_version}", f"sia={sia_url(args.to_version)}", f"applications=[{APPLICATION}]"]
+            f"version={args.to_version}", f"sia={sia_url(args.to_version)}", f"applications=[{APPLICATION}]",
+            f"node_timeout={args.node_timeout}"]
     say("$ salt-run " + " ".join(argv[1:]))
     return subprocess.run(argv, check=False).returncode
 
@@ -292,6 +311,32 @@ def report(conf, roots, job_start):
         print(f"  {name:<8} {'; '.join(spans) or 'never down'}", flush=True)
 
 
+def write_rollout_report(work, args, cachedir):
+    """The picture of the rollout the job made (an HTML page from its record in the master's cache), written
+    where it outlasts the demo; its path, or None when no rollout was recorded."""
+    try:
+        record = expressware_store.rollout_store(cachedir).latest()
+    except (OSError, ValueError) as exc:
+        say(f"could not read the rollout's record: {exc}")
+        return None
+    if record is None:
+        say("no rollout was recorded (it was refused before it started); no report")
+        return None
+    if args.report:
+        path = args.report
+    elif args.workdir or args.keep:
+        path = work / "report.html"
+    else:
+        path = Path(tempfile.gettempdir()) / f"expressware-demo-{record['id']}.html"
+    try:
+        expressware_report.write(record, str(path))
+    except OSError as exc:
+        say(f"could not write the rollout's report to {path}: {exc}")
+        return None
+    say(f"the picture of rollout {record['id']} ({record['status']}): {path.resolve()} (open it in a browser)")
+    return path
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="expressware-demo",
@@ -312,12 +357,27 @@ def parse_args(argv):
                              "(also stop-blocked, never-active, build-fails); repeatable")
     parser.add_argument("--start-timeout", type=float, default=90,
                         help="seconds to wait for all minions to answer (default: 90)")
+    parser.add_argument("--node-timeout", type=int, metavar="SECONDS",
+                        help="the rollout's node_timeout: a node not active this long after its first step fails "
+                             "and halts the rollout (default: fitted to the simulated delays, 2 x the slowest "
+                             "healthy step + %d s of Salt: 2 x max(build, 2 x install + reboot + link-training) "
+                             "+ %d, 21 s with the default delays, so that a fault such as node2:never-active "
+                             "halts the rollout about half a minute after that node's first step)"
+                             % (SALT_SECONDS, SALT_SECONDS))
+    parser.add_argument("--report", type=Path, metavar="PATH",
+                        help="where to write the picture of the rollout, an HTML page (default: report.html in "
+                             "the work directory when it is kept, else expressware-demo-<rollout>.html in the "
+                             "system's temporary directory)")
     delays = parser.add_argument_group("simulated delays in seconds")
     for name, default in (("build", 3.0), ("install", 1.0), ("link-training", 1.5), ("reboot", 2.0)):
         delays.add_argument(f"--{name}", type=float, default=default, help=f"(default: {default})")
     args = parser.parse_args(argv)
     if args.nodes < 1:
         parser.error("--nodes must be at least 1")
+    if args.node_timeout is None:
+        args.node_timeout = fitted_node_timeout(args)
+    elif not 1 <= args.node_timeout <= 7 * 86400:
+        parser.error("--node-timeout must be between 1 and 604800 seconds")
     if args.workdir and (args.workdir / "nodes").exists():
         parser.error(f"--workdir {args.workdir} already holds a demo cluster; give a new or empty directory")
     for fault in args.fault:
@@ -387,6 +447,8 @@ def main(argv=None):
         status = JOBS[args.job](conf, args, list(roots))
         say(f"job finished in {time.time() - job_start:.1f} s with exit status {status}")
         report(conf, roots, job_start)
+        if args.job == "rolling":
+            write_rollout_report(work, args, master_config(work, publish_port, ret_port)["cachedir"])
     except KeyboardInterrupt as exc:
         say("interrupted")
         status = 128 + (exc.args[0] if exc.args else signal.SIGINT)  # the shell's convention: 130, 143
