@@ -65,7 +65,8 @@ def _run(*args):
 
 def _parse_action(result, action):
     try:
-        lines = vendor.parse_action_output(result["stdout"])
+        # A line whose [  OK  ] was cut off takes its verdict from the exit status.
+        lines = vendor.parse_action_output(result["stdout"], result["retcode"])
     except ValueError as exc:
         raise CommandExecutionError(
             f"cannot understand the output of dis_services {action} (exit {result['retcode']}): {exc}",
@@ -95,7 +96,9 @@ def status():
     Returns a dict with ``services`` (per service: ``label``, ``running``,
     ``version``, ``pid``), ``all_running`` and ``running_version`` (the version
     the loaded drivers report, or ``None``). A stopped service is reported, not
-    raised (``dis_services status`` exits 3 then).
+    raised (``dis_services status`` exits 3 then, or 1 or 2 as LSB init scripts do for a
+    service that is dead). Lines are understood in the vendor's own forms (a build date,
+    a ``(GX)`` qualifier, a codename) as well as the simple ones; see ``expressware_vendor``.
 
     CLI Example:
 
@@ -104,7 +107,8 @@ def status():
         salt '*' dis_services.status
     """
     result = _run("status")
-    if result["retcode"] not in (0, 3):
+    # LSB status codes: 0 all run; 1 dead, pid file left; 2 dead, lock left; 3 not running.
+    if result["retcode"] not in (0, 1, 2, 3):
         raise CommandExecutionError(
             f"dis_services status failed with exit status {result['retcode']}: {result['stderr'].strip()}"
         )

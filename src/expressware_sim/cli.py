@@ -2,14 +2,15 @@
 
     node create ROOT [--name N] [--version V] [--product PX|IX|MX] [--arch A] [--kernel K]
                      [--role node|frontend] [--stopped] [--build S] [--install S]
-                     [--link-training S] [--reboot S]
+                     [--link-training S] [--reboot S] [--output-style simple|dated]
     node show ROOT
+    style ROOT [simple|dated]           (show or set how the tools word their output)
     fault ROOT FAULT [--clear]          (FAULT "all" with --clear clears every fault)
     delay ROOT [--build S] [--install S] [--link-training S] [--reboot S]
     reboot ROOT
     sia DIR VERSION [--corrupt]
     journal ROOT... [--check-one-down]
-    cluster DIR [--nodes N] [--version V] [--product P] [delay options]
+    cluster DIR [--nodes N] [--version V] [--product P] [--output-style S] [delay options]
     netmgr configure|show|step|degrade|run FRONTEND_ROOT ...   (the frontend's Network Manager: netmgr.py)
 
 Exit status: 0 success, 1 bad input or a failed check, 2 command-line usage error.
@@ -26,6 +27,7 @@ from pathlib import Path
 from . import netmgr
 from .journal import max_nodes_down, merged_journal
 from .node import DEFAULT_DELAYS, FAULTS, PRODUCTS, Node, create_node
+from .output import DEFAULT_OUTPUT_STYLE, OUTPUT_STYLES
 from .sia import write_sia
 from .versions import SimError
 
@@ -50,6 +52,14 @@ def _add_delay_options(parser, defaults: bool) -> None:
         )
 
 
+def _add_output_style_option(parser) -> None:
+    parser.add_argument(
+        "--output-style", choices=OUTPUT_STYLES, default=DEFAULT_OUTPUT_STYLE,
+        help="simple: the forms of the project's interface; dated: the vendor's own forms "
+             "(build dates, (GX), codename) (default %(default)s)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="expressware-sim", description="Simulated Dolphin eXpressWare nodes.")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -65,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--kernel", default="5.14.0-362.el9.x86_64")
     create.add_argument("--role", default="node", help="node or frontend")
     create.add_argument("--stopped", action="store_true", help="services stopped at creation")
+    _add_output_style_option(create)
     _add_delay_options(create, defaults=True)
     show = nsub.add_parser("show", help="print the node state as JSON")
     show.add_argument("root")
@@ -77,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     delay = sub.add_parser("delay", help="change delays of a node")
     delay.add_argument("root")
     _add_delay_options(delay, defaults=False)
+
+    style = sub.add_parser("style", help="show or set how the tools word their output")
+    style.add_argument("root")
+    style.add_argument("style", nargs="?", choices=OUTPUT_STYLES)
 
     reboot = sub.add_parser("reboot", help="reboot a node now")
     reboot.add_argument("root")
@@ -101,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--nodes", type=int, default=3)
     cluster.add_argument("--version", default="5.25.2")
     cluster.add_argument("--product", default="PX")
+    _add_output_style_option(cluster)
     _add_delay_options(cluster, defaults=True)
     netmgr.add_parser(sub)
     return p
@@ -130,7 +146,8 @@ def _run(args) -> int:
     if args.cmd == "node" and args.node_cmd == "create":
         node = create_node(
             args.root, name=args.name, version=args.version, product=args.product, arch=args.arch,
-            kernel=args.kernel, role=args.role, running=not args.stopped, **_delays(args),
+            kernel=args.kernel, role=args.role, running=not args.stopped, output_style=args.output_style,
+            **_delays(args),
         )
         print(json.dumps(node.state(), indent=2))
         return 0
@@ -167,6 +184,12 @@ def _run(args) -> int:
         running = node.application_running(args.name)
         print(f"{args.name}: {'unknown' if running is None else 'running' if running else 'stopped'}")
         return 0 if running is not None else 3
+    if args.cmd == "style":
+        node = Node(args.root)
+        if args.style:
+            node.set_output_style(args.style)
+        print(node.state()["output_style"])
+        return 0
     if args.cmd == "reboot":
         node = Node(args.root)
         node.reboot()
@@ -196,7 +219,7 @@ def _run(args) -> int:
         configs = {}
         for i in range(1, args.nodes + 1):
             node = create_node(base / f"node{i}", name=f"node{i}", version=args.version,
-                               product=args.product, **_delays(args))
+                               product=args.product, output_style=args.output_style, **_delays(args))
             configs[node.name] = node.minion_config()
         print(json.dumps(configs, indent=2))
         return 0

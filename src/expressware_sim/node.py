@@ -24,6 +24,7 @@ import zlib
 from pathlib import Path
 
 from . import journal as _journal
+from .output import DEFAULT_OUTPUT_STYLE, style_of, validate_output_style
 from .versions import SimError, parse_version, rpm_fields
 
 NODE_DIR_REL = Path("var/lib/expressware-sim")
@@ -352,6 +353,7 @@ def public_state(root: Path, st: dict, now: float) -> dict:
         "faults": dict(st["faults"]),
         "delays": dict(st["delays"]),
         "applications": {name: dict(app) for name, app in st.get("applications", {}).items()},
+        "output_style": style_of(st),
         "now": now,
     }
 
@@ -576,6 +578,14 @@ class Node:
         app = self.state()["applications"].get(name)
         return None if app is None else app["running"]
 
+    def set_output_style(self, style: str) -> None:
+        """Word the tools' output in ``style`` (see :mod:`expressware_sim.output`) from now on."""
+        validate_output_style(style)
+        with self.transaction() as tx:
+            if style_of(tx.st) != style:
+                tx.st["output_style"] = style
+                tx.event("output-style", style=style)
+
     def reboot(self) -> None:
         """Reboot the node now (services down for the reboot delay)."""
         with self.transaction() as tx:
@@ -613,10 +623,16 @@ def create_node(
     install: float = DEFAULT_DELAYS["install"],
     link_training: float = DEFAULT_DELAYS["link_training"],
     reboot: float = DEFAULT_DELAYS["reboot"],
+    output_style: str = DEFAULT_OUTPUT_STYLE,
 ) -> Node:
-    """Create a simulated node under ``root`` (which must not already be a node)."""
+    """Create a simulated node under ``root`` (which must not already be a node).
+
+    ``output_style`` words the tools' output: ``simple`` (§10) or ``dated`` (the vendor's
+    own forms, :mod:`expressware_sim.output`).
+    """
     root = Path(os.path.abspath(root))
     parse_version(version)
+    validate_output_style(output_style)
     if product not in PRODUCTS:
         raise SimError(f"unknown product {product!r} (known: {', '.join(PRODUCTS)})")
     if role not in ROLES:
@@ -657,6 +673,7 @@ def create_node(
         "last_transition": now,
         "never_active_cleared_at": None,
         "pid_counter": 0,
+        "output_style": output_style,
     }
     targets = ["node"] + (["frontend"] if role == "frontend" else [])
     for target in targets:

@@ -24,6 +24,7 @@ from .node import (
     status_line,
     stop_services,
 )
+from .output import diag_verdict_lines, diag_version_lines, status_line as service_status_line, style_of
 from .versions import SimError, rpm_fields
 
 DIS_SERVICES_USAGE = "Usage: dis_services {start|stop|restart|status}"
@@ -76,14 +77,9 @@ def dis_services_main(root, argv) -> int:
             results = start_services(tx)
             lines += [status_line("Starting", label, ok) for label, ok in results]
         if action == "status":
+            style = style_of(st)
             for unit, _, short in service_table(st["product"]):
-                svc = st["services"][unit]
-                if not svc["running"]:
-                    lines.append(f"Dolphin {short} is stopped.")
-                elif unit == "dis_nodemgr":
-                    lines.append(f"Dolphin Node Manager is running (pid {svc['pid']}).")
-                else:
-                    lines.append(f"Dolphin {short} {svc['version']} is running.")
+                lines.append(service_status_line(style, unit, short, st["services"][unit]))
             code = 0 if all_running(st) else 3
         else:
             code = 0 if all(line.endswith("[  OK  ]") for line in lines) else 1
@@ -146,9 +142,8 @@ def dis_diag_main(root, argv) -> int:
         serial = 10000 + zlib.crc32(st["name"].encode()) % 90000
         adapter = ADAPTERS.get(st["product"], st["product"])
 
-        lines = [f"dis_diag version: {version}"]
-        if svc["dis_irm"]["running"]:
-            lines.append(f"Driver version: Dolphin IRM (GX) {svc['dis_irm']['version']}")
+        style = style_of(st)
+        lines = diag_version_lines(style, version, svc["dis_irm"]["version"] if svc["dis_irm"]["running"] else None)
         lines.append("Number of configured local adapters found: 1")
         lines.append(
             f"Adapter 0 > Type: {adapter}, Mode: NTB, Local NodeId: {node_id}, Serial: {serial}, "
@@ -167,7 +162,7 @@ def dis_diag_main(root, argv) -> int:
         if verbosity >= 9:
             lines.append("Link 0 error counters: CRC errors 0, replay timeouts 0, link down events 0")
         if active:
-            lines += ["0 warnings and 0 errors", "TEST RESULT: PASSED"]
+            lines += diag_verdict_lines(style, True, 0)
             code = 0
         else:
             if rebooting(st):
@@ -185,7 +180,7 @@ def dis_diag_main(root, argv) -> int:
                 )
             else:
                 reason = "ERROR: Links not active: no link partner detected on link 0."
-            lines += [reason, "0 warnings and 1 errors", "TEST RESULT: FAILED"]
+            lines += [reason, *diag_verdict_lines(style, False, 1)]
             code = 1
     for line in lines:
         print(line)

@@ -66,7 +66,7 @@ def test_start_lines():
 
 
 @pytest.mark.parametrize("garbage", ["", "\n\n", "Stopping Dolphin Foo driver    [  OK  ]", "Segmentation fault",
-                                     "Stopping Dolphin SISCI driver [ OK ]"])
+                                     "Stopping Dolphin SISCI driver [ MAYBE ]", "Stopping Dolphin", "Stopping the world [  OK  ]"])
 def test_action_garbage_raises(garbage):
     with pytest.raises(vendor.VendorOutputError):
         vendor.parse_action_output(garbage)
@@ -116,8 +116,12 @@ def test_diag():
     assert passed["passed"] is True
     failed = vendor.parse_diag("Dolphin drivers are not loaded\nTEST RESULT: FAILED\n")
     assert failed["passed"] is False
+    # The layout is not documented (§4.3): a summary may follow the verdict, but verdicts must agree.
+    assert vendor.parse_diag("TEST RESULT: PASSED\n0 warnings and 0 errors\n")["passed"] is True
+    with pytest.raises(vendor.VendorOutputError, match="both"):
+        vendor.parse_diag("TEST RESULT: PASSED\nTEST RESULT: FAILED\n")
     with pytest.raises(vendor.VendorOutputError):
-        vendor.parse_diag("TEST RESULT: PASSED\nsomething after")
+        vendor.parse_diag("Dolphin drivers are not loaded\n")
     with pytest.raises(vendor.VendorOutputError):
         vendor.parse_diag("")
 
