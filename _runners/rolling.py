@@ -80,10 +80,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "rolling"
 
-TAG = "expressware/rolling"
-#: Events on a minion's own bus that release or cancel a prepared job (the state's ``gate``).
-GATE_GO = "expressware/gate/go"
-GATE_CANCEL = "expressware/gate/cancel"
 #: Bytes of RPM data per publish when staging.
 PAYLOAD = 4 * 1024 * 1024
 #: Seconds to wait, at the pre-flight, on a minion asked again (it did not answer).
@@ -111,8 +107,10 @@ try:
     vendor = _shared("expressware_vendor")
     store = _shared("expressware_store")
     plan_lib = _shared("expressware_rollout")
+    protocol = _shared("expressware_protocol")
+    checks = _shared("expressware_args")
 except ImportError as _exc:  # reported by __virtual__
-    vendor = store = plan_lib = None
+    vendor = store = plan_lib = protocol = checks = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -127,7 +125,7 @@ def __virtual__():
 # ---------------------------------------------------------------------------
 
 
-_refusing = store.refusing if store else (lambda func: func)
+_refusing = checks.refusing if checks else (lambda func: func)
 
 
 
@@ -218,12 +216,9 @@ def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False,
     result = _refusing(_start)(given)
     if result.get("status") == "refused":
         # Said on the bus as well: a rollout the reactor started has no terminal.
-        refusal = {"cluster": given["cluster"] or "default", "version": str(version), "reason": result["comment"]}
-        if "problems" in result:
-            refusal["problems"] = result["problems"]
-        if "lease" in result:
-            refusal["holder"] = result["lease"]["holder"]
-        _fire(None, f"{TAG}/refused", refusal)
+        _fire(None, protocol.ROLLING_REFUSED, protocol.refusal_event(
+            given["cluster"] or "default", version, result["comment"], problems=result.get("problems"),
+            holder=result["lease"]["holder"] if "lease" in result else None))
     return result
 
 
@@ -249,10 +244,9 @@ def resume(rollout=None, cluster=None, skip=None, timeout=60, progress=True):
         salt-run rolling.resume
         salt-run rolling.resume rollout=20261127T101500-1a2b3c skip='[node7]'
     """
-    if skip is not None and (not isinstance(skip, list) or not all(isinstance(m, str) for m in skip)):
-        raise SaltInvocationError(f"skip must be a list of minion ids, not {skip!r}")
+    checks.names(skip, "skip")
     record = _find(rollout, cluster)
-    args = dict(record["args"], timeout=_seconds(timeout, "timeout"))
+    args = dict(record["args"], timeout=checks.seconds(timeout, "timeout"))
     with _Driver(args, progress=progress) as driver:
         return driver.resume(record, skip or [])
 
@@ -281,7 +275,7 @@ def abort(rollout=None, cluster=None):
     plan_lib.abort(record, time.time())
     rollouts.save(record)
     _leases().release(record["cluster"], holder=_holder(record["id"]))
-    _fire(None, f"{TAG}/{record['id']}/aborted", {"reason": record["reason"]})
+    _fire(None, protocol.rolling_tag(record["id"], "aborted"), {"reason": record["reason"]})
     return plan_lib.summary(record)
 
 
@@ -343,51 +337,21 @@ def _find(rollout, cluster, required=True):
     return record
 
 
-def _seconds(value, name, low=1, high=7 * 86400):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise SaltInvocationError(f"{name} must be a number of seconds between {low} and {high}, not {value!r}")
-    return value
-
-
 def _check_args(given):
     """Validate every argument before anything is touched; return them normalised."""
     try:
         version = vendor.check_version(given["version"] if isinstance(given["version"], str) else repr(given["version"]))
     except ValueError as exc:
         raise SaltInvocationError(f"{exc} (quote it if YAML made it a number)") from exc
-    tgt = given["tgt"]
-    if isinstance(tgt, list):
-        if not tgt or not all(isinstance(t, str) and t for t in tgt):
-            raise SaltInvocationError(f"tgt must be a target expression or a list of minion ids, not {tgt!r}")
-        if given["tgt_type"] == "glob":
-            given["tgt_type"] = "list"
-    elif not isinstance(tgt, str) or not tgt.strip() or "\n" in tgt:
-        raise SaltInvocationError(f"tgt must be a target expression, not {tgt!r}")
-    tgt_types = ("glob", "pcre", "list", "grain", "grain_pcre", "pillar", "pillar_pcre", "nodegroup", "range",
-                 "compound", "ipcidr")
-    if given["tgt_type"] not in tgt_types:
-        raise SaltInvocationError(f"tgt_type must be one of {', '.join(tgt_types)}, not {given['tgt_type']!r}")
-    sia = given["sia"]
-    if sia is not None and (not isinstance(sia, str) or not (sia.startswith("salt://") or sia.startswith("/"))
-                            or "\n" in sia):
-        raise SaltInvocationError(f"sia must be a salt:// URL or an absolute path, not {sia!r}")
+    tgt, tgt_type = checks.target(given["tgt"], given["tgt_type"])
+    sia = checks.installer(given["sia"])
     for flag in ("reboot", "enforce", "build"):
-        if not isinstance(given[flag], bool):
-            raise SaltInvocationError(f"{flag} must be True or False, not {given[flag]!r}")
-    applications = given["applications"] or []
-    if not isinstance(applications, list) or not all(isinstance(a, str) and a for a in applications):
-        raise SaltInvocationError(f"applications must be a list of service names, not {applications!r}")
-    order = given["order"]
-    if order is not None and (not isinstance(order, list) or not all(isinstance(m, str) for m in order)):
-        raise SaltInvocationError(f"order must be a list of minion ids, not {order!r}")
-    if given["sort"] not in ("name", "reverse"):
-        raise SaltInvocationError(f"sort must be 'name' or 'reverse', not {given['sort']!r}")
-    canary = given["canary"]
-    if isinstance(canary, bool) or not isinstance(canary, int) or canary < 0:
-        raise SaltInvocationError(f"canary must be a whole number of nodes (0: no canary), not {canary!r}")
-    frontend = given["frontend"]
-    if frontend is not None and (not isinstance(frontend, str) or not frontend):
-        raise SaltInvocationError(f"frontend must be a minion id, not {frontend!r}")
+        checks.flag(given[flag], flag)
+    applications = checks.names(given["applications"] or [], "applications", "service names", nonempty=True)
+    order = checks.names(given["order"], "order")
+    checks.choice(given["sort"], "sort", ("name", "reverse"))
+    canary = checks.count(given["canary"], "canary", "nodes (0: no canary)")
+    frontend = checks.minion_id(given["frontend"], "frontend")
     if frontend is not None and sia is None:
         raise SaltInvocationError("frontend needs sia")
     try:
@@ -399,15 +363,15 @@ def _check_args(given):
         "reboot": given["reboot"],
         "enforce": given["enforce"],
         "applications": applications,
-        "node_timeout": _seconds(given["node_timeout"], "node_timeout"),
+        "node_timeout": checks.seconds(given["node_timeout"], "node_timeout"),
         "compat": given["compat"],
         "canary": canary,
         "frontend": frontend,
         "build": given["build"],
     }
     return {
-        "tgt": tgt, "tgt_type": given["tgt_type"], "version": version, "sia": sia, "cluster": cluster,
-        "order": order, "sort": given["sort"], "timeout": _seconds(given["timeout"], "timeout"), "options": options,
+        "tgt": tgt, "tgt_type": tgt_type, "version": version, "sia": sia, "cluster": cluster,
+        "order": order, "sort": given["sort"], "timeout": checks.seconds(given["timeout"], "timeout"), "options": options,
     }
 
 
@@ -474,7 +438,7 @@ class _Driver:
             print(time.strftime("%H:%M:%S ") + prefix + message, file=sys.stderr, flush=True)
 
     def fire(self, suffix, data):
-        _fire(self.listener, f"{TAG}/{self.record['id']}/{suffix}", dict(data, rollout=self.record["id"]))
+        _fire(self.listener, protocol.rolling_tag(self.record["id"], suffix), dict(data, rollout=self.record["id"]))
 
     def save(self):
         self.record["updated"] = time.time()
@@ -818,7 +782,7 @@ class _Driver:
             return
         self.cancel_prepared("superseded")
         opts = self.record["options"]
-        gate = plan_lib.new_gate(self.record["id"])
+        gate = protocol.new_gate(self.record["id"])
         kwarg = dict(self._state_kwarg(), gate=gate,
                      # Bounded even if the runner is lost: the builds and the current node first.
                      gate_timeout=2 * opts["node_timeout"] + self.args["timeout"])
@@ -870,7 +834,7 @@ class _Driver:
     def _end_unready(self, prepared, reason):
         """End a prepared job that is not (known to be) at its gate: the cancel, should it
         listen after all, and a kill (no go was sent: it changed nothing)."""
-        self._gate_event(prepared["minion"], GATE_CANCEL, {"gates": [prepared["gate"]], "reason": reason})
+        self._gate_event(prepared["minion"], protocol.GATE_CANCEL, {"gates": [prepared["gate"]], "reason": reason})
         self.call([prepared["minion"]], "saltutil.kill_job", [prepared["jid"]], timeout=10)
 
     def cancel_prepared(self, reason):
@@ -888,7 +852,7 @@ class _Driver:
         if prepared["ret"]:
             return
         data = {"gates": [prepared["gate"]], "reason": reason}
-        if prepared["ready"] and self.call([prepared["minion"]], "event.fire", [data, GATE_CANCEL],
+        if prepared["ready"] and self.call([prepared["minion"]], "event.fire", [data, protocol.GATE_CANCEL],
                                            timeout=10).get(prepared["minion"]) is True:
             plan_lib.clear_gate(self.record, prepared["minion"])
             self.save_node(prepared["minion"])
@@ -903,7 +867,7 @@ class _Driver:
         if not gate:
             return True
         data = {"gates": [gate], "reason": reason}
-        if self.call([minion], "event.fire", [data, GATE_CANCEL]).get(minion) is not True:
+        if self.call([minion], "event.fire", [data, protocol.GATE_CANCEL]).get(minion) is not True:
             return False
         plan_lib.clear_gate(self.record, minion)
         self.save_node(minion)
@@ -970,7 +934,7 @@ class _Driver:
             jid = prepared["jid"]
             # The go-ahead, acknowledged: the node starts on it at once (the wait for
             # the acknowledgement is not on the critical path).
-            go = self.call([minion], "event.fire", [{"gate": prepared["gate"]}, GATE_GO])
+            go = self.call([minion], "event.fire", [{"gate": prepared["gate"]}, protocol.GATE_GO])
             if go.get(minion) is not True and not self._reachable(minion):
                 # A prepared job changes nothing without its go; the node reported no step.
                 plan_lib.unmark_begun(record, minion, time.time(),
@@ -980,7 +944,7 @@ class _Driver:
                 self.fire("halted", {"reason": record["reason"]})
                 return None
             if go.get(minion) is not True:
-                self._gate_event(minion, GATE_GO, {"gate": prepared["gate"]})  # back again: once more
+                self._gate_event(minion, protocol.GATE_GO, {"gate": prepared["gate"]})  # back again: once more
             plan_lib.clear_gate(record, minion)
             self.save_node(minion)
         elif (jid := self._running_update(minion, cancelled_gate) if resumed else None):

@@ -22,7 +22,8 @@ skipped by the operator). Rollout status: ``running``, ``paused`` (canary),
 """
 
 import copy
-import secrets
+import importlib.util
+import os
 
 PENDING, STAGED, STOPPING, INSTALLING, WAITING, ACTIVE, FAILED, SKIPPED = (
     "pending", "staged", "stopping", "installing", "waiting", "active", "failed", "skipped")
@@ -228,18 +229,19 @@ def upcoming(record, current=None):
     return following
 
 
-def new_gate(rollout_id):
-    """A fresh gate for a job prepared by rollout ``rollout_id``: ``<rollout id>:<token>``."""
-    return f"{rollout_id}:{secrets.token_hex(4)}"
+def _sibling(name):
+    """Another module of this directory (the shared code is loaded by path, never by package name)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    spec = importlib.util.spec_from_file_location(f"{__name__}.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def gate_rollout(gate):
-    """The rollout id part of ``gate`` (``<rollout id>:<token>``, made by :func:`new_gate`),
-    or None when it is not such a gate (the id itself is checked where it names a file)."""
-    if not isinstance(gate, str):
-        return None
-    rollout_id, _, token = gate.rpartition(":")
-    return rollout_id if rollout_id and token.isascii() and token.isalnum() else None
+# The gate's format is the wire protocol's (``expressware_protocol``); kept here under their old names for the
+# ``expressware_lease`` runner.
+_protocol = _sibling("expressware_protocol")
+new_gate, gate_rollout = _protocol.new_gate, _protocol.gate_rollout
 
 
 def mark_prepared(record, minion, gate, now):

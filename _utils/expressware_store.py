@@ -8,15 +8,13 @@ concurrent master processes (peer calls, reactor threads, salt-run) see one orde
 
 import contextlib
 import fcntl
-import functools
+import importlib.util
 import json
 import os
 import re
 import socket
 import tempfile
 import time
-
-from salt.exceptions import SaltInvocationError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
@@ -213,6 +211,20 @@ class RolloutStore:
             os.unlink(self._abort_path(rollout_id))
 
 
+def _sibling(name):
+    """Another module of this directory (the shared code is loaded by path, never by package name)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    spec = importlib.util.spec_from_file_location(f"{__name__}.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The runners' exit-status decorator lives in ``expressware_args``; kept here under its old name for the
+#: ``expressware_lease`` runner (which loads it from the store).
+refusing = _sibling("expressware_args").refusing
+
+
 def rollout_store(cachedir):
     """The rollout records of the master whose cache is ``cachedir``."""
     return RolloutStore(os.path.join(cachedir, "expressware", "rollouts"))
@@ -238,21 +250,3 @@ def driver_alive(record):
             return b"salt" in handle.read()
     except OSError:
         return True
-
-
-def refusing(func):
-    """Decorator for runner functions: bad input gets a clear refusal and a non-zero exit.
-
-    Salt's runner client prints a raised ``SaltInvocationError`` as usage text and
-    ``salt-run`` exits 0 (the exception is also a ``TypeError``); a returned
-    ``retcode`` is what sets the exit status.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except SaltInvocationError as exc:
-            return {"status": "refused", "comment": str(exc), "retcode": 1}
-
-    return wrapper
