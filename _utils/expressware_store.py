@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+import sys
 import tempfile
 import time
 
@@ -186,12 +187,12 @@ class RolloutStore:
             return []
         return sorted(n[:-5] for n in os.listdir(self.directory) if n.endswith(".json") and not n.startswith("."))
 
-    def latest(self, cluster=None):
-        """The most recently created rollout (of ``cluster``), or None."""
+    def latest(self, cluster=None, skip=()):
+        """The most recently created rollout (of ``cluster``; none whose status is in ``skip``), or None."""
         best = None
         for rollout_id in self.ids():
             record = read_json(self.path(rollout_id))
-            if record and (cluster is None or record["cluster"] == cluster):
+            if record and (cluster is None or record["cluster"] == cluster) and record.get("status") not in skip:
                 if best is None or record["created"] > best["created"]:
                     best = record
         return self.load(best["id"]) if best else None
@@ -212,12 +213,14 @@ class RolloutStore:
 
 
 def _sibling(name):
-    """Another module of this directory (the shared code is loaded by path, never by package name)."""
+    """Another module of this directory: the same module object the loader modules' ``_shared()`` gives."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
-    spec = importlib.util.spec_from_file_location(f"{__name__}.{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    key = f"_saltext_expressware_shared.{name}_{abs(hash((path, os.stat(path).st_mtime_ns)))}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, path)
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[key])
+    return sys.modules[key]
 
 
 #: The runners' exit-status decorator lives in ``expressware_args``; kept here under its old name for the

@@ -30,3 +30,21 @@ def test_every_loader_module_using_shared_code_has_the_same_shared():
     reference = copies["_runners/rolling.py"]
     different = sorted(name for name, text in copies.items() if text != reference)
     assert not different, f"_shared() differs from _runners/rolling.py's in: {', '.join(different)}"
+
+
+def test_every_shared_module_loading_another_has_the_same_sibling():
+    # A shared module loads another by path with _sibling(), under the key _shared() uses: one module object
+    # (one RolloutError class) whoever loads it first.
+    copies = {}
+    for path in sorted((REPO / "_utils").glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef) and node.name == "_sibling":
+                copies[path.name] = ast.get_source_segment(source, node)
+    assert len(copies) >= 5, copies.keys()
+    reference = copies["expressware_driver.py"]
+    assert sorted(name for name, text in copies.items() if text != reference) == []
+    shared = _copies()["_runners/rolling.py"]
+    # The same key as _shared()'s, for the same file.
+    key = 'key = f"_saltext_expressware_shared.{name}_{abs(hash((path, os.stat(path).st_mtime_ns)))}"'
+    assert key in reference and key in shared
