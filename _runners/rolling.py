@@ -236,6 +236,10 @@ def resume(rollout=None, cluster=None, skip=None, timeout=60, progress=True):
     """
     checks.names(skip, "skip")
     record = _find(rollout, cluster)
+    try:
+        plan_lib.check_resumable(record)  # before anything connects to Salt
+    except plan_lib.RolloutError as exc:
+        raise SaltInvocationError(str(exc)) from exc
     args = dict(record.get("args") or {}, timeout=checks.seconds(timeout, "timeout"))
     with _driver(args, progress=progress) as driver:
         return _refusals(driver.resume, record, skip or [], store.driver_alive(record))

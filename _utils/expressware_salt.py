@@ -28,18 +28,21 @@ class LostMaster(Exception):
 class SaltAdapter:
     """Salt as the driver uses it, on the master whose options are ``opts`` (a context manager)."""
 
-    def __init__(self, opts, default_timeout=60):
+    def __init__(self, opts, default_timeout=60, client=None, listener=None):
+        """``client``, ``listener``: a ``LocalClient`` and a master event listener, made on entering if not given."""
         self.opts = opts
         self.default_timeout = default_timeout
-        self.client = None
-        self.listener = None
+        self.client = client
+        self.listener = listener
         self.pending = collections.deque()
 
     def __enter__(self):
-        self.client = salt.client.get_local_client(self.opts["conf_file"])
-        # The listener exists before any job is published, so no event is lost.
-        self.listener = salt.utils.event.get_event("master", sock_dir=self.opts["sock_dir"], opts=self.opts,
-                                                   listen=True)
+        if self.client is None:
+            self.client = salt.client.get_local_client(self.opts["conf_file"])
+        if self.listener is None:
+            # The listener exists before any job is published, so no event is lost.
+            self.listener = salt.utils.event.get_event("master", sock_dir=self.opts["sock_dir"], opts=self.opts,
+                                                       listen=True)
         return self
 
     def __exit__(self, *exc):
