@@ -76,35 +76,72 @@ class SaltAdapter:
         return self._run_job(tgt, fun, arg, kwarg, tgt_type).get("jid") or None
 
     def call(self, tgt, fun, arg=(), kwarg=None, tgt_type="list", timeout=None):
-        """Run ``fun`` on the targeted minions; ``{minion: return}`` within ``timeout`` seconds at most, ``False``
-        for a minion that did not answer by then (or answered that it could not: Salt's no_return)."""
+        """Run ``fun`` on the targeted minions: ``{minion: return}``, ``False`` for a minion that did not answer
+        (or answered that it could not: Salt's no_return).
+
+        Like ``LocalClient.cmd``, a minion silent after ``timeout`` seconds is asked whether it still runs the
+        job (``saltutil.find_job``) and waited for while it does; unlike it, never beyond ``PATIENCE`` times
+        ``timeout`` in all."""
         timeout = timeout or self.default_timeout
         pub = self._run_job(tgt, fun, arg, kwarg, tgt_type)
         expected = list(pub.get("minions") or [])
         if not pub.get("jid") or not expected:
             return {}
-        jid = pub["jid"]
-        prefix = f"salt/job/{jid}/ret/"
-        answers = {}
-        deadline = time.monotonic() + timeout
-        while len(answers) < len(expected):
+        jid, answers = pub["jid"], {}
+        started = time.monotonic()
+        hard = started + self.PATIENCE * timeout
+        deadline = started + timeout
+        while True:
+            self._collect({jid: (expected, answers)}, deadline)
+            silent = [m for m in expected if m not in answers]
+            if not silent or time.monotonic() >= hard:
+                break
+            running = self._still_running(jid, silent, answers, min(self.GATHER, hard - time.monotonic()))
+            if not running:
+                break
+            deadline = min(hard, time.monotonic() + timeout)
+        silent = [m for m in expected if m not in answers]
+        if silent:
+            log.warning("%s (job %s): no answer within %s s from %s", fun, jid, round(time.monotonic() - started, 1),
+                        ", ".join(silent))
+        return {minion: answers.get(minion, False) for minion in expected}
+
+    #: A call waits for minions still running its job at most this many times its timeout in all.
+    PATIENCE = 4
+    #: Seconds to wait for the answers to ``saltutil.find_job``.
+    GATHER = 10
+
+    def _still_running(self, jid, silent, answers, wait):
+        """Those of ``silent`` that say they still run job ``jid`` (its own returns that come meanwhile count)."""
+        try:
+            pub = self._run_job(silent, "saltutil.find_job", [jid], None, "list")
+        except LostMaster:
+            return []
+        if not pub.get("jid"):
+            return []
+        found = {}
+        self._collect({jid: (silent, answers), pub["jid"]: (list(pub.get("minions") or []), found)},
+                      time.monotonic() + wait)
+        return [m for m, job in found.items() if isinstance(job, dict) and job and m not in answers]
+
+    def _collect(self, jobs, deadline):
+        """Read the bus until ``deadline`` or until every job's expected minions answered; ``jobs``:
+        ``{jid: (expected minions, answers)}``, ``answers`` filled in. Other events are kept for :meth:`get_event`."""
+        while any(len(answers) < len(expected) for expected, answers in jobs.values()):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                break
+                return
             event = self._read(min(remaining, 1))
             if event is None:
                 continue
             tag, data = event
-            if tag.startswith(prefix) and isinstance(data, dict):
-                minion = tag[len(prefix):]
-                if minion in expected and minion not in answers:
-                    answers[minion] = data.get("return") if data.get("out") != "no_return" else False
+            parts = tag.split("/")
+            if len(parts) == 5 and parts[:2] == ["salt", "job"] and parts[3] == "ret" and parts[2] in jobs:
+                expected, answers = jobs[parts[2]]
+                if parts[4] in expected and parts[4] not in answers:
+                    answers[parts[4]] = data.get("return") if data.get("out") != "no_return" else False
                     continue
             self.pending.append(event)
-        silent = [m for m in expected if m not in answers]
-        if silent:
-            log.warning("%s (job %s): no answer within %s s from %s", fun, jid, timeout, ", ".join(silent))
-        return {minion: answers.get(minion, False) for minion in expected}
 
     def fire_on_minion(self, minion, tag, data, acknowledged=True, timeout=None):
         """Fire ``tag`` on ``minion``'s own bus; ``acknowledged``: wait (bounded) for the minion's word, True when

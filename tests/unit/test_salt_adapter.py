@@ -72,7 +72,8 @@ def test_a_silent_minion_is_no_answer_once_the_bound_passed(caplog):
     started = time.monotonic()
     assert salt.call(["node1", "node2"], "expressware.preflight", timeout=0.3) == {"node1": {"x": 1}, "node2": False}
     assert time.monotonic() - started < 5  # bounded: Salt's own wait is not involved
-    assert "no answer within 0.3 s from node2" in caplog.text
+    assert "expressware.preflight (job " in caplog.text and "): no answer within " in caplog.text
+    assert caplog.text.rstrip().endswith("from node2")
 
 
 def test_events_read_while_collecting_returns_are_kept_in_order():
@@ -120,3 +121,56 @@ def test_a_driver_call_that_hit_its_bound_is_a_clear_error():
     with pytest.raises(RuntimeError, match=r"^node1 did not answer expressware.node_state within 0.2 s$"):
         driver.call_one("node1", "expressware.node_state")
     assert driver.node_state("node1")["reasons"] == ["node1 did not answer expressware.node_state within 0.2 s"]
+
+
+class SlowClient(Client):
+    """node2 answers its job only after a ``saltutil.find_job`` said it still runs it (``running``: it says so)."""
+
+    def __init__(self, bus, running=True):
+        super().__init__(bus, ["node1", "node2"], {"node1": True})
+        self.running = running
+        self.first = None
+
+    def run_job(self, tgt, fun, arg=(), kwarg=None, tgt_type="glob", listen=False):
+        if fun != "saltutil.find_job":
+            pub = super().run_job(tgt, fun, arg, kwarg, tgt_type, listen)
+            self.first = pub["jid"]
+            return pub
+        jid = f"2026120100000000{len(self.jobs):04d}"
+        self.jobs.append((tgt, fun, arg, kwarg, tgt_type))
+        found = {"jid": arg[0], "fun": "test.ping"} if self.running else {}
+        self.bus.events.append({"tag": f"salt/job/{jid}/ret/node2", "data": {"id": "node2", "return": found}})
+        if self.running:
+            self.bus.events.append({"tag": f"salt/job/{self.first}/ret/node2", "data": {"id": "node2", "return": 7}})
+        return {"jid": jid, "minions": list(tgt)}
+
+
+def test_a_minion_still_running_the_job_is_waited_for_like_salt_does():
+    bus = Bus()
+    client = SlowClient(bus)
+    salt = saltio.SaltAdapter({}, client=client, listener=bus)
+    assert salt.call(["node1", "node2"], "test.ping", timeout=0.2) == {"node1": True, "node2": 7}
+    assert [job[1] for job in client.jobs] == ["test.ping", "saltutil.find_job"]
+    assert client.jobs[1][0] == ["node2"]  # only the silent one is asked
+
+
+def test_a_minion_not_running_the_job_any_more_is_no_answer():
+    bus = Bus()
+    client = SlowClient(bus, running=False)
+    salt = saltio.SaltAdapter({}, client=client, listener=bus)
+    assert salt.call(["node1", "node2"], "test.ping", timeout=0.2) == {"node1": True, "node2": False}
+
+
+def test_the_wait_for_a_running_job_has_a_hard_bound(monkeypatch):
+    class Forever(SlowClient):
+        def run_job(self, tgt, fun, arg=(), kwarg=None, tgt_type="glob", listen=False):
+            pub = super().run_job(tgt, fun, arg, kwarg, tgt_type, listen)
+            if fun == "saltutil.find_job":
+                self.bus.events.pop()  # "still running", and never a return
+            return pub
+
+    bus = Bus()
+    salt = saltio.SaltAdapter({}, client=Forever(bus), listener=bus)
+    started = time.monotonic()
+    assert salt.call(["node1", "node2"], "test.ping", timeout=0.3) == {"node1": True, "node2": False}
+    assert time.monotonic() - started <= saltio.SaltAdapter.PATIENCE * 0.3 + 2
