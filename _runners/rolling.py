@@ -392,7 +392,8 @@ def _check_args(given):
     }
     return {
         "tgt": tgt, "tgt_type": tgt_type, "version": version, "sia": sia, "cluster": cluster,
-        "order": order, "sort": given["sort"], "timeout": checks.seconds(given["timeout"], "timeout"), "options": options,
+        "order": order, "sort": given["sort"], "timeout": checks.seconds(given["timeout"], "timeout"),
+        "options": options,
     }
 
 

@@ -150,5 +150,6 @@ class Gates:
         if gates:
             self.journal.say(f"cancelling the prepared job(s) of an earlier driver on {', '.join(sorted(gates))}")
             for minion in gates:
-                if not (self.salt.reachable(minion, self.timeout) and self.cancel_gate(minion, "a new driver took over")):
+                if not (self.salt.reachable(minion, self.timeout)
+                        and self.cancel_gate(minion, "a new driver took over")):
                     self.journal.say(f"{minion}: could not cancel its prepared job now; again at its turn")

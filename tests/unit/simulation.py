@@ -1,7 +1,8 @@
 """A deterministic simulation of a rolling update (in the spirit of FoundationDB's): the real driver
 (``expressware_driver.Driver``) against a simulated cluster behind a fake Salt adapter, on a virtual clock.
 
-One seed fixes everything: how long each step of a node takes, which events are delayed (and so reordered),
+One seed fixes everything: the options (a build per group and its staging, or none; a canary pause), how long
+each step of a node takes, which events are delayed (and so reordered),
 duplicated or dropped, which minions restart in the middle of their update, which calls get no answer, forged
 events from other minions; and, with ``crash_at``, the driver is killed right after its ``crash_at``-th save (a
 step boundary: its process is gone, nothing more of it runs), then the operator's ``rolling.resume`` follows
@@ -14,6 +15,7 @@ holder has a record; at the end the rollout is done, every node on the target, i
 """
 
 import collections
+import copy
 import heapq
 import pickle
 import random
@@ -41,6 +43,7 @@ class Crash(BaseException):
 class Node:
     def __init__(self, name):
         self.name, self.version, self.active, self.connected, self.down = name, OLD, True, True, False
+        self.rpms = False        # node RPMs of the target built or staged in its work directory
         self.current = None      # the state job running (one at a time: Salt's state queue)
         self.queue = []          # state jobs waiting for it
         self.installs = 0
@@ -179,6 +182,8 @@ class Cluster:
 
     def proceed(self, node, job):
         job.listening, job.changing = False, True
+        if job.kwarg.get("use_rpms") and not node.rpms:
+            raise Violation(f"{node.name} is installed with --use-rpms but has no RPMs of the target")
         d = [self.rng.uniform(0.1, 2) for _ in range(4)]
         restart = self.faults and self.rng.random() < 0.1
 
@@ -334,6 +339,30 @@ class FakeSalt:
         return self.cluster.bus.popleft() if self.cluster.bus else None
 
 
+class FakeStaging:
+    """Builds and staging (``expressware_staging.Staging``'s interface) on the simulated nodes."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    def _fails(self, minion):
+        return not self.cluster.nodes[minion].connected or (self.cluster.faults and self.cluster.rng.random() < 0.05)
+
+    def build(self, builder, sia, workdir, timeout):
+        if self._fails(builder):
+            raise runner.staging_lib.StagingError(f"{builder} did not answer sia.build_rpm within {timeout} s")
+        self.cluster.advance(self.cluster.now + self.cluster.rng.uniform(0.5, 3))
+        self.cluster.nodes[builder].rpms = True
+        return f"/cache/minions/{builder}/node_RPMS", [f"Dolphin-PX-{NEW}-1.x86_64.rpm"]
+
+    def stage(self, group, timeout):
+        if self._fails(group["builder"]):
+            raise runner.staging_lib.StagingError(f"{group['builder']} did not push its RPMs to the master")
+        self.cluster.advance(self.cluster.now + self.cluster.rng.uniform(0.1, 1))
+        for minion in group["nodes"]:
+            self.cluster.nodes[minion].rpms = True
+
+
 class Records:
     """The master's rollout records in memory (``RolloutStore``'s interface), checking every save; the driver
     crashes right after its ``crash_at``-th save."""
@@ -406,10 +435,13 @@ ARGS = {"tgt": "*", "tgt_type": "glob", "version": NEW, "sia": "salt://x.sh", "c
                     "compat": None, "canary": 0, "frontend": None, "build": False}}
 
 
-def simulate(seed, crash_at=None, nodes=4, rounds=8):
+def simulate(seed, crash_at=None, nodes=4, rounds=10):
     """One schedule; returns ``(number of saves of the first driver, number of drivers)``. Raises
-    :class:`Violation` when an invariant does not hold."""
+    :class:`Violation` when an invariant does not hold. Every other seed builds once and stages (else every node
+    builds for itself); every third pauses after a canary node."""
     rng = random.Random(seed)
+    args = copy.deepcopy(ARGS)
+    args["options"].update(build=seed % 2 == 0, canary=1 if seed % 3 == 0 else 0)
     cluster = Cluster(rng, [f"node{i}" for i in range(1, nodes + 1)])
     records, leases = Records(cluster, crash_at), Leases()
     rollout_id, drivers, first_saves, result = f"r{seed}", 0, None, None
@@ -418,7 +450,8 @@ def simulate(seed, crash_at=None, nodes=4, rounds=8):
             cluster.faults = False  # the network heals: the rollout must then finish
         salt = FakeSalt(cluster)
         records.salt = salt
-        driver = driver_lib.Driver(salt, records, leases, dict(ARGS), staging=None,
+        driver = driver_lib.Driver(salt, records, leases, copy.deepcopy(args), staging=FakeStaging(cluster),
+                                   file_recv=True,
                                    identity={"pid": 1000 + attempt, "host": "master"})
         drivers += 1
         cluster.live_driver = rollout_id

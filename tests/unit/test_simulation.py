@@ -2,7 +2,7 @@
 thousands of seeded schedules, each crashed at every step boundary and resumed; the invariants hold in all.
 
 Replay one schedule exactly: ``SIM_SEED=<seed> SIM_CRASH=<save number, or none> pytest tests/unit/test_simulation.py``
-(the failure message prints both). ``SIM_SEEDS`` (default 80) and ``SIM_BASE`` (default 0) choose the seeds
+(the failure message prints both). ``SIM_SEEDS`` (default 100) and ``SIM_BASE`` (default 0) choose the seeds
 explored: ``SIM_BASE=5000 SIM_SEEDS=1000`` explores others.
 """
 
@@ -24,7 +24,7 @@ def test_every_schedule_and_every_crash_point_keeps_the_invariants():
         crash = os.environ.get("SIM_CRASH", "none")
         seeds, crashes = [int(os.environ["SIM_SEED"])], ([None] if crash == "none" else [int(crash)])
     else:
-        base, count = int(os.environ.get("SIM_BASE", 0)), int(os.environ.get("SIM_SEEDS", 80))
+        base, count = int(os.environ.get("SIM_BASE", 0)), int(os.environ.get("SIM_SEEDS", 100))
         seeds, crashes = range(base, base + count), None
     started = time.monotonic()
     schedules = crash_points = resumes = 0
