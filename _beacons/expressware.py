@@ -18,16 +18,45 @@ Each look runs ``dis_services status``, ``dis_diag -V 0`` and an ``rpm`` query;
 choose the interval accordingly.
 """
 
+import importlib.util
 import logging
+import os
+import sys
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "expressware"
 
+
+def _shared(name):
+    """Shared code of this extension: ``<name>.py`` in ``utils/`` or ``_utils/`` beside this module's directory
+    (pip install, ``extmods`` after a sync, or a source tree alike; see ``_utils/__init__.py``)."""
+    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for path in (os.path.join(base, sub, name + ".py") for sub in ("utils", "_utils")):
+        if os.path.isfile(path):
+            # Keyed by its modification time too: a long-lived process (a master worker)
+            # takes up a file changed by a sync or an upgrade.
+            key = f"_saltext_expressware_shared.{name}_{abs(hash((path, os.stat(path).st_mtime_ns)))}"
+            if key not in sys.modules:
+                spec = importlib.util.spec_from_file_location(key, path)
+                sys.modules[key] = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(sys.modules[key])
+            return sys.modules[key]
+    raise ImportError(f"{name}.py not found in {base}/utils or {base}/_utils (sync it: saltutil.sync_all)")
+
+
+try:
+    protocol = _shared("expressware_protocol")
+except ImportError as _exc:  # reported by __virtual__
+    protocol = None
+    _IMPORT_ERROR = str(_exc)
+
 _LAST = "expressware.beacon.last_state"
 
 
 def __virtual__():
+    if protocol is None:
+        return False, f"expressware beacon: {_IMPORT_ERROR}"
     if "expressware.node_state" not in __salt__:
         return False, "the expressware beacon needs the expressware execution module"
     return __virtualname__
@@ -64,4 +93,4 @@ def beacon(config):  # pylint: disable=unused-argument
     if previous == state["state"]:
         return []
     log.info("eXpressWare node state %s -> %s", previous, state["state"])
-    return [{"tag": state["state"], "node_state": state, "previous": previous}]
+    return [protocol.beacon_event(state, previous)]

@@ -34,10 +34,6 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "expressware"
 
-EVENT_ACTIVE = "expressware/node/active"
-EVENT_INACTIVE = "expressware/node/inactive"
-
-
 def _shared(name):
     """Shared code of this extension: ``<name>.py`` in ``utils/`` or ``_utils/`` beside this module's directory
     (pip install, ``extmods`` after a sync, or a source tree alike; see ``_utils/__init__.py``)."""
@@ -58,8 +54,10 @@ def _shared(name):
 try:
     vendor = _shared("expressware_vendor")
     execution = _shared("expressware_exec")
+    protocol = _shared("expressware_protocol")
+    checks = _shared("expressware_args")
 except ImportError as _exc:  # reported by __virtual__
-    vendor = execution = None
+    vendor = execution = protocol = checks = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -179,7 +177,7 @@ def frontend_preflight(version, sia=None, enforce=False):
         salt frontend expressware.frontend_preflight 5.26.0 sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh
     """
     version = validate_version(version)
-    _flag(enforce, "enforce")
+    checks.flag(enforce, "enforce")
     result = {}
     try:
         result["installed"] = frontend_version()
@@ -360,11 +358,11 @@ def wait_active(timeout=300, interval=None, fire_event=True):
         salt '*' expressware.wait_active timeout=600
         salt '*' expressware.wait_active timeout=600 interval=1
     """
-    timeout = _number(timeout, "timeout", 0, 86400)
+    timeout = checks.number(timeout, "timeout", 0, 86400)
     if interval is None:
         interval = __salt__["config.get"]("expressware:poll_interval", 0.1)
-    interval = _number(interval, "interval", 0.05, 60)
-    _flag(fire_event, "fire_event")
+    interval = checks.number(interval, "interval", 0.05, 60)
+    checks.flag(fire_event, "fire_event")
     deadline = time.monotonic() + timeout
     installed = version()
     state = None
@@ -379,27 +377,8 @@ def wait_active(timeout=300, interval=None, fire_event=True):
     if not state["active"]:
         state = _node_state()  # the whole evidence for the report
     if fire_event:
-        _fire(EVENT_ACTIVE if state["active"] else EVENT_INACTIVE, {"node_state": state})
+        _fire(protocol.node_event_tag(state), protocol.node_event(state))
     return state
-
-
-def _flag(value, name):
-    # A flag is a boolean: the string "False" (or "no" quoted on the CLI) was true.
-    if not isinstance(value, bool):
-        raise SaltInvocationError(f"{name} must be True or False, not {value!r}")
-    return value
-
-
-def _number(value, name, low, high):
-    if isinstance(value, bool):
-        raise SaltInvocationError(f"{name} must be a number of seconds, not {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SaltInvocationError(f"{name} must be a number of seconds, not {value!r}") from None
-    if not low <= number <= high:
-        raise SaltInvocationError(f"{name} must be between {low} and {high} seconds, not {value!r}")
-    return number
 
 
 def check_update(version, enforce=False, compat=None):
@@ -422,13 +401,13 @@ def check_update(version, enforce=False, compat=None):
         salt '*' expressware.check_update 5.24.0 enforce=True
     """
     validate_version(version)
-    _flag(enforce, "enforce")  # before any tool runs: bad input executes nothing
+    checks.flag(enforce, "enforce")  # before any tool runs: bad input executes nothing
     return _decide(version, enforce, compat, __salt__["expressware.version"](), running_version())
 
 
 def _decide(version, enforce, compat, installed, running):
     version = validate_version(version)
-    _flag(enforce, "enforce")  # was bool(enforce): enforce="False" allowed a downgrade
+    checks.flag(enforce, "enforce")  # was bool(enforce): enforce="False" allowed a downgrade
     if compat is None:
         compat = __salt__["config.get"]("expressware:compat", None)
     try:

@@ -32,8 +32,9 @@ Requires the ``expressware``, ``dis_services`` and ``sia`` execution modules.
 
 import concurrent.futures
 import contextvars
+import importlib.util
 import os
-import re
+import sys
 import time
 
 import salt.utils.event
@@ -42,7 +43,34 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 __virtualname__ = "expressware"
 
 
+def _shared(name):
+    """Shared code of this extension: ``<name>.py`` in ``utils/`` or ``_utils/`` beside this module's directory
+    (pip install, ``extmods`` after a sync, or a source tree alike; see ``_utils/__init__.py``)."""
+    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for path in (os.path.join(base, sub, name + ".py") for sub in ("utils", "_utils")):
+        if os.path.isfile(path):
+            # Keyed by its modification time too: a long-lived process (a master worker)
+            # takes up a file changed by a sync or an upgrade.
+            key = f"_saltext_expressware_shared.{name}_{abs(hash((path, os.stat(path).st_mtime_ns)))}"
+            if key not in sys.modules:
+                spec = importlib.util.spec_from_file_location(key, path)
+                sys.modules[key] = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(sys.modules[key])
+            return sys.modules[key]
+    raise ImportError(f"{name}.py not found in {base}/utils or {base}/_utils (sync it: saltutil.sync_all)")
+
+
+try:
+    protocol = _shared("expressware_protocol")
+    checks = _shared("expressware_args")
+except ImportError as _exc:  # reported by __virtual__
+    protocol = checks = None
+    _IMPORT_ERROR = str(_exc)
+
+
 def __virtual__():
+    if protocol is None:
+        return False, f"expressware: {_IMPORT_ERROR}"
     for needed in ("expressware.check_update", "sia.install_node", "dis_services.stop"):
         if needed not in __salt__:
             return False, f"the expressware state needs the execution module function {needed}"
@@ -90,15 +118,10 @@ def _holds_lease(cluster):
 # ---------------------------------------------------------------------------
 
 
-GATE_GO = "expressware/gate/go"
-GATE_CANCEL = "expressware/gate/cancel"
-_GATE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-
-
 def _phase(phase, version, **extra):
     """Tell the master where this node is (the ``rolling`` runner records it)."""
     try:
-        __salt__["event.send"]("expressware/node/phase", dict(extra, phase=phase, version=version))
+        __salt__["event.send"](protocol.NODE_PHASE, protocol.phase_event(phase, version, **extra))
     except Exception:  # pylint: disable=broad-except
         pass  # progress reporting must never break the update itself
 
@@ -164,18 +187,18 @@ def _wait_at_gate(gate, version, timeout, minion, check_every, pool):
                 unwanted, check, next_check = check.result(), None, time.monotonic() + check_every
                 if unwanted:
                     # A go fired just before the runner let go of the gate is on the bus already.
-                    while (event := bus.get_event(wait=0.2, tag=GATE_GO, full=True)) is not None:
-                        if (event.get("data") or {}).get("gate") == gate:
+                    while (event := bus.get_event(wait=0.2, tag=protocol.GATE_GO, full=True)) is not None:
+                        if protocol.is_go(event["tag"], event.get("data"), gate):
                             return None
                     return f"the rollout will not release it: {unwanted}"
-            event = bus.get_event(wait=min(remaining, 0.2 if check else 1), tag="expressware/gate/", full=True,
+            event = bus.get_event(wait=min(remaining, 0.2 if check else 1), tag=protocol.GATE, full=True,
                                   auto_reconnect=True)
             if not event:
                 continue
             data = event.get("data") or {}
-            if event["tag"] == GATE_GO and data.get("gate") == gate:
+            if protocol.is_go(event["tag"], data, gate):
                 return None
-            if event["tag"] == GATE_CANCEL and gate in (data.get("gates") or []):
+            if protocol.is_cancel(event["tag"], data, gate):
                 return "cancelled: " + str(data.get("reason") or "by the runner")
 
 
@@ -216,18 +239,14 @@ def _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease,
     if unknown:
         raise SaltInvocationError("unknown argument(s) of expressware.installed: " + ", ".join(map(repr, unknown)))
     __salt__["expressware.validate_version"](name)
-    if gate is not None and (not isinstance(gate, str) or not _GATE_TOKEN.match(gate)):
+    if gate is not None and not protocol.valid_gate(gate):
         raise SaltInvocationError(f"gate must be a token of letters, digits, '.', '_', ':' or '-', not {gate!r}")
-    if isinstance(gate_timeout, bool) or not isinstance(gate_timeout, (int, float)) or not 0 < gate_timeout <= 7 * 86400:
-        raise SaltInvocationError(f"gate_timeout must be a number of seconds between 1 and 604800, not {gate_timeout!r}")
-    if not isinstance(applications, list) or not all(isinstance(a, str) and a for a in applications):
-        raise SaltInvocationError(f"applications must be a list of service names, not {applications!r}")
-    for value, what in ((timeout, "timeout"), (lease_wait, "lease_wait")):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
-            raise SaltInvocationError(f"{what} must be a number of seconds between 0 and 86400, not {value!r}")
+    checks.seconds(gate_timeout, "gate_timeout", 1, checks.WEEK)
+    checks.names(applications, "applications", "service names", nonempty=True)
+    checks.seconds(timeout, "timeout", 0, 86400)
+    checks.seconds(lease_wait, "lease_wait", 0, 86400)
     for value, what in ((reboot, "reboot"), (enforce, "enforce"), (lease, "lease")):
-        if not isinstance(value, bool):
-            raise SaltInvocationError(f"{what} must be True or False, not {value!r}")
+        checks.flag(value, what)
 
 
 def installed(

@@ -10,6 +10,14 @@ through ``module_dirs``.
 
 - ``expressware_vendor``: versions, vendor-tool output formats, release-notes rules
 - ``expressware_exec``: how vendor tools are run on a minion
+- ``expressware_args``: the argument checks of every entry point, and a refusal's exit status
+- ``expressware_protocol``: event tags, the gate token, event payloads (the wire protocol)
 - ``expressware_rollout``: the rolling update as plain data (plan, next step, record)
+- ``expressware_watch``: what a node's events mean while the runner waits for it (plain data)
+- ``expressware_driver``: the rolling runner's walk, its I/O injected
+- ``expressware_gates``, ``expressware_staging``: the runner's side of the gates; builds and staging
+- ``expressware_salt``: the rolling runner's one door to Salt (bounded calls, one failure policy)
 - ``expressware_store``: the master's update leases and rollout records
+
+A shared module loads another with its ``_sibling()``, under the key ``_shared()`` uses (one module object).
 """

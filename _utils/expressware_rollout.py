@@ -22,7 +22,9 @@ skipped by the operator). Rollout status: ``running``, ``paused`` (canary),
 """
 
 import copy
-import secrets
+import importlib.util
+import os
+import sys
 
 PENDING, STAGED, STOPPING, INSTALLING, WAITING, ACTIVE, FAILED, SKIPPED = (
     "pending", "staged", "stopping", "installing", "waiting", "active", "failed", "skipped")
@@ -33,7 +35,9 @@ IN_FLIGHT = (STOPPING, INSTALLING, WAITING)
 TODO = (PENDING, STAGED) + IN_FLIGHT + (FAILED,)
 
 RUNNING, PAUSED, HALTED, ABORTED, DONE = "running", "paused", "halted", "aborted", "done"
-STATUSES = (RUNNING, PAUSED, HALTED, ABORTED, DONE)
+#: Before the plan: the lease is taken and the pre-flight runs (nothing touched yet); refused by it (lease released).
+PREFLIGHT, REFUSED = "preflight", "refused"
+STATUSES = (PREFLIGHT, REFUSED, RUNNING, PAUSED, HALTED, ABORTED, DONE)
 
 MAX_LOG = 200
 
@@ -150,6 +154,36 @@ def new_record(rollout_id, cluster, version, sia, facts, options, now, order=Non
     return record
 
 
+def preflight_record(rollout_id, cluster, version, sia, options, now):
+    """The record of a rollout that holds its cluster's lease and runs its pre-flight: nothing planned or touched
+    yet, but who holds the lease and why is on record (should the pre-flight hang or its driver be killed)."""
+    record = {
+        "id": rollout_id, "cluster": cluster, "version": version, "sia": sia, "status": PREFLIGHT, "reason": None,
+        "created": now, "updated": now, "options": copy.deepcopy(options), "order": [], "nodes": {}, "groups": {},
+        "frontend": None, "canary": {"size": 0, "released": True}, "log": [],
+    }
+    log(record, now, "the update lease is taken; pre-flight")
+    return record
+
+
+def refuse(record, reason, now, problems=None):
+    """The pre-flight refused the rollout: nothing was touched (its lease is released)."""
+    record["status"], record["reason"] = REFUSED, reason
+    if problems is not None:
+        record["problems"] = problems
+    log(record, now, f"refused: {reason}")
+
+
+def check_resumable(record):
+    """Raise :class:`RolloutError` unless :func:`resume` can continue ``record``."""
+    if record["status"] == DONE:
+        raise RolloutError(f"rollout {record['id']} is already done")
+    if record["status"] in (PREFLIGHT, REFUSED):
+        raise RolloutError(f"rollout {record['id']} never started (it is {record['status']}: nothing was touched); "
+                           "run rolling.update again" + ("" if record["status"] == REFUSED
+                                                         else " (rolling.abort releases the lease it holds)"))
+
+
 def _frontend(minion, fact):
     if not minion:
         return None
@@ -228,18 +262,21 @@ def upcoming(record, current=None):
     return following
 
 
-def new_gate(rollout_id):
-    """A fresh gate for a job prepared by rollout ``rollout_id``: ``<rollout id>:<token>``."""
-    return f"{rollout_id}:{secrets.token_hex(4)}"
+def _sibling(name):
+    """Another module of this directory: the same module object the loader modules' ``_shared()`` gives."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    key = f"_saltext_expressware_shared.{name}_{abs(hash((path, os.stat(path).st_mtime_ns)))}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, path)
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[key])
+    return sys.modules[key]
 
 
-def gate_rollout(gate):
-    """The rollout id part of ``gate`` (``<rollout id>:<token>``, made by :func:`new_gate`),
-    or None when it is not such a gate (the id itself is checked where it names a file)."""
-    if not isinstance(gate, str):
-        return None
-    rollout_id, _, token = gate.rpartition(":")
-    return rollout_id if rollout_id and token.isascii() and token.isalnum() else None
+# The gate's format is the wire protocol's (``expressware_protocol``); kept here under their old names for the
+# ``expressware_lease`` runner.
+_protocol = _sibling("expressware_protocol")
+new_gate, gate_rollout = _protocol.new_gate, _protocol.gate_rollout
 
 
 def mark_prepared(record, minion, gate, now):
@@ -345,8 +382,8 @@ def pause(record, reason, now):
 
 
 def abort(record, now, reason="aborted by the operator"):
-    if record["status"] == DONE:
-        raise RolloutError(f"rollout {record['id']} is already done")
+    if record["status"] in (DONE, REFUSED):
+        raise RolloutError(f"rollout {record['id']} is already {record['status']}")
     record["status"], record["reason"] = ABORTED, reason
     log(record, now, reason)
 
@@ -374,8 +411,7 @@ def resume(record, now, skip=()):
     Failed nodes are retried unless named in ``skip`` (then they are marked
     ``skipped``); a paused canary is released. Finished nodes stay finished.
     """
-    if record["status"] == DONE:
-        raise RolloutError(f"rollout {record['id']} is already done")
+    check_resumable(record)
     skip = list(skip or [])
     unknown = [m for m in skip if m not in record["nodes"]]
     if unknown:

@@ -8,15 +8,14 @@ concurrent master processes (peer calls, reactor threads, salt-run) see one orde
 
 import contextlib
 import fcntl
-import functools
+import importlib.util
 import json
 import os
 import re
 import socket
+import sys
 import tempfile
 import time
-
-from salt.exceptions import SaltInvocationError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
@@ -188,12 +187,12 @@ class RolloutStore:
             return []
         return sorted(n[:-5] for n in os.listdir(self.directory) if n.endswith(".json") and not n.startswith("."))
 
-    def latest(self, cluster=None):
-        """The most recently created rollout (of ``cluster``), or None."""
+    def latest(self, cluster=None, skip=()):
+        """The most recently created rollout (of ``cluster``; none whose status is in ``skip``), or None."""
         best = None
         for rollout_id in self.ids():
             record = read_json(self.path(rollout_id))
-            if record and (cluster is None or record["cluster"] == cluster):
+            if record and (cluster is None or record["cluster"] == cluster) and record.get("status") not in skip:
                 if best is None or record["created"] > best["created"]:
                     best = record
         return self.load(best["id"]) if best else None
@@ -211,6 +210,22 @@ class RolloutStore:
     def clear_abort(self, rollout_id):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._abort_path(rollout_id))
+
+
+def _sibling(name):
+    """Another module of this directory: the same module object the loader modules' ``_shared()`` gives."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    key = f"_saltext_expressware_shared.{name}_{abs(hash((path, os.stat(path).st_mtime_ns)))}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, path)
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[key])
+    return sys.modules[key]
+
+
+#: The runners' exit-status decorator lives in ``expressware_args``; kept here under its old name for the
+#: ``expressware_lease`` runner (which loads it from the store).
+refusing = _sibling("expressware_args").refusing
 
 
 def rollout_store(cachedir):
@@ -238,21 +253,3 @@ def driver_alive(record):
             return b"salt" in handle.read()
     except OSError:
         return True
-
-
-def refusing(func):
-    """Decorator for runner functions: bad input gets a clear refusal and a non-zero exit.
-
-    Salt's runner client prints a raised ``SaltInvocationError`` as usage text and
-    ``salt-run`` exits 0 (the exception is also a ``TypeError``); a returned
-    ``retcode`` is what sets the exit status.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except SaltInvocationError as exc:
-            return {"status": "refused", "comment": str(exc), "retcode": 1}
-
-    return wrapper

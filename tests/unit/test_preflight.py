@@ -5,11 +5,10 @@ of seconds; a job published meanwhile is lost without a trace, and the pre-fligh
 refused a healthy cluster ("node1: did not answer"). Here each answer is chosen.
 """
 
-import pytest
-
 from tests.shared_code import load
 
 runner = load("rolling", "_runners")
+driver_lib = runner.driver_lib
 
 GRAINS = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"}
 FACT = {"decision": {"action": "install", "reason": "test", "installed": "5.25.2"}, "installed": "5.25.2",
@@ -30,41 +29,48 @@ class Minions:
         return self.answers.pop(0)
 
 
-@pytest.fixture
-def driver(monkeypatch):
-    monkeypatch.setattr(runner, "__opts__", {"file_recv": True}, raising=False)
-    driver = object.__new__(runner._Driver)
-    driver.args = {"tgt": "*", "tgt_type": "glob", "version": "5.26.0", "sia": "salt://x.sh", "timeout": 60,
-                   "options": {"enforce": False, "compat": None, "build": True, "frontend": None}}
-    driver.progress, driver.record, driver.frontend_fact = False, None, None
-    return driver
+class Salt:
+    """The adapter, with the minions' answers chosen by ``minions``."""
+
+    def __init__(self, minions):
+        self.call = minions
+
+    @staticmethod
+    def time():
+        return 100.0
 
 
-def test_a_minion_silent_at_first_is_asked_once_more_and_counts(driver):
-    driver.call = minions = Minions({"node1": False, "node2": FACT, "node3": FACT}, {"node1": FACT})
+def make_driver(minions):
+    args = {"tgt": "*", "tgt_type": "glob", "version": "5.26.0", "sia": "salt://x.sh", "timeout": 60,
+            "options": {"enforce": False, "compat": None, "build": True, "frontend": None}}
+    return driver_lib.Driver(Salt(minions), rollouts=None, leases=None, args=args, staging=None, file_recv=True)
+
+
+def test_a_minion_silent_at_first_is_asked_once_more_and_counts():
+    driver = make_driver(minions := Minions({"node1": False, "node2": FACT, "node3": FACT}, {"node1": FACT}))
     facts, problems = driver.preflight()
     assert problems == []
     assert facts["node1"] == FACT
     # Only the silent one is asked again, by name, briefly.
-    assert minions.calls == [("*", "glob", None), (["node1"], "list", runner.PREFLIGHT_RETRY)]
+    assert minions.calls == [("*", "glob", 60), (["node1"], "list", driver_lib.PREFLIGHT_RETRY)]
 
 
-def test_a_minion_silent_twice_did_not_answer(driver):
-    driver.call = minions = Minions({"node1": False, "node2": FACT, "node3": None}, {"node1": False})
+def test_a_minion_silent_twice_did_not_answer():
+    driver = make_driver(minions := Minions({"node1": False, "node2": FACT, "node3": None}, {"node1": False}))
     facts, problems = driver.preflight()
     assert problems == [("node1", "did not answer"), ("node3", "did not answer")]
-    assert minions.calls[1] == (["node1", "node3"], "list", runner.PREFLIGHT_RETRY)
+    assert minions.calls[1] == (["node1", "node3"], "list", driver_lib.PREFLIGHT_RETRY)
 
 
-def test_every_minion_answering_is_asked_once(driver):
-    driver.call = minions = Minions({"node1": FACT, "node2": FACT})
+def test_every_minion_answering_is_asked_once():
+    driver = make_driver(minions := Minions({"node1": FACT, "node2": FACT}))
     assert driver.preflight()[1] == []
     assert len(minions.calls) == 1
 
 
-def test_an_error_answer_is_not_asked_again(driver):
+def test_an_error_answer_is_not_asked_again():
     # An answer that is not a fact (an exception's text) is the minion's word, not silence.
-    driver.call = minions = Minions({"node1": "ERROR: boom", "node2": FACT})
+    driver = make_driver(minions := Minions({"node1": "ERROR: boom", "node2": FACT}))
     assert driver.preflight()[1] == [("node1", "error: ERROR: boom")]
     assert len(minions.calls) == 1
 
@@ -72,7 +78,7 @@ def test_an_error_answer_is_not_asked_again(driver):
 def test_a_refused_update_is_said_on_the_bus(monkeypatch):
     # A rollout the reactor started has no terminal: bad input is said on the bus too.
     fired = []
-    monkeypatch.setattr(runner, "_fire", lambda listener, tag, data: fired.append((tag, data)))
+    monkeypatch.setattr(runner, "_fire", lambda tag, data: fired.append((tag, data)))
     ret = runner.update("*", "5.26", sia="salt://x.sh")
     assert ret["status"] == "refused" and ret["retcode"] == 1
     ((tag, data),) = fired

@@ -16,6 +16,7 @@ from tests.shared_code import load
 
 runner = load("rolling", "_runners")
 plan_lib = runner.plan_lib
+driver_lib = runner.driver_lib
 
 GRAINS = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"}
 OPTIONS = {"reboot": False, "enforce": False, "applications": [], "node_timeout": 60, "compat": None,
@@ -47,12 +48,19 @@ class Minions:
         raise AssertionError(f"unexpected call {fun}")
 
 
-class Listener:
+class Salt:
+    """The adapter: the minions' answers chosen by ``call``; what the driver fires is kept."""
+
     def __init__(self):
+        self.call = None
         self.fired = []
 
-    def fire_event(self, data, tag):
+    def fire(self, tag, data):
         self.fired.append(tag)
+
+    @staticmethod
+    def time():
+        return 100.0
 
 
 @pytest.fixture
@@ -66,14 +74,16 @@ def driver(tmp_path):
     group = record["groups"][key]
     group["source"] = str(tmp_path / "master" / "node_RPMS")
     group["builder_workdir"] = "/var/cache/expressware"
-    driver = object.__new__(runner._Driver)
-    driver.args, driver.progress, driver.record, driver.listener = {"timeout": 5}, False, record, Listener()
+    salt = Salt()
+    driver = driver_lib.Driver(salt, rollouts=None, leases=None, args={"timeout": 5},
+                               staging=runner.staging_lib.Staging(salt, str(tmp_path / "master")))
+    driver.record = record
     return driver, key
 
 
 def test_a_push_not_done_while_the_builder_is_in_flight_is_done_before_the_next_node(driver):
     driver, key = driver
-    driver.call = minions = Minions(driver.record["groups"][key]["source"], [False, True])
+    driver.salt.call = minions = Minions(driver.record["groups"][key]["source"], [False, True])
     plan_lib.mark_phase(driver.record, "node1", plan_lib.STOPPING, 102.0)
     assert driver.do_stage(key, background=True) is False
     assert driver.record["status"] == plan_lib.RUNNING and not driver.record["groups"][key]["staged"]
@@ -90,7 +100,7 @@ def test_a_push_not_done_while_the_builder_is_in_flight_is_done_before_the_next_
 
 def test_a_push_that_fails_before_the_next_node_halts_it(driver):
     driver, key = driver
-    driver.call = minions = Minions(driver.record["groups"][key]["source"], ["cp.push_dir: file_recv is False"])
+    driver.salt.call = minions = Minions(driver.record["groups"][key]["source"], ["cp.push_dir: file_recv is False"])
     assert driver.do_stage(key) is False
     assert driver.record["status"] == plan_lib.HALTED
     assert driver.record["reason"] == (f"staging for {key} failed: node1 could not push its RPMs to the master "
@@ -108,7 +118,7 @@ def test_a_push_that_leaves_rpms_missing_halts(driver):
             os.remove(os.path.join(self.source, RPMS[1]))
             return answer
 
-    driver.call = Partial(driver.record["groups"][key]["source"], [True])
+    driver.salt.call = Partial(driver.record["groups"][key]["source"], [True])
     assert driver.do_stage(key) is False
     assert driver.record["reason"].endswith(f"the master did not receive {RPMS[1]} from node1")
 
@@ -117,6 +127,6 @@ def test_rpms_already_on_the_master_are_not_pushed_again(driver):
     driver, key = driver
     source = driver.record["groups"][key]["source"]
     Minions(source, [True])(["node1"], "cp.push_dir")  # pushed before an interruption
-    driver.call = minions = Minions(source, [])
+    driver.salt.call = minions = Minions(source, [])
     assert driver.do_stage(key) is True
     assert minions.calls == [("sia.receive_rpms", ["node2", "node3"])]

@@ -1,0 +1,493 @@
+"""The walk of a rolling update: pre-flight, then the rollout core's next action, one node at a time, one way to halt.
+
+Its I/O is injected: Salt through an adapter (``expressware_salt.SaltAdapter`` in the runner, a simulated cluster
+in the tests), the records through ``RolloutStore``/``LeaseStore``, the clock through the adapter (``time``,
+``monotonic``). What to do next is the rollout core's (``expressware_rollout``), what a node's events mean is
+``expressware_watch``'s, the builds and staging are ``expressware_staging``'s, the prepared jobs
+``expressware_gates``'s. Every step is saved before the next one starts; a driver that dies at any point leaves a
+record that ``resume`` continues.
+"""
+
+import importlib.util
+import os
+import socket
+import sys
+import time
+
+
+def _sibling(name):
+    """Another module of this directory: the same module object the loader modules' ``_shared()`` gives."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    key = f"_saltext_expressware_shared.{name}_{abs(hash((path, os.stat(path).st_mtime_ns)))}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, path)
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[key])
+    return sys.modules[key]
+
+
+protocol = _sibling("expressware_protocol")
+plan_lib = _sibling("expressware_rollout")
+watch = _sibling("expressware_watch")
+saltio = _sibling("expressware_salt")
+staging_lib = _sibling("expressware_staging")
+gates_lib = _sibling("expressware_gates")
+
+#: Seconds to wait, at the pre-flight, on a minion asked again (it did not answer).
+PREFLIGHT_RETRY = 5
+LostMaster = saltio.LostMaster
+
+
+class RolloutRefused(ValueError):
+    """A request the rollout cannot take (the runner turns it into a refusal)."""
+
+
+def holder(rollout_id):
+    """Who holds a cluster's lease for rollout ``rollout_id``."""
+    return f"rolling:{rollout_id}"
+
+
+def problems_report(problems):
+    return {"status": "refused", "comment": "pre-flight failed; nothing was touched",
+            "problems": {(minion or "target"): problem for minion, problem in problems}, "retcode": 1}
+
+
+class Driver:
+    """One rollout's driver. ``salt``: the adapter; ``rollouts``/``leases``: the master's stores; ``args``: the
+    checked arguments; ``file_recv``: the master's option; ``staging``: an ``expressware_staging.Staging``."""
+
+    def __init__(self, salt, rollouts, leases, args, staging, file_recv=False, progress=False, out=None,
+                 identity=None):
+        self.salt, self.rollouts, self.leases, self.args = salt, rollouts, leases, args
+        self.staging, self.file_recv, self.progress = staging, file_recv, progress
+        self.out = out if out is not None else sys.stderr
+        self.identity = identity or {"pid": os.getpid(), "host": socket.gethostname()}
+        self.record = None
+        self.frontend_fact = None
+        self.gates = gates_lib.Gates(salt, self, args["timeout"])
+
+    # -- output and records ----------------------------------------------------
+
+    def say(self, message, record=True):
+        """Progress on standard error, and (``record``) in the rollout's log."""
+        if self.record is not None and record:
+            plan_lib.log(self.record, self.salt.time(), message)
+        if self.progress:
+            prefix = f"[rolling {self.record['id']}] " if self.record else "[rolling] "
+            print(time.strftime("%H:%M:%S ") + prefix + message, file=self.out, flush=True)
+
+    def fire(self, suffix, data):
+        self.salt.fire(protocol.rolling_tag(self.record["id"], suffix), dict(data, rollout=self.record["id"]))
+
+    def save(self):
+        self.record["updated"] = self.salt.time()
+        self.rollouts.save(self.record)
+
+    def save_node(self, minion):
+        """Record a step that changed one node (cheap, whatever the cluster size)."""
+        self.record["updated"] = self.salt.time()
+        self.rollouts.save_node(self.record, minion)
+
+    def halt(self, reason=None):
+        """The one way to stop on a failure: recorded (unless the core recorded it already), said, announced."""
+        if reason is not None:
+            plan_lib.halt(self.record, reason, self.salt.time())
+        self.say(f"halted: {self.record['reason']}")
+        self.fire("halted", {"reason": self.record["reason"]})
+
+    def _driver_entry(self):
+        return dict(self.identity, since=self.salt.time())
+
+    # -- minion calls --------------------------------------------------------
+
+    def call_one(self, minion, fun, arg=(), kwarg=None, timeout=None):
+        timeout = timeout or self.args["timeout"]
+        ret = self.salt.call([minion], fun, arg, kwarg, timeout=timeout)
+        if ret.get(minion, False) is False:
+            raise RuntimeError(f"{minion} did not answer {fun} within {timeout} s")
+        return ret[minion]
+
+    def node_state(self, minion):
+        try:
+            state = self.call_one(minion, "expressware.node_state")
+        except RuntimeError as exc:
+            return {"state": "unknown", "active": False, "installed": None, "running": None, "reasons": [str(exc)]}
+        if not isinstance(state, dict):
+            return {"state": "unknown", "active": False, "installed": None, "running": None, "reasons": [str(state)]}
+        return state
+
+    # -- pre-flight ------------------------------------------------------------
+
+    def preflight(self):
+        args, opts = self.args, self.args["options"]
+        self.say(f"pre-flight of {args['tgt']!r} ({args['tgt_type']}) for {args['version']}")
+        kwarg = {"sia": args["sia"], "enforce": opts["enforce"]}
+        if opts["compat"] is not None:
+            kwarg["compat"] = opts["compat"]
+        facts = self.salt.call(args["tgt"], "expressware.preflight", [args["version"]], kwarg,
+                               tgt_type=args["tgt_type"], timeout=args["timeout"])
+        silent = sorted(minion for minion, fact in facts.items() if plan_lib.did_not_answer(fact))
+        if silent:
+            # A job published to a minion whose link to the publisher is not back yet (after a master restart it
+            # reconnects with a back-off of seconds) is lost without a trace: ask those once more, briefly.
+            self.say(f"pre-flight: no answer from {', '.join(silent)}; asking once more")
+            again = self.salt.call(silent, "expressware.preflight", [args["version"]], kwarg, tgt_type="list",
+                                   timeout=PREFLIGHT_RETRY)
+            facts.update({minion: again[minion] for minion in silent
+                          if not plan_lib.did_not_answer(again.get(minion))})
+        problems = plan_lib.preflight_problems(set(facts), facts, args["version"])
+        todo = [m for m, f in facts.items() if isinstance(f, dict) and f.get("decision", {}).get("action") != "none"]
+        if not problems and todo and not args["sia"]:
+            problems.append((None, f"{len(todo)} node(s) need {args['version']} but no sia was given"))
+        if not problems and opts["build"] and len(todo) > 1 and not self.file_recv:
+            problems.append((None, "staging built RPMs needs file_recv: True in the master configuration "
+                                   "(or build=False: every node builds for itself)"))
+        if opts["frontend"] and not problems:
+            problem = self.preflight_frontend(opts["frontend"])
+            if problem:
+                problems.append((opts["frontend"], problem))
+        for minion, problem in problems:
+            self.say(f"pre-flight: {minion or 'target'}: {problem}")
+        return facts, problems
+
+    def preflight_frontend(self, minion):
+        """Check the Cluster Management Node before anything is touched; the problem, or None."""
+        args = self.args
+        answer = self.salt.call([minion], "expressware.frontend_preflight", [args["version"]],
+                                {"sia": args["sia"], "enforce": args["options"]["enforce"]},
+                                timeout=args["timeout"]).get(minion)
+        if not isinstance(answer, dict):
+            return "the frontend minion did not answer" if not answer else f"frontend pre-flight failed: {answer}"
+        self.frontend_fact = answer
+        if answer.get("error"):
+            return f"frontend: {answer['error']}"
+        if answer["decision"]["action"] == "refuse":
+            return f"frontend: {answer['decision']['reason']}"
+        if answer.get("sia_error"):
+            return f"frontend: installer not reachable: {answer['sia_error']}"
+        return None
+
+    def plan(self, rollout_id="plan"):
+        """The record :meth:`start` would make, touching nothing; a problems report when the pre-flight refuses."""
+        facts, problems = self.preflight()
+        if problems:
+            return None, problems_report(problems)
+        return self._new_record(rollout_id, facts), None
+
+    def _new_record(self, rollout_id, facts):
+        args = self.args
+        try:
+            return plan_lib.new_record(rollout_id, args["cluster"], args["version"], args["sia"], facts,
+                                       args["options"], self.salt.time(), order=args["order"], sort=args["sort"],
+                                       frontend_fact=self.frontend_fact)
+        except plan_lib.RolloutError as exc:
+            raise RolloutRefused(str(exc)) from exc
+
+    # -- the rollout ---------------------------------------------------------
+
+    def start(self, rollout_id):
+        args = self.args
+        lease = self.leases.acquire(args["cluster"], holder(rollout_id), purpose=f"rolling update to {args['version']}")
+        if not lease["granted"]:
+            reason = (f"cluster {args['cluster']} is busy: its update lease is held by {lease['holder']} "
+                      f"for {lease['age']} s")
+            self.say(f"refused: {reason}")
+            return {"status": "refused", "comment": reason, "lease": lease, "retcode": 1}
+        # Who holds the lease, and why, is on record before anything can hang.
+        self.record = plan_lib.preflight_record(rollout_id, args["cluster"], args["version"], args["sia"],
+                                                args["options"], self.salt.time())
+        self.record["driver"] = self._driver_entry()
+        self.record["args"] = {k: v for k, v in args.items() if k != "timeout"}
+        self.save()
+        try:
+            facts, problems = self.preflight()
+            if problems:
+                return self._refuse(problems_report(problems), problems)
+            planned = self._new_record(rollout_id, facts)
+        except LostMaster as exc:
+            return self._refuse({"status": "refused", "comment": str(exc), "retcode": 1})
+        except RolloutRefused as exc:
+            self._refuse({"status": "refused", "comment": str(exc), "retcode": 1})
+            raise
+        planned.update(created=self.record["created"], driver=self.record["driver"], args=self.record["args"])
+        planned["log"] = self.record["log"] + planned["log"]
+        self.record = planned
+        self.say(f"rollout {rollout_id}: {len(self.record['order'])} node(s) in order "
+                 f"{', '.join(self.record['order']) or '(none)'}")
+        self.fire("start", {"version": args["version"], "order": self.record["order"], "cluster": args["cluster"]})
+        return self.run()
+
+    def _refuse(self, report, problems=None):
+        """The pre-flight refused: the record says so, the lease goes back."""
+        plan_lib.refuse(self.record, report["comment"], self.salt.time(), problems=report.get("problems"))
+        self.save()
+        self.leases.release(self.args["cluster"], holder=holder(self.record["id"]))
+        return report
+
+    def resume(self, record, skip, alive):
+        if record["status"] in (plan_lib.RUNNING, plan_lib.PREFLIGHT) and alive:
+            raise RolloutRefused(f"rollout {record['id']} is running (driver pid {record['driver']['pid']})")
+        try:
+            plan_lib.check_resumable(record)
+        except plan_lib.RolloutError as exc:
+            raise RolloutRefused(str(exc)) from exc
+        lease = self.leases.acquire(record["cluster"], holder(record["id"]),
+                                    purpose=f"rolling update to {record['version']}")
+        if not lease["granted"]:
+            raise RolloutRefused(f"cluster {record['cluster']}'s update lease is held by {lease['holder']}")
+        self.record = record
+        try:
+            plan_lib.resume(record, self.salt.time(), skip=skip)
+        except plan_lib.RolloutError as exc:
+            raise RolloutRefused(str(exc)) from exc
+        self.rollouts.clear_abort(record["id"])
+        self.say(f"resuming; in flight: {', '.join(plan_lib.in_flight(record)) or 'none'}")
+        self.gates.cancel_open_gates()
+        return self.run()
+
+    def run(self):
+        record = self.record
+        record["driver"] = self._driver_entry()
+        self.save()
+        try:
+            while self.step():
+                pass
+        except LostMaster as exc:
+            self.say(f"interrupted: {exc}; the record is kept, run rolling.resume when the master is back")
+            self.save()
+            result = plan_lib.summary(record)
+            result.update(status="interrupted", comment=str(exc), retcode=2)
+            return result
+        finally:
+            try:
+                self.gates.cancel_prepared(f"the rollout is {record['status']}")
+            except LostMaster:
+                pass  # the next driver (rolling.resume) cancels it: its gate is in the record
+        self.save()
+        result = plan_lib.summary(record)
+        result["retcode"] = 0 if record["status"] in (plan_lib.DONE, plan_lib.PAUSED) else 1
+        self.say(f"{record['status']}" + (f": {record['reason']}" if record["reason"] else ""))
+        return result
+
+    def step(self):
+        """One action of the walk, saved; False when there is nothing more to do."""
+        record = self.record
+        if self.rollouts.abort_requested(record["id"]):
+            plan_lib.abort(record, self.salt.time())
+            self.rollouts.clear_abort(record["id"])
+            self.leases.release(record["cluster"], holder=holder(record["id"]))
+            self.say("aborted by the operator; the cluster's update lease is released")
+            self.fire("aborted", {"reason": record["reason"]})
+            return False
+        action = plan_lib.next_action(record)
+        if action is None:
+            return False
+        if action[0] in ("build", "stage"):
+            # The first node to update gets ready while the RPMs are built and staged.
+            self.gates.prepare(plan_lib.upcoming(record), self.gate_kwarg())
+        getattr(self, "do_" + action[0])(*action[1:])
+        if action[0] == "update":
+            self.save_node(action[1])
+        else:
+            self.save()
+        return True
+
+    # -- actions ---------------------------------------------------------------
+
+    def do_build(self, key):
+        group = self.record["groups"][key]
+        builder = group["builder"]
+        self.say(f"building RPMs for {key} on {builder} (it stays up)")
+        workdir = self.record["nodes"][builder]["workdir"]
+        try:
+            source, rpms = self.staging.build(builder, self.record["sia"], workdir,
+                                              self.record["options"]["node_timeout"])
+        except staging_lib.StagingError as exc:
+            return self.halt(f"build for {key} failed: {exc}")
+        group["source"], group["builder_workdir"] = source, workdir
+        plan_lib.mark_built(self.record, key, rpms, self.salt.time())
+        self.fire(f"build/{key}", {"builder": builder, "rpms": rpms})
+        return None
+
+    def do_stage(self, key, background=False):
+        """Stage the group's RPMs. ``background`` (while a node is in flight): a failure is not final yet, the
+        driver tries again before the next node (the builder may be the node in flight, rebooting)."""
+        group = self.record["groups"][key]
+        receivers = [m for m in group["nodes"] if m != group["builder"]]
+        self.say(f"staging {len(group['rpms'])} RPM(s) of {key} on {len(receivers)} node(s)")
+        try:
+            self.staging.stage(group, self.record["options"]["node_timeout"])
+        except staging_lib.StagingError as exc:
+            if background:
+                self.say(f"staging of {key} not done yet ({exc}); again before the next node")
+            else:
+                self.halt(f"staging for {key} failed: {exc}")
+            return False
+        plan_lib.mark_staged(self.record, key, self.salt.time())
+        return True
+
+    def do_pause(self, reason):
+        plan_lib.pause(self.record, reason, self.salt.time())
+        self.say(f"paused: {reason}")
+        self.fire("paused", {"reason": reason})
+
+    def do_finish(self):
+        plan_lib.finish(self.record, self.salt.time())
+        self.leases.release(self.record["cluster"], holder=holder(self.record["id"]))
+        self.fire("finish", {"summary": plan_lib.summary(self.record)["counts"]})
+
+    def do_frontend(self, minion):
+        record = self.record
+        try:
+            # Looked at again: after a resume the installation may have happened already.
+            installed = self.call_one(minion, "expressware.frontend_version")
+            if installed == record["version"] and not record["options"]["enforce"]:
+                self.say(f"the frontend {minion} is on {installed} already")
+                plan_lib.mark_frontend(record, True, self.salt.time(), version=installed, note="already on the target")
+                return
+            self.say(f"updating the frontend {minion} (--install-frontend)")
+            ret = self.call_one(minion, "sia.install_frontend", [record["sia"]],
+                                {"enforce": record["options"]["enforce"]}, timeout=record["options"]["node_timeout"])
+            if not isinstance(ret, dict):
+                raise RuntimeError(str(ret))
+            installed = self.call_one(minion, "expressware.frontend_version")
+            if installed != record["version"]:
+                raise RuntimeError(f"the installer succeeded, but the frontend packages are on {installed}")
+        except RuntimeError as exc:
+            plan_lib.mark_frontend(record, False, self.salt.time(), error=str(exc))
+            self.halt()
+            return
+        plan_lib.mark_frontend(record, True, self.salt.time(), version=installed)
+        self.say(f"the frontend {minion} is on {installed}")
+
+    def state_kwarg(self):
+        record, opts = self.record, self.record["options"]
+        kwarg = {"sia": record["sia"], "use_rpms": True if opts["build"] else None, "reboot": opts["reboot"],
+                 "enforce": opts["enforce"], "applications": opts["applications"], "timeout": opts["node_timeout"],
+                 "lease": False,  # this rollout holds the cluster's lease
+                 "cluster": record["cluster"], "queue": True}
+        if opts["compat"] is not None:
+            kwarg["compat"] = opts["compat"]
+        return kwarg
+
+    def gate_kwarg(self):
+        # Bounded even if the runner is lost: the builds and the current node first.
+        return dict(self.state_kwarg(), gate_timeout=2 * self.record["options"]["node_timeout"] + self.args["timeout"])
+
+    # -- one node --------------------------------------------------------------
+
+    def do_update(self, minion):
+        record, timeout = self.record, self.args["timeout"]
+        position = record["order"].index(minion) + 1
+        resumed = record["nodes"][minion]["phase"] in plan_lib.IN_FLIGHT
+        prepared = None if resumed else self.gates.release(minion)
+        # A released job answered its go-ahead already: it is reachable. Else ask, since a job published to a
+        # minion that has not reconnected (after a master restart) would be lost without a trace.
+        if prepared is None and not self.salt.reachable(minion, timeout):
+            return self.halt(f"{minion} did not answer for {timeout} s before its turn; nothing was started on it")
+        cancelled_gate = record["nodes"][minion].get("gate") if prepared is None else None
+        if prepared is None and not self.gates.cancel_gate(minion, "updated the ordinary way"):
+            # A prepared job left waiting would hold the node's state queue.
+            return self.halt(f"{minion} did not acknowledge the cancel of its prepared job; nothing was started on it")
+        plan_lib.mark_phase(record, minion, plan_lib.STOPPING, self.salt.time())
+        self.save_node(minion)
+        self.say(f"{minion} ({position}/{len(record['order'])}): "
+                 + ("continuing the interrupted update" if resumed else "updating"))
+        self.fire(f"node/{minion}/begin", {"minion": minion, "position": position})
+        if prepared is not None:
+            jid = prepared.jid
+            # The go-ahead, acknowledged: the node starts on it at once.
+            if not self.gates.go(prepared):
+                # A prepared job changes nothing without its go; the node reported no step.
+                plan_lib.unmark_begun(record, minion, self.salt.time(),
+                                      f"{minion} did not answer for {timeout} s before its turn "
+                                      "(its go-ahead was not acknowledged); nothing was started on it")
+                return self.halt()
+            plan_lib.clear_gate(record, minion)
+            self.save_node(minion)
+        elif (jid := self._running_update(minion, cancelled_gate) if resumed else None):
+            # The update a lost driver started is still running: a second job would wait in the node's state
+            # queue (Salt 3008.4 fails such a queued state.single).
+            self.say(f"{minion}: its update (job {jid}) still runs; following it")
+        else:
+            jid = self.salt.publish([minion], "state.single", ["expressware.installed", record["version"]],
+                                    kwarg=self.state_kwarg())
+            if not jid:
+                return self._failed(minion, "the job could not be published (minion not connected?)")
+        deadline = self.salt.monotonic() + record["options"]["node_timeout"]
+        # While it is down: stage the RPMs the nodes after it need (its events wait in the listener). A failure
+        # halts the rollout once this node is done.
+        tried = []
+        while (work := plan_lib.background_action(record, tried)) is not None:
+            tried.append(work)
+            getattr(self, "do_" + work[0])(*work[1:], background=True)
+            self.save()
+        outcome, evidence = self.await_node(minion, jid, deadline, resumed=resumed)
+        if outcome is not None:
+            return self._failed(minion, outcome)
+        # Active by the node's own look at itself, made by this job (the event's node state); after a restart
+        # or a beacon's word, a direct look instead.
+        state = evidence or self.node_state(minion)
+        if evidence is None and state["state"] == "unknown" and self.salt.reachable(minion, timeout):
+            # No answer: the minion was restarting (its salt-minion stopped while the job finished). Ask again.
+            state = self.node_state(minion)
+        if state["active"] and state["running"] == record["version"] and state["installed"] == record["version"]:
+            plan_lib.mark_active(record, minion, state["running"], self.salt.time())
+            self.say(f"{minion}: active on {state['running']}")
+            self.fire(f"node/{minion}/done", {"minion": minion, "version": state["running"]})
+            return None
+        return self._failed(minion, f"reported active, but a direct check finds it {state['state']} "
+                                    f"(installed {state['installed']}, running {state['running']}): "
+                                    + "; ".join(state["reasons"]), state)
+
+    def _running_update(self, minion, cancelled_gate):
+        """The jid of this rollout's ``expressware.installed`` job still running on ``minion`` (published by a
+        lost driver), else None. A prepared job at ``cancelled_gate`` (just cancelled) does not count."""
+        jobs = self.salt.call([minion], "saltutil.running", timeout=self.args["timeout"]).get(minion)
+        for job in jobs if isinstance(jobs, list) else []:
+            arg = job.get("arg") or []
+            kwarg = next((a for a in arg if isinstance(a, dict) and a.get("__kwarg__")), {})
+            if (job.get("fun") == "state.single" and arg[:2] == ["expressware.installed", self.record["version"]]
+                    and (not cancelled_gate or kwarg.get("gate") != cancelled_gate)):
+                return job.get("jid")
+        return None
+
+    def await_node(self, minion, jid, deadline, resumed=False):
+        """Wait for the node's job and its return to active (:class:`expressware_watch.NodeWatch` says what each
+        event means): ``(None, node_state or None)`` on success, else ``(error, None)``."""
+        node = watch.NodeWatch(minion, jid, deadline, self.record["options"]["node_timeout"], resumed=resumed)
+        while True:
+            event = self.salt.get_event(wait=max(0.01, min(node.remaining(self.salt.monotonic()), 5)))
+            if event:
+                self.gates.observe(*event)
+            for step in node.observe(*(event or (None, None)), self.salt.monotonic()):
+                if step.kind == watch.PHASE:
+                    plan_lib.mark_phase(self.record, minion, step.value, self.salt.time())
+                    self.save_node(minion)
+                    self.say(f"{minion}: {step.value}", record=False)  # mark_phase logged it
+                    self.fire(f"node/{minion}/phase", {"minion": minion, "phase": step.value})
+                elif step.kind == watch.PREPARE:
+                    self.gates.prepare(plan_lib.upcoming(self.record, current=minion), self.gate_kwarg())
+                elif step.kind == watch.PROBE:
+                    self.say(f"{minion}: minion restarted; asking it to report when the node is active")
+                    try:
+                        probe = self.salt.publish([minion], "expressware.wait_active", kwarg={
+                            "timeout": max(1, int(deadline - self.salt.monotonic()))})
+                    except LostMaster:
+                        probe = None  # the beacon's event or the deadline decide
+                    node.probing(probe)
+                elif step.kind == watch.DONE:
+                    return None, step.value
+                elif step.kind == watch.FAILED:
+                    return step.value, None
+                elif step.kind == watch.TIMEOUT:
+                    return node.timeout_error(self.node_state(minion)), None
+
+    def _failed(self, minion, error, state=None):
+        state = state or self.node_state(minion)
+        plan_lib.mark_failed(self.record, minion, error, self.salt.time(), after=state.get("installed"))
+        self.say(f"{minion} FAILED: {error}")
+        self.say("halted: no further node is touched; the cluster's update lease stays taken. "
+                 "Fix the node, then rolling.resume (or rolling.resume skip='[" + minion + "]')")
+        self.fire(f"node/{minion}/failed", {"minion": minion, "error": error})
+        self.fire("halted", {"reason": self.record["reason"]})

@@ -1,0 +1,195 @@
+"""The rolling runner's one door to Salt: publish, call with a bound, fire, read the master bus.
+
+One failure policy for every use: Salt itself failing (the master does not take a publish, the bus is gone)
+raises :class:`LostMaster` (the rollout is interrupted, not failed; the caller decides whether that matters);
+a minion that does not answer within the bound is ``False`` in the answers and is logged with the bound it hit.
+
+No call blocks without a bound: a synchronous call is a publish (``run_job``) whose returns are collected from
+the runner's own listener (opened before anything is published) until every targeted minion answered or the
+deadline passed. ``LocalClient.cmd`` is not used: on Salt 3006.29 (pip, Python 3.11) it was seen waiting forever
+in ``get_cli_event_returns`` after every minion had returned. Events read while collecting returns are kept, in
+order, for :meth:`SaltAdapter.get_event`: nothing the driver waits for is lost.
+"""
+
+import collections
+import logging
+import time
+
+import salt.client
+import salt.utils.event
+
+log = logging.getLogger(__name__)
+
+
+class LostMaster(Exception):
+    """Salt stopped answering (a publish failed, the bus is gone): the rollout is interrupted, not failed."""
+
+
+class SaltAdapter:
+    """Salt as the driver uses it, on the master whose options are ``opts`` (a context manager)."""
+
+    def __init__(self, opts, default_timeout=60, client=None, listener=None):
+        """``client``, ``listener``: a ``LocalClient`` and a master event listener, made on entering if not given."""
+        self.opts = opts
+        self.default_timeout = default_timeout
+        self.client = client
+        self.listener = listener
+        self.pending = collections.deque()
+
+    def __enter__(self):
+        if self.client is None:
+            self.client = salt.client.get_local_client(self.opts["conf_file"])
+        if self.listener is None:
+            # The listener exists before any job is published, so no event is lost.
+            self.listener = salt.utils.event.get_event("master", sock_dir=self.opts["sock_dir"], opts=self.opts,
+                                                       listen=True)
+        return self
+
+    def __exit__(self, *exc):
+        for thing in (self.listener, self.client):
+            try:
+                thing.destroy()
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+    @staticmethod
+    def monotonic():
+        return time.monotonic()
+
+    @staticmethod
+    def time():
+        return time.time()
+
+    # -- jobs ------------------------------------------------------------------
+
+    def _run_job(self, tgt, fun, arg, kwarg, tgt_type):
+        try:
+            pub = self.client.run_job(list(tgt) if isinstance(tgt, (list, tuple, set)) else tgt, fun,
+                                      arg=list(arg), kwarg=kwarg or {}, tgt_type=tgt_type, listen=False)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise LostMaster(f"{fun} could not be published: {exc}") from exc
+        return pub or {}
+
+    def publish(self, tgt, fun, arg=(), kwarg=None, tgt_type="list"):
+        """Publish a job and return at once: its jid, or None when no targeted minion was connected
+        to take it (Salt says so with an empty answer)."""
+        return self._run_job(tgt, fun, arg, kwarg, tgt_type).get("jid") or None
+
+    def call(self, tgt, fun, arg=(), kwarg=None, tgt_type="list", timeout=None):
+        """Run ``fun`` on the targeted minions: ``{minion: return}``, ``False`` for a minion that did not answer
+        (or answered that it could not: Salt's no_return).
+
+        Like ``LocalClient.cmd``, a minion silent after ``timeout`` seconds is asked whether it still runs the
+        job (``saltutil.find_job``) and waited for while it does; unlike it, never beyond ``PATIENCE`` times
+        ``timeout`` in all."""
+        timeout = timeout or self.default_timeout
+        pub = self._run_job(tgt, fun, arg, kwarg, tgt_type)
+        expected = list(pub.get("minions") or [])
+        if not pub.get("jid") or not expected:
+            return {}
+        jid, answers = pub["jid"], {}
+        started = time.monotonic()
+        hard = started + self.PATIENCE * timeout
+        deadline = started + timeout
+        while True:
+            self._collect({jid: (expected, answers)}, deadline)
+            silent = [m for m in expected if m not in answers]
+            if not silent or time.monotonic() >= hard:
+                break
+            running = self._still_running(jid, silent, answers, min(self.GATHER, hard - time.monotonic()))
+            if not running:
+                break
+            deadline = min(hard, time.monotonic() + timeout)
+        silent = [m for m in expected if m not in answers]
+        if silent:
+            log.warning("%s (job %s): no answer within %s s from %s", fun, jid, round(time.monotonic() - started, 1),
+                        ", ".join(silent))
+        return {minion: answers.get(minion, False) for minion in expected}
+
+    #: A call waits for minions still running its job at most this many times its timeout in all.
+    PATIENCE = 4
+    #: Seconds to wait for the answers to ``saltutil.find_job``.
+    GATHER = 10
+
+    def _still_running(self, jid, silent, answers, wait):
+        """Those of ``silent`` that say they still run job ``jid`` (its own returns that come meanwhile count)."""
+        try:
+            pub = self._run_job(silent, "saltutil.find_job", [jid], None, "list")
+        except LostMaster:
+            return []
+        if not pub.get("jid"):
+            return []
+        found = {}
+        self._collect({jid: (silent, answers), pub["jid"]: (list(pub.get("minions") or []), found)},
+                      time.monotonic() + wait)
+        return [m for m, job in found.items() if isinstance(job, dict) and job and m not in answers]
+
+    def _collect(self, jobs, deadline):
+        """Read the bus until ``deadline`` or until every job's expected minions answered; ``jobs``:
+        ``{jid: (expected minions, answers)}``, ``answers`` filled in. Other events are kept for :meth:`get_event`."""
+        while any(len(answers) < len(expected) for expected, answers in jobs.values()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            event = self._read(min(remaining, 1))
+            if event is None:
+                continue
+            tag, data = event
+            parts = tag.split("/")
+            if len(parts) == 5 and parts[:2] == ["salt", "job"] and parts[3] == "ret" and parts[2] in jobs:
+                expected, answers = jobs[parts[2]]
+                if parts[4] in expected and parts[4] not in answers:
+                    answers[parts[4]] = data.get("return") if data.get("out") != "no_return" else False
+                    continue
+            self.pending.append(event)
+
+    def fire_on_minion(self, minion, tag, data, acknowledged=True, timeout=None):
+        """Fire ``tag`` on ``minion``'s own bus; ``acknowledged``: wait (bounded) for the minion's word, True when
+        it gave it. Else publish and return at once (True when published)."""
+        if acknowledged:
+            return self.call([minion], "event.fire", [data, tag], timeout=timeout).get(minion) is True
+        try:
+            return bool(self.publish([minion], "event.fire", [data, tag]))
+        except LostMaster:
+            return False
+
+    def reachable(self, minion, timeout):
+        """Is the minion connected to the master's publisher right now? Asked until ``timeout`` seconds passed.
+
+        A job published to a minion that has not reconnected yet (after a master restart) would be lost
+        without a trace."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            asked = time.monotonic()
+            if self.call([minion], "test.ping", timeout=5).get(minion) is True:
+                return True
+            if time.monotonic() - asked < 1:
+                # Refused at once (not connected yet): give the bus a moment rather than spinning.
+                event = self._read(1)
+                if event is not None:
+                    self.pending.append(event)
+        return False
+
+    # -- events ----------------------------------------------------------------
+
+    def fire(self, tag, data):
+        """Fire on the master bus (a courtesy to listeners: never fails the rollout)."""
+        try:
+            self.listener.fire_event(data, tag)
+        except Exception:  # pylint: disable=broad-except
+            log.warning("could not fire %s", tag, exc_info=True)
+
+    def get_event(self, wait):
+        """The next event of the master bus as ``(tag, data)``, waiting ``wait`` seconds at most, or None."""
+        if self.pending:
+            return self.pending.popleft()
+        return self._read(wait)
+
+    def _read(self, wait):
+        try:
+            event = self.listener.get_event(wait=max(0.01, wait), full=True, auto_reconnect=True)
+        except Exception as exc:  # pylint: disable=broad-except
+            raise LostMaster(f"the master's event bus failed: {exc}") from exc
+        if not event or not isinstance(event, dict) or "tag" not in event:
+            return None
+        return event["tag"], event.get("data") if isinstance(event.get("data"), dict) else {}
