@@ -6,7 +6,7 @@ import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from expressware_sim import write_sia
-from tests.conftest import NEW, OLD, changing_commands
+from tests.conftest import NEW, OLD, changing_commands, fresh_node
 from tests.privileges import PrefixedSaltCall, no_read_prefix
 
 
@@ -112,6 +112,8 @@ def test_flags_must_be_booleans(modules, node, tmp_path, value):
 
 
 def test_node_state_evidence_while_link_trains(modules, node):
+    # Links that train for 3 s, not the usual 0.4 s: on a loaded machine the look below may come later than that.
+    fresh_node(node.root, "fnode", link_training=3)
     modules.dis_services.restart()
     state = modules.expressware.node_state()
     assert state["state"] == "inactive"
