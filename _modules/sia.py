@@ -80,8 +80,26 @@ def _flag(value, name):
     return value
 
 
+def _saltenv(saltenv):
+    """The file server environment as the string Salt's file client needs, or None for the minion's default.
+
+    A number is taken as the environment of that name (``saltenv=2024`` on the command line arrives as an int):
+    Salt 3008's file client casts it, 3006 and 3007 end in a ``TypeError`` deep inside it, so it is cast here.
+    """
+    if saltenv is None:
+        return None
+    if isinstance(saltenv, int) and not isinstance(saltenv, bool):
+        saltenv = str(saltenv)
+    if not isinstance(saltenv, str) or not saltenv.strip():
+        raise SaltInvocationError(f"saltenv must be the name of a file server environment, not {saltenv!r:.200}")
+    if any(char in saltenv for char in "\n\r\0"):
+        raise SaltInvocationError(f"saltenv {saltenv!r:.200} must not contain a newline or NUL character")
+    return saltenv
+
+
 def _resolve_sia(sia, saltenv=None):
     """A readable local path to the installer; ``salt://`` URLs are cached first."""
+    saltenv = _saltenv(saltenv)
     if not isinstance(sia, str) or not sia.strip():
         raise SaltInvocationError(f"sia must be a path or salt:// URL of a Dolphin_eXpressWare-<version>.sh installer, not {sia!r}")
     if "\n" in sia or "\0" in sia:

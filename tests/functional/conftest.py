@@ -42,3 +42,20 @@ def node(node_root, loaders):
 @pytest.fixture
 def modules(loaders):
     return loaders.modules
+
+
+@pytest.fixture
+def configure(modules, monkeypatch):
+    """Set ``expressware:<key>`` in the configuration the loaded modules read (``config.get``), for one test.
+
+    The loaders copy the minion options when they are created (Salt 3006 and 3007 copy them
+    outright; 3008 copies on write), so a change to ``minion_opts`` afterwards is not seen by
+    the modules on every Salt. The mapping ``config.get`` returns is the loaded modules' own.
+    """
+    live = modules.config.get("expressware")
+    assert isinstance(live, dict) and "prefix" in live
+
+    def configure_(key, value):
+        monkeypatch.setitem(live, key, value)
+
+    return configure_

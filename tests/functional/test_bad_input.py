@@ -55,22 +55,6 @@ def nothing_ran(node, tmp_path):
     assert node.state()["active"]
 
 
-@pytest.fixture
-def configure(modules, monkeypatch):
-    """Set ``expressware:<key>`` in the configuration the loaded modules read (``config.get``).
-
-    The loaded modules hold their own copy of the minion options, taken when they
-    were first loaded; the ``expressware`` mapping ``config.get`` returns is that copy.
-    """
-    live = modules.config.get("expressware")
-    assert isinstance(live, dict) and "prefix" in live
-
-    def configure_(key, value):
-        monkeypatch.setitem(live, key, value)
-
-    return configure_
-
-
 def _raises(func, kwargs, exc_type, pattern):
     """Call and check the error: its type, and that it names the problem (``pattern``).
 
@@ -247,10 +231,28 @@ def test_sia_runs_nothing_for_a_bad_installer(modules, node, function, sia, patt
     _raises(getattr(modules.sia, function), {"sia": sia}, SaltInvocationError, pattern)
 
 
-@pytest.mark.parametrize("saltenv", [5, ["base"], "", HUGE, *HOSTILE], ids=short)
-def test_sia_saltenv(modules, node, saltenv):
-    _raises(modules.sia.fetch, {"sia": f"salt://expressware/Dolphin_eXpressWare-{NEW}.sh", "saltenv": saltenv},
-            SaltInvocationError, "saltenv|was not found on the master's file server")
+@pytest.fixture
+def installer_url(minion_opts):
+    """An installer that is on the file server, in ``base``: a refusal below is about ``saltenv`` alone."""
+    write_sia(os.path.join(minion_opts["file_roots"]["base"][0], "expressware"), NEW)
+    return f"salt://expressware/Dolphin_eXpressWare-{NEW}.sh"
+
+
+def test_sia_saltenv_names_the_environment(modules, node, installer_url):
+    assert modules.sia.fetch(installer_url, saltenv="base")["version"] == NEW
+
+
+@pytest.mark.parametrize("saltenv", [["base"], {"base": 1}, True, 5.26, "", " ", "base\n", "ba\0se"], ids=short)
+def test_sia_saltenv_that_is_no_name(modules, node, installer_url, saltenv):
+    """Refused before Salt's file client sees it (3006 and 3007 end in a raw TypeError on a non-string)."""
+    _raises(modules.sia.fetch, {"sia": installer_url, "saltenv": saltenv}, SaltInvocationError, "^saltenv")
+
+
+@pytest.mark.parametrize("saltenv", [5, HUGE, *[bad for bad in HOSTILE if "\n" not in bad]], ids=short)
+def test_sia_saltenv_of_no_environment(modules, node, installer_url, saltenv):
+    """A number names an environment (``saltenv=5`` arrives as an int); none of these has the installer."""
+    _raises(modules.sia.fetch, {"sia": installer_url, "saltenv": saltenv}, SaltInvocationError,
+            "was not found on the master's file server")
 
 
 BAD_WORKDIRS = ["", "relative", 5, ["/tmp"], {"a": 1}, "/tmp\n/etc", HUGE, *HOSTILE]

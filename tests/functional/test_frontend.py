@@ -8,10 +8,10 @@ from tests.conftest import NEW, OLD
 
 
 @pytest.fixture
-def frontend(tmp_path, minion_opts, monkeypatch, loaders):
+def frontend(tmp_path, configure):
     node = create_node(tmp_path / "fe", name="fe", version=OLD, role="frontend", build=0.1, install=0.1)
     for key, value in node.minion_config()["expressware"].items():
-        monkeypatch.setitem(minion_opts["expressware"], key, value)
+        configure(key, value)
     return node
 
 

@@ -6,7 +6,7 @@ import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from expressware_sim import write_sia
-from tests.conftest import NEW, OLD, changing_commands
+from tests.conftest import NEW, OLD, changing_commands, fresh_node
 from tests.privileges import PrefixedSaltCall, no_read_prefix
 
 
@@ -20,8 +20,8 @@ def test_stopped_service_is_an_answer_not_a_failed_job(modules, loaders, node):
     assert loaders.context.get("retcode", 0) == 0
 
 
-def test_missing_prefix(modules, node, monkeypatch, minion_opts):
-    monkeypatch.setitem(minion_opts["expressware"], "prefix", str(node.root / "nowhere"))
+def test_missing_prefix(modules, node, configure):
+    configure("prefix", str(node.root / "nowhere"))
     with pytest.raises(CommandExecutionError, match=r"nowhere/sbin/dis_services not found"):
         modules.dis_services.status()
 
@@ -38,17 +38,17 @@ def test_unparseable_output(modules, node):
         modules.dis_services.status()
 
 
-def test_unparseable_rpm_output(modules, node, monkeypatch, minion_opts, tmp_path):
+def test_unparseable_rpm_output(modules, node, configure, tmp_path):
     fake = tmp_path / "rpm"
     fake.write_text("#!/bin/sh\necho 'error: rpmdb: BDB0113 Thread/process failed'\n")
     fake.chmod(0o755)
-    monkeypatch.setitem(minion_opts["expressware"], "rpm", str(fake))
+    configure("rpm", str(fake))
     with pytest.raises(CommandExecutionError, match="cannot understand the output of rpm"):
         modules.expressware.version()
 
 
-def test_missing_rpm(modules, node, monkeypatch, minion_opts):
-    monkeypatch.setitem(minion_opts["expressware"], "rpm", "no-such-rpm-binary")
+def test_missing_rpm(modules, node, configure):
+    configure("rpm", "no-such-rpm-binary")
     with pytest.raises(CommandExecutionError, match="no-such-rpm-binary"):
         modules.expressware.version()
 
@@ -112,6 +112,8 @@ def test_flags_must_be_booleans(modules, node, tmp_path, value):
 
 
 def test_node_state_evidence_while_link_trains(modules, node):
+    # Links that train for 3 s, not the usual 0.4 s: on a loaded machine the look below may come later than that.
+    fresh_node(node.root, "fnode", link_training=3)
     modules.dis_services.restart()
     state = modules.expressware.node_state()
     assert state["state"] == "inactive"

@@ -6,7 +6,10 @@ that refuses to import, so Salt skips the extension's entry point (it logs and
 ignores entry points that fail to load) and only synced modules are there.
 """
 
+import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -100,3 +103,20 @@ def test_runners_sync_to_master(classic_master, classic_minion):
                   "sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh")
     assert ret.returncode == 0, ret
     assert ret.data["status"] == "planned"
+
+
+def test_pip_install_leaves_the_installed_salt_as_it_is(tmp_path):
+    """``salt-pip install`` into a Salt onedir is pip into the Python that runs Salt: installing this package
+    there must keep that Salt (setup.cfg declares the range the code works with, not one release). Run in
+    each environment of the test matrix (Salt 3006, 3007, 3008), pip would install this package and nothing else.
+    """
+    import salt.version  # pylint: disable=import-outside-toplevel
+
+    report = tmp_path / "report.json"
+    cmdline = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report), str(REPO)]
+    proc = subprocess.run(cmdline, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    would_install = {item["metadata"]["name"]: item["metadata"]["version"]
+                     for item in json.loads(report.read_text())["install"]}
+    assert would_install == {"saltext.expressware": would_install.get("saltext.expressware")}, (
+        f"into Salt {salt.version.__version__}, pip would install {would_install}")

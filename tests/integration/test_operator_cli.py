@@ -1,0 +1,82 @@
+"""The real ``salt`` and ``salt-run`` command lines, run from a shell as an operator runs them.
+
+pytest-salt-factories' CLI wrappers start Salt's entry points their own way; these tests run the console
+scripts installed with Salt in this environment (``bin/salt``, ``bin/salt-run``) in a subprocess, with the
+test master's configuration directory (``-c``), no terminal and nothing else. Every call is bounded: a
+command line that never returns (Salt 3006.29's did, with some dependency sets: see README, "Supported Salt
+versions") fails its test, named, instead of holding the suite.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import pytest
+from expressware_sim import max_nodes_down, merged_journal
+
+from tests.conftest import NEW, OLD
+from tests.integration.conftest import NODE_IDS, sia_url
+from tests.integration.rollouts import data_nodes, no_leftover_lease, roots  # noqa: F401 (fixtures)
+
+BIN = pathlib.Path(sys.executable).parent
+
+
+def operator(master, command, *args, timeout=120):
+    """Run ``<command> -c <master config dir> --out=json <args>``; its exit status, JSON output and stderr."""
+    script = BIN / command
+    assert script.is_file(), f"{script} is not installed beside {sys.executable}"
+    cmdline = [str(script), "-c", str(master.config_dir), "--out=json", *args]
+    proc = subprocess.Popen(cmdline, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"`{' '.join(cmdline)}` did not return within {timeout} s\nstdout: {stdout[-2000:]}\n"
+                    f"stderr: {stderr[-2000:]}")
+    try:
+        data = json.loads(stdout) if stdout.strip() else None
+    except json.JSONDecodeError:
+        data = stdout
+    return proc.returncode, data, stderr
+
+
+def test_salt_test_ping(master, minions):
+    returncode, data, stderr = operator(master, "salt", "--static", "--timeout=60", "*", "test.ping")
+    assert returncode == 0, stderr
+    assert data == {node_id: True for node_id in NODE_IDS}
+
+
+def test_salt_run_manage_up(master, minions):
+    returncode, data, stderr = operator(master, "salt-run", "manage.up")
+    assert returncode == 0, stderr
+    assert sorted(data) == list(NODE_IDS)
+
+
+def test_rolling_update_from_the_shell(master, minions, nodes):
+    """A whole rollout through ``salt-run rolling.update`` (pre-flight, builds, the state on every node, the
+    gate), its record through ``salt-run rolling.status``, and the exit status of a refused one."""
+    returncode, data, stderr = operator(
+        master, "salt-run", "rolling.update", "tgt=*", f"version={NEW}", f"sia={sia_url(NEW)}",
+        'applications=["ndbmtd"]', "node_timeout=60", timeout=300)
+    assert returncode == 0, stderr
+    assert data["status"] == "done", data
+    for node_id in NODE_IDS:
+        assert data["nodes"][node_id]["before"] == OLD and data["nodes"][node_id]["after"] == NEW
+        assert nodes[node_id].state()["running_version"] == NEW
+        assert nodes[node_id].application_running("ndbmtd") is True
+    assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
+    assert "node3 (3/3): updating" in stderr  # progress on stderr, the JSON on stdout stayed clean
+
+    returncode, status, stderr = operator(master, "salt-run", "rolling.status")
+    assert returncode == 0, stderr
+    assert status["rollout"] == data["rollout"] and status["status"] == "done"
+    assert status["lease"]["held"] is False
+
+    returncode, refused, stderr = operator(master, "salt-run", "rolling.update", "tgt=no-such-minion",
+                                           f"version={NEW}", f"sia={sia_url(NEW)}")
+    assert returncode == 1, (refused, stderr)
