@@ -142,6 +142,7 @@ def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, a
 
         salt-run rolling.plan tgt='*' version=5.26.0 sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh
     """
+    _master_only("plan")
     args = _check_args(locals())
     with _driver(args, progress=False) as driver:
         record, refused = _refusals(driver.plan)
@@ -213,6 +214,7 @@ def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False,
 
 def _start(given):
     """:py:func:`update` from its arguments as given (bad ones raise ``SaltInvocationError``)."""
+    _master_only("update")
     args = _check_args(given)
     rollout_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     with _driver(args, progress=given["progress"]) as driver:
@@ -234,6 +236,7 @@ def resume(rollout=None, cluster=None, skip=None, timeout=60, progress=True):
         salt-run rolling.resume
         salt-run rolling.resume rollout=20261127T101500-1a2b3c skip='[node7]'
     """
+    _master_only("resume")
     checks.names(skip, "skip")
     record = _find(rollout, cluster)
     try:
@@ -258,6 +261,7 @@ def abort(rollout=None, cluster=None):
 
         salt-run rolling.abort
     """
+    _master_only("abort")
     record = _find(rollout, cluster)
     rollouts = _rollouts()
     if record["status"] in (plan_lib.DONE, plan_lib.REFUSED):
@@ -286,6 +290,7 @@ def status(rollout=None, cluster=None):
         salt-run rolling.status
         salt-run rolling.status cluster=db1
     """
+    _master_only("status")
     record = _find(rollout, cluster, required=False, skip=(plan_lib.REFUSED,))
     if record is None:
         return {"rollout": None, "comment": "no rollout recorded", "leases": _leases().all()}
@@ -374,6 +379,15 @@ def take_request(request=None, claimed=None):  # pylint: disable=redefined-outer
 # ---------------------------------------------------------------------------
 # Wiring
 # ---------------------------------------------------------------------------
+
+
+def _master_only(fun):
+    """Refuse a minion calling through ``peer_run`` (``publish.runner``): a minion may act only for itself, and a
+    rollout acts on every node of a cluster. Minions ask with :py:func:`request`, within their limits."""
+    minion = _requests().caller(__opts__)
+    if minion:
+        raise SaltInvocationError(f"rolling.{fun} is for the master: {minion} is a minion (minions ask with "
+                                  "rolling.request, within their entry of expressware:reactor:allow)")
 
 
 def _rollouts():

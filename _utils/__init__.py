@@ -18,6 +18,10 @@ through ``module_dirs``.
 - ``expressware_gates``, ``expressware_staging``: the runner's side of the gates; builds and staging
 - ``expressware_salt``: the rolling runner's one door to Salt (bounded calls, one failure policy)
 - ``expressware_store``: the master's update leases and rollout records
+- ``expressware_requests``: update requests (who may ask, their limits, the master's request store)
+- ``expressware_health``: the cluster's health as the runner sees it (members, frontend state, go/hold/halt)
+- ``expressware_window``: maintenance windows and the long-wait notes (plain data, the clock passed in)
+- ``expressware_report``: the picture of a rollout (HTML/SVG) and the rows of ``rolling.list``
 
 A shared module loads another with its ``_sibling()``, under the key ``_shared()`` uses (one module object).
 """

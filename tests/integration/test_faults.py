@@ -288,6 +288,34 @@ def test_minion_not_answering_at_preflight_touches_nothing(master, minions, salt
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
 
 
+
+def test_a_salt_run_killed_in_its_preflight_leaves_a_record_of_the_lease_it_holds(minions, salt_run_cli, nodes):
+    """Whatever Salt does, a rollout that holds the cluster's lease has a record that says so: node3 does not answer,
+    so the pre-flight waits; meanwhile status names the rollout that holds the lease, and once its salt-run is
+    killed, says so and how to release it. Nothing was touched."""
+    before = snapshot(nodes)
+    with minions[2].stopped():
+        proc = background_update(salt_run_cli, *update_args(timeout=30))
+        try:
+            def in_preflight():
+                data = salt_run_cli.run("rolling.status", _timeout=60).data
+                return isinstance(data, dict) and data.get("status") == "preflight" and data.get("lease")
+            wait_for(in_preflight, 60, "the rollout's record in its pre-flight")
+            status = salt_run_cli.run("rolling.status").data
+            assert status["lease"]["holder"] == f"rolling:{status['rollout']}", status
+            assert status["driver"]["alive"] is True, status
+        finally:
+            _kill(proc)
+        status = salt_run_cli.run("rolling.status").data
+        assert status["status"] == "preflight" and status["driver"]["alive"] is False, status
+        assert "died in its pre-flight" in status["comment"], status
+        assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is True
+        aborted = salt_run_cli.run("rolling.abort")
+        assert aborted.returncode == 0, aborted.stderr
+        assert aborted.data["status"] == "aborted", aborted.data
+        assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
+    assert snapshot(nodes) == before
+
 def _stop_node3_once(ready, what, minions, nodes, proc):
     """Wait for ``ready`` (``what``), stop node3's salt-minion before its turn and let the rollout
     ``proc`` end meanwhile: its (exit status, summary, stderr)."""
