@@ -1,5 +1,6 @@
 """Shared fixtures: pytest-salt-factories configuration and simulated eXpressWare nodes."""
 
+import atexit
 import logging
 import os
 import pathlib
@@ -33,6 +34,8 @@ def pytest_sessionfinish(session):  # pylint: disable=unused-argument
     handler = salt._logging.impl.get_temp_handler()
     if handler is not None:
         logging.root.removeHandler(handler)
+        # Salt 3006/3007 register the bound method itself at exit; 3008 looks the attribute up then.
+        atexit.unregister(handler.flush)
         handler.flush = lambda: None
 
 
