@@ -35,7 +35,8 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "sia"
 
-_SIA_NAME_RE = re.compile(r"^Dolphin_eXpressWare-[A-Za-z0-9._+-]+\.sh\Z")
+#: The installer's name: ``Dolphin_eXpressWare-<version>.sh`` (5.x), ``DIS_install_<version>.sh`` (3.x, facts §2).
+_SIA_NAME_RE = re.compile(r"^(?:Dolphin_eXpressWare-|DIS_install_)[A-Za-z0-9._+-]+\.sh\Z")
 
 
 def _shared(name):
@@ -115,7 +116,8 @@ def _resolve_sia(sia, saltenv=None):
         raise SaltInvocationError(f"sia {sia!r} must be an absolute path or a salt:// URL")
     name = os.path.basename(path)
     if not _SIA_NAME_RE.match(name):
-        raise SaltInvocationError(f"{path} is not an eXpressWare installer: the name must be Dolphin_eXpressWare-<version>.sh")
+        raise SaltInvocationError(f"{path} is not an eXpressWare installer: the name must be "
+                                   "Dolphin_eXpressWare-<version>.sh (or the 3.x DIS_install_<version>.sh)")
     if not os.path.isfile(path):
         raise SaltInvocationError(f"installer {path} does not exist or is not a file")
     if not os.access(path, os.R_OK):
