@@ -305,10 +305,12 @@ class Driver:
     def await_window(self, minion):
         """Before ``minion``'s update: when the rollout's maintenance window does not let it start now (closed, or
         it would not be back before it closes), wait until it does, checking for an abort; False when it may
-        start at once. Builds and staging are not held: they do not touch a node's service."""
+        start at once (or began already). Builds and staging are not held: they do not touch a node's service."""
         record, opts = self.record, self.record["options"]
         if not opts.get("window"):
             return False
+        if (record["nodes"].get(minion) or {}).get("phase") in plan_lib.IN_FLIGHT:
+            return False  # its update began (a driver died meanwhile): it may be down, it is finished first
         win = window_lib.parse(opts["window"], opts.get("window_tz"))
         now, expected = self.clock(), window_lib.expected_seconds(record)
         reason = win.wait_reason(now, expected, what=minion)

@@ -5,6 +5,8 @@ import copy
 import io
 import random
 
+import pytest
+
 from tests.unit import simulation
 from tests.unit.simulation import NEW, Cluster, FakeSalt, FakeStaging, Leases, Records, driver_lib, plan_lib
 
@@ -156,3 +158,79 @@ def test_a_node_that_does_not_answer_the_look_is_said_so():
     assert notes and all("the node did not answer (rebooting?)" in line for line in notes), out
     # Asked at about 30 s, given up on 10 s later.
     assert 40 <= int(notes[0].split("node1: waiting for ")[1].split(" s")[0]) <= 46, notes
+
+
+# -- the runner's window arguments ----------------------------------------------------------------------------
+
+runner = simulation.runner
+
+
+def _given(**extra):
+    given = runner._update_defaults()  # pylint: disable=protected-access
+    given.update(tgt="*", version=NEW, sia="salt://x.sh")
+    given.update(extra)
+    return given
+
+
+def test_window_arguments_are_checked_and_kept_in_the_options(monkeypatch):
+    check = runner._check_args  # pylint: disable=protected-access
+    options = check(_given(window="Sat-Sun 01:00-05:00", window_tz="Europe/Oslo"))["options"]
+    assert (options["window"], options["window_tz"]) == ("Sat-Sun 01:00-05:00", "Europe/Oslo")
+    assert check(_given())["options"]["window"] is None
+    for bad, says in (({"window": "Sat-Sun 25:00-26:00"}, "window"), ({"window": "*", "window_tz": "Mars/Base"},
+                                                                      "unknown time zone"),
+                      ({"window_tz": "UTC"}, "window_tz needs a window"), ({"window": 5}, "window must be")):
+        with pytest.raises(runner.SaltInvocationError, match=says):
+            check(_given(**bad))
+    # The cluster's default from the master configuration; an argument wins.
+    monkeypatch.setattr(runner, "__opts__", {"expressware": {"window": {"db1": "daily 01:00-03:00"},
+                                                             "window_tz": "UTC"}}, raising=False)
+    options = check(_given(cluster="db1"))["options"]
+    assert (options["window"], options["window_tz"]) == ("daily 01:00-03:00", "UTC")
+    assert check(_given(cluster="db2"))["options"]["window"] is None
+    assert check(_given(cluster="db1", window="*"))["options"]["window"] == "*"
+
+
+def test_a_node_in_flight_when_the_driver_died_is_finished_outside_the_window():
+    """A rollout resumed outside its window finishes the node a lost driver left in flight (it may be down), and
+    only then waits."""
+    cluster = Cluster(SlowestRng(1), ["node1", "node2"], faults=False)
+    records = SavedStatuses(cluster)
+    salt = FakeSalt(cluster)
+    records.salt = salt
+    args = copy.deepcopy(simulation.ARGS)
+    args["options"].update(window="daily 22:00-23:00", window_tz="UTC", node_timeout=30)
+    driver = driver_lib.Driver(salt, records, Leases(), args, staging=FakeStaging(cluster), file_recv=True,
+                               identity={"pid": 1, "host": "master"})
+    # The first driver dies right after node1 began (its "stopping" saved).
+    real_save = records.save
+
+    def dying_save(record):
+        real_save(record)
+        if record["nodes"].get("node1", {}).get("phase") == plan_lib.STOPPING:
+            salt.dead = True
+            raise simulation.Crash()
+    records.save, records.save_node = dying_save, lambda record, minion: dying_save(record)
+    with pytest.raises(simulation.Crash):
+        driver.start("r1")
+    records.save, records.save_node = real_save, lambda record, minion: real_save(record)
+    # Resumed an hour later, when the window is closed (until 22:00 tomorrow).
+    salt2, out = FakeSalt(cluster), io.StringIO()
+    records.salt = salt2
+    late = driver_lib.Driver(salt2, records, Leases(), args, staging=FakeStaging(cluster), file_recv=True,
+                             progress=True, out=out, identity={"pid": 2, "host": "master"},
+                             clock=lambda: salt2.time() + 3600)
+    record = records.load("r1")
+    assert record["nodes"]["node1"]["phase"] == plan_lib.STOPPING
+    abort_after = {"n": 0}
+
+    def abort_requested(rollout_id):  # the operator aborts once node2 waits
+        abort_after["n"] += records.load(rollout_id)["status"] == plan_lib.WAITING
+        return abort_after["n"] > 2
+    records.abort_requested = abort_requested
+    result = late.resume(record, [], alive=False)
+    assert result["status"] == plan_lib.ABORTED, out.getvalue()
+    assert cluster.nodes["node1"].version == NEW and cluster.nodes["node1"].active
+    assert cluster.nodes["node2"].installs == 0 and not cluster.nodes["node2"].down
+    assert "waiting: outside the maintenance window daily 22:00-23:00 (UTC)" in out.getvalue()
+    assert out.getvalue().index("node1: active on") < out.getvalue().index("waiting: outside")
