@@ -89,12 +89,16 @@ def test_a_long_wait_says_how_long_and_what_the_node_says(salt_run_cli, nodes):
     nodes["node1"].set_fault("never-active")  # takes effect at its next start: its links never train
     proc = background_update(salt_run_cli, *update_args(node_timeout=45))
     try:
+        seen = []
+
         def evidence():
             data = salt_run_cli.run("rolling.status", _timeout=60).data
             node1 = (data.get("nodes") or {}).get("node1") or {}
-            return node1.get("evidence") if data.get("status") == "running" else None
+            if data.get("status") == "running" and node1.get("evidence"):
+                seen.append(node1["evidence"])
+            return seen
         wait_for(evidence, 120, "rolling.status to show node1's long wait")
-        shown = evidence()
+        shown = seen[0]
         out, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
@@ -130,8 +134,8 @@ def test_a_window_that_closes_between_nodes(salt_run_cli, nodes, tmp_path):
     try:
         def status():
             return salt_run_cli.run("rolling.status", _timeout=60).data
-        wait_for(lambda: status().get("nodes", {}).get("node1", {}).get("phase") in ("stopping", "installing"),
-                 120, "node1 in flight")
+        # node1 is down: its update began (inside the window); node2's turn comes once it is back.
+        wait_for(lambda: not nodes["node1"].is_active(), 120, "node1 to go down")
         offset_file.write_text(str(3 * 3600))  # the window is now closed until next_open
         wait_for(lambda: status().get("status") == "waiting", 120, "the rollout to wait for its window")
         waiting = status()
