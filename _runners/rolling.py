@@ -13,6 +13,8 @@ Rolling update of Dolphin eXpressWare across a cluster, one Cluster Node at a ti
     salt-run rolling.resume                 # after a failure was fixed, a canary pause, a master restart
     salt-run rolling.resume skip='[node7]'  # give up on one node explicitly
     salt-run rolling.abort                  # stop after the current node; the record stays
+    salt-run rolling.list                   # the rollouts on record
+    salt-run rolling.report                 # an HTML page of the latest rollout; returns its path
 
 How a rollout goes:
 
@@ -77,6 +79,7 @@ from salt.exceptions import SaltInvocationError
 log = logging.getLogger(__name__)
 
 __virtualname__ = "rolling"
+__func_alias__ = {"list_": "list"}
 
 
 def _shared(name):
@@ -105,8 +108,10 @@ try:
     saltio = _shared("expressware_salt")
     staging_lib = _shared("expressware_staging")
     driver_lib = _shared("expressware_driver")
+    report_lib = _shared("expressware_report")
+    window_lib = _shared("expressware_window")
 except ImportError as _exc:  # reported by __virtual__
-    vendor = store = plan_lib = protocol = checks = saltio = staging_lib = driver_lib = None
+    vendor = store = plan_lib = protocol = checks = saltio = staging_lib = driver_lib = report_lib = window_lib = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -127,14 +132,15 @@ _refusing = checks.refusing if checks else (lambda func: func)
 @_refusing
 def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, applications=None,
          node_timeout=1800, compat=None, order=None, sort="name", canary=0, frontend=None,
-         cluster=None, build=True, timeout=60):
+         cluster=None, build=True, timeout=60, window=None, window_tz=None):
     """
     Show what :py:func:`update` would do, in what order, which builds, touching nothing.
 
     Runs the same pre-flight as :py:func:`update` (which also fetches the installer on
     every node to check it is reachable) and returns the plan: order, skipped nodes,
     builds per group, per node the action and the versions. Exit status non-zero
-    when the pre-flight finds a problem.
+    when the pre-flight finds a problem. With a maintenance window, when the first node
+    would start (``window``).
 
     CLI Example:
 
@@ -150,12 +156,14 @@ def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, a
         return refused
     result = plan_lib.summary(record)
     result.update(status="planned", retcode=0, actions={m: n["action"] for m, n in record["nodes"].items()})
+    if args["options"]["window"]:
+        result["window"] = _window_start(args["options"])
     return result
 
 
 def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, applications=None,
            node_timeout=1800, compat=None, order=None, sort="name", canary=0, frontend=None,
-           cluster=None, build=True, timeout=60, progress=True):
+           cluster=None, build=True, timeout=60, progress=True, window=None, window_tz=None):
     """
     Update every targeted Cluster Node to ``version``, one node at a time.
 
@@ -194,6 +202,16 @@ def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False,
         Seconds to wait for minions to answer short calls (pre-flight, checks).
     progress
         Print progress on standard error.
+    window
+        Maintenance window: a node starts only inside it and only if its expected time
+        (the slowest node so far x1.5, ``node_timeout`` at first) fits before it closes;
+        otherwise the rollout is ``waiting`` and goes on by itself when it opens. Rules
+        joined with ``;``: ``Sat-Sun 01:00-05:00``, ``Mon,Wed 22:00-02:00``,
+        ``daily 01:00-03:00``, ``*`` (always). Default: the master configuration's
+        ``expressware:window:<cluster>``.
+    window_tz
+        The window's time zone (IANA name, e.g. ``Europe/Oslo``); default the master
+        configuration's ``expressware:window_tz``, else the master's own zone.
 
     CLI Example:
 
@@ -266,7 +284,7 @@ def abort(rollout=None, cluster=None):
     rollouts = _rollouts()
     if record["status"] in (plan_lib.DONE, plan_lib.REFUSED):
         raise SaltInvocationError(f"rollout {record['id']} is already {record['status']}")
-    if record["status"] in (plan_lib.RUNNING, plan_lib.PREFLIGHT) and store.driver_alive(record):
+    if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING, plan_lib.PREFLIGHT) and store.driver_alive(record):
         rollouts.request_abort(record["id"])
         return {"rollout": record["id"], "status": "aborting",
                 "comment": f"the driver (pid {record['driver']['pid']}) stops after the current node"}
@@ -281,7 +299,10 @@ def abort(rollout=None, cluster=None):
 def status(rollout=None, cluster=None):
     """
     Show a rollout (default: the latest one): status, reason, per node phase and
-    versions, builds, and who holds the cluster's update lease since when.
+    versions, builds, and who holds the cluster's update lease since when. A rollout
+    ``waiting`` for its maintenance window says when it goes on (``goes_on_at``); a
+    node in flight longer than it should take carries the driver's last look at it
+    (``evidence``).
 
     CLI Example:
 
@@ -298,15 +319,88 @@ def status(rollout=None, cluster=None):
     result["lease"] = _leases().get(record["cluster"])
     if record.get("problems"):
         result["problems"] = record["problems"]
-    if record["status"] in (plan_lib.RUNNING, plan_lib.PREFLIGHT):
+    if record["status"] == plan_lib.WAITING and record.get("resume_at"):
+        options = record["options"]
+        result["goes_on_at"] = window_lib.parse(options["window"], options.get("window_tz")).format(
+            record["resume_at"])
+    if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING, plan_lib.PREFLIGHT):
         result["driver"] = dict(record.get("driver") or {}, alive=store.driver_alive(record))
         if not result["driver"]["alive"]:
             result["comment"] = ("the driver of this rollout is gone (master restart?): run rolling.resume"
-                                 if record["status"] == plan_lib.RUNNING else
+                                 if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING) else
                                  "the driver of this rollout died in its pre-flight (nothing was touched); it "
                                  "holds the lease: rolling.abort releases it")
     result["log"] = record["log"][-10:]
     return result
+
+
+@_refusing
+def report(rollout=None, cluster=None, path=None, format=None):  # pylint: disable=redefined-builtin
+    """
+    Write a picture of a rollout (default: the latest one, of ``cluster`` if given) from its record: a
+    self-contained HTML page a browser opens without a network (one lane per node with its time down, the builds
+    and staging, the handovers, holds and failures, a table of the figures), or with ``format=svg`` the picture
+    alone. Works on a rollout still running (drawn up to now). Returns its path.
+
+    path
+        Where to write it: an absolute path ending in ``.html`` or ``.svg``. Default
+        ``<master cachedir>/expressware/reports/<rollout id>.<format>``.
+    format
+        ``html`` (default) or ``svg``; with a ``path``, its ending decides.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.report
+        salt-run rolling.report rollout=20261127T101500-1a2b3c path=/srv/www/rollouts/db1.html
+        salt-run rolling.report cluster=db1 format=svg
+    """
+    if format is not None:
+        checks.choice(format, "format", ("html", "svg"))
+    if path is not None:
+        if not isinstance(path, str) or not os.path.isabs(path) or not path.endswith((".html", ".svg")):
+            raise SaltInvocationError(f"path must be an absolute path ending in .html or .svg, not {path!r}")
+        suffix = path.rsplit(".", 1)[1]
+        if format is not None and format != suffix:
+            raise SaltInvocationError(f"path {path!r} does not end in .{format} (format={format})")
+        format = suffix
+    format = format or "html"
+    record = _find(rollout, cluster)
+    path = path or store.reports_path(__opts__["cachedir"], record["id"], format)
+    try:
+        report_lib.write(record, path, now=time.time(), fmt=format)
+    except OSError as exc:
+        raise SaltInvocationError(f"cannot write {path}: {exc}") from exc
+    return {"rollout": record["id"], "status": record["status"], "path": path}
+
+
+@_refusing
+def list_(cluster=None, limit=20):
+    """
+    The rollouts on record, most recent first: id, cluster, version, status, when it started (the master's time
+    zone), how long it took (so far, for one still holding its cluster) and the nodes updated of those to update.
+
+    cluster
+        Only this cluster's rollouts.
+    limit
+        At most this many (default 20).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.list
+        salt-run rolling.list cluster=db1 limit=5
+    """
+    limit = checks.count(limit, "limit", "rollouts")
+    if cluster is not None:
+        try:
+            store.check_name(cluster, "cluster")
+        except ValueError as exc:
+            raise SaltInvocationError(str(exc)) from exc
+    rows = report_lib.rollout_list(_rollouts().records(cluster), now=time.time())
+    return rows[:limit]
 
 
 # --- update requests: rolling.request and the reactor's rolling.take_request (begin) ---------------------------
@@ -409,10 +503,67 @@ class _driver:  # pylint: disable=invalid-name
         self.salt.__enter__()
         return driver_lib.Driver(self.salt, _rollouts(), _leases(), self.args,
                                  staging_lib.Staging(self.salt, __opts__["cachedir"]),
-                                 file_recv=bool(__opts__.get("file_recv")), progress=self.progress)
+                                 file_recv=bool(__opts__.get("file_recv")), progress=self.progress,
+                                 clock=_window_clock())
 
     def __exit__(self, *exc):
         self.salt.__exit__(*exc)
+
+
+#: For tests only: the name of an environment variable naming a file that holds seconds to add to the clock the
+#: maintenance window is read with (re-read at every look), so that a test on real daemons moves the window's time.
+WINDOW_CLOCK_OFFSET_ENV = "EXPRESSWARE_TEST_WINDOW_CLOCK_OFFSET_FILE"
+
+
+def _window_clock():
+    path = os.environ.get(WINDOW_CLOCK_OFFSET_ENV)
+    if not path:
+        return None  # the driver's own: the adapter's time
+
+    def clock():
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return time.time() + float(handle.read().strip() or 0)
+        except (OSError, ValueError):
+            return time.time()
+
+    return clock
+
+
+def _window_start(options):
+    """When a rollout with ``options`` started now would begin its first node, for ``plan``."""
+    win = window_lib.parse(options["window"], options["window_tz"])
+    clock = _window_clock() or time.time
+    now = clock()
+    start = win.next_start(now, float(options["node_timeout"]))
+    return {"window": win.describe(),
+            "first_node": "now" if start is not None and start <= now else
+            (win.format(start) if start is not None else
+             f"no opening in the next two weeks is long enough for node_timeout {options['node_timeout']} s")}
+
+
+def _window_args(given, cluster):
+    """The window and its zone: as given, else the master configuration's default for ``cluster``; checked."""
+    # (The argument checks also run without a loader: the unit tests.)
+    config = (globals().get("__opts__") or {}).get("expressware") or {}
+    config = config if isinstance(config, dict) else {}
+    spec, tz = given.get("window"), given.get("window_tz")
+    if spec is None:
+        defaults = config.get("window")
+        spec = defaults.get(cluster) if isinstance(defaults, dict) else None
+    if spec is None:
+        if tz is not None:
+            raise SaltInvocationError("window_tz needs a window")
+        return None, None
+    if tz is None:
+        tz = config.get("window_tz")
+    if tz is not None and not isinstance(tz, str):
+        raise SaltInvocationError(f"window_tz must be a time zone name such as Europe/Oslo, not {tz!r}")
+    try:
+        window_lib.parse(spec, tz)
+    except window_lib.WindowError as exc:
+        raise SaltInvocationError(str(exc)) from exc
+    return spec, tz
 
 
 def _refusals(func, *args):
@@ -471,6 +622,7 @@ def _check_args(given):
         "frontend": frontend,
         "build": given["build"],
     }
+    options["window"], options["window_tz"] = _window_args(given, cluster)
     return {
         "tgt": tgt, "tgt_type": tgt_type, "version": version, "sia": sia, "cluster": cluster,
         "order": order, "sort": given["sort"], "timeout": checks.seconds(given["timeout"], "timeout"),

@@ -2,10 +2,10 @@
 
 Its I/O is injected: Salt through an adapter (``expressware_salt.SaltAdapter`` in the runner, a simulated cluster
 in the tests), the records through ``RolloutStore``/``LeaseStore``, the clock through the adapter (``time``,
-``monotonic``). What to do next is the rollout core's (``expressware_rollout``), what a node's events mean is
-``expressware_watch``'s, the builds and staging are ``expressware_staging``'s, the prepared jobs
-``expressware_gates``'s. Every step is saved before the next one starts; a driver that dies at any point leaves a
-record that ``resume`` continues.
+``monotonic``; the maintenance window's may be given alone: ``clock``). What to do next is the rollout core's
+(``expressware_rollout``), what a node's events mean is ``expressware_watch``'s, the builds and staging are
+``expressware_staging``'s, the prepared jobs ``expressware_gates``'s. Every step is saved before the next one
+starts; a driver that dies at any point leaves a record that ``resume`` continues.
 """
 
 import importlib.util
@@ -32,9 +32,13 @@ watch = _sibling("expressware_watch")
 saltio = _sibling("expressware_salt")
 staging_lib = _sibling("expressware_staging")
 gates_lib = _sibling("expressware_gates")
+window_lib = _sibling("expressware_window")
 
 #: Seconds to wait, at the pre-flight, on a minion asked again (it did not answer).
 PREFLIGHT_RETRY = 5
+#: Seconds a node in flight longer than it should take has to answer the driver's look at it
+#: (``expressware.node_state``); after that the progress says it did not answer.
+EVIDENCE_TIMEOUT = 10
 LostMaster = saltio.LostMaster
 
 
@@ -57,8 +61,10 @@ class Driver:
     checked arguments; ``file_recv``: the master's option; ``staging``: an ``expressware_staging.Staging``."""
 
     def __init__(self, salt, rollouts, leases, args, staging, file_recv=False, progress=False, out=None,
-                 identity=None):
+                 identity=None, clock=None):
         self.salt, self.rollouts, self.leases, self.args = salt, rollouts, leases, args
+        # The wall clock the maintenance window is read with (a test may move it).
+        self.clock = clock or salt.time
         self.staging, self.file_recv, self.progress = staging, file_recv, progress
         self.out = out if out is not None else sys.stderr
         self.identity = identity or {"pid": os.getpid(), "host": socket.gethostname()}
@@ -225,7 +231,7 @@ class Driver:
         return report
 
     def resume(self, record, skip, alive):
-        if record["status"] in (plan_lib.RUNNING, plan_lib.PREFLIGHT) and alive:
+        if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING, plan_lib.PREFLIGHT) and alive:
             raise RolloutRefused(f"rollout {record['id']} is running (driver pid {record['driver']['pid']})")
         try:
             plan_lib.check_resumable(record)
@@ -282,6 +288,8 @@ class Driver:
         action = plan_lib.next_action(record)
         if action is None:
             return False
+        if action[0] in ("update", "frontend") and self.await_window(action[1]):
+            return True  # waited for the maintenance window (or halted): the next action is looked at again
         if action[0] in ("build", "stage"):
             # The first node to update gets ready while the RPMs are built and staged.
             self.gates.prepare(plan_lib.upcoming(record), self.gate_kwarg())
@@ -290,6 +298,44 @@ class Driver:
             self.save_node(action[1])
         else:
             self.save()
+        return True
+
+    # -- the maintenance window -----------------------------------------------
+
+    def await_window(self, minion):
+        """Before ``minion``'s update: when the rollout's maintenance window does not let it start now (closed, or
+        it would not be back before it closes), wait until it does, checking for an abort; False when it may
+        start at once (or began already). Builds and staging are not held: they do not touch a node's service."""
+        record, opts = self.record, self.record["options"]
+        if not opts.get("window"):
+            return False
+        if (record["nodes"].get(minion) or {}).get("phase") in plan_lib.IN_FLIGHT:
+            return False  # its update began (a driver died meanwhile): it may be down, it is finished first
+        win = window_lib.parse(opts["window"], opts.get("window_tz"))
+        now, expected = self.clock(), window_lib.expected_seconds(record)
+        reason = win.wait_reason(now, expected, what=minion)
+        if reason is None:
+            return False
+        until = win.next_start(now, expected)
+        if until is None:
+            self.halt(reason)
+            return True
+        # A prepared job would hold the node's state queue (and its gate times out) meanwhile.
+        self.gates.cancel_prepared("waiting for the maintenance window")
+        plan_lib.wait_for_window(record, reason, until, self.salt.time())
+        self.save()
+        self.say(f"waiting: {reason}", record=False)  # wait_for_window logged it
+        self.fire("waiting", {"reason": reason, "until": until})
+        while self.clock() < until:
+            if self.rollouts.abort_requested(record["id"]):
+                return True  # the walk's next step aborts
+            event = self.salt.get_event(wait=max(0.01, min(1.0, until - self.clock())))
+            if event:
+                self.gates.observe(*event)
+        plan_lib.end_wait(record, self.salt.time())
+        self.save()
+        self.say(f"the maintenance window {win.describe()} is open: going on", record=False)
+        self.fire("resumed", {"reason": "the maintenance window is open"})
         return True
 
     # -- actions ---------------------------------------------------------------
@@ -456,10 +502,13 @@ class Driver:
         """Wait for the node's job and its return to active (:class:`expressware_watch.NodeWatch` says what each
         event means): ``(None, node_state or None)`` on success, else ``(error, None)``."""
         node = watch.NodeWatch(minion, jid, deadline, self.record["options"]["node_timeout"], resumed=resumed)
+        looks = LongWait(self, minion)
         while True:
+            looks.tick()
             event = self.salt.get_event(wait=max(0.01, min(node.remaining(self.salt.monotonic()), 5)))
             if event:
                 self.gates.observe(*event)
+                looks.observe(*event)
             for step in node.observe(*(event or (None, None)), self.salt.monotonic()):
                 if step.kind == watch.PHASE:
                     plan_lib.mark_phase(self.record, minion, step.value, self.salt.time())
@@ -483,6 +532,12 @@ class Driver:
                 elif step.kind == watch.TIMEOUT:
                     return node.timeout_error(self.node_state(minion)), None
 
+    def say_evidence(self, minion, note):
+        """A long wait's note: said, and kept on the node for ``rolling.status``."""
+        self.say(note, record=False)
+        self.record["nodes"][minion]["evidence"] = {"time": self.salt.time(), "note": note}
+        self.save_node(minion)
+
     def _failed(self, minion, error, state=None):
         state = state or self.node_state(minion)
         plan_lib.mark_failed(self.record, minion, error, self.salt.time(), after=state.get("installed"))
@@ -491,3 +546,41 @@ class Driver:
                  "Fix the node, then rolling.resume (or rolling.resume skip='[" + minion + "]')")
         self.fire(f"node/{minion}/failed", {"minion": minion, "error": error})
         self.fire("halted", {"reason": self.record["reason"]})
+
+
+class LongWait:
+    """A node in flight longer than it should take (``expressware_window.should_say``): every half minute or so
+    the driver asks it how it is (``expressware.node_state``, published: the wait for its events goes on
+    meanwhile) and says how long it has waited out of ``node_timeout`` and what the node answered."""
+
+    def __init__(self, driver, minion):
+        self.driver, self.minion = driver, minion
+        self.said_at = None
+        self.asked = None  # (return tag, when) of the look that is out
+
+    def tick(self):
+        driver, now = self.driver, self.driver.salt.time()
+        if self.asked is not None:
+            if now - self.asked[1] >= EVIDENCE_TIMEOUT:
+                self._say(None)
+            return
+        if not window_lib.should_say(driver.record, self.minion, now, self.said_at):
+            return
+        try:
+            jid = driver.salt.publish([self.minion], "expressware.node_state")
+        except LostMaster:
+            jid = None
+        if jid:
+            self.asked = (protocol.job_return_tag(jid, self.minion), now)
+        else:
+            self._say(None)
+
+    def observe(self, tag, data):
+        if self.asked is not None and tag == self.asked[0] and protocol.node_of(data) == self.minion:
+            ret = data.get("return")
+            self._say(ret if isinstance(ret, dict) else str(ret))
+
+    def _say(self, node_state):
+        driver, now = self.driver, self.driver.salt.time()
+        driver.say_evidence(self.minion, window_lib.waiting_note(driver.record, self.minion, now, node_state))
+        self.said_at, self.asked = now, None

@@ -499,14 +499,16 @@ def render_html(record, tz=None, width=1100, now=None):
     return "\n".join(out) + "\n"
 
 
-def write(record, path, tz=None, now=None):
-    """Write the page of ``record`` to ``path`` (atomically: a reader sees the old page or the new one)."""
+def write(record, path, tz=None, now=None, fmt="html"):
+    """Write the page of ``record`` (``fmt="svg"``: its standalone picture) to ``path`` (atomically: a reader sees
+    the old page or the new one)."""
+    text = render_svg(record, standalone=True, now=now) if fmt == "svg" else render_html(record, tz=tz, now=now)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".html")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="." + fmt)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(render_html(record, tz=tz, now=now))
+            handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

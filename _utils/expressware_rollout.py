@@ -37,7 +37,9 @@ TODO = (PENDING, STAGED) + IN_FLIGHT + (FAILED,)
 RUNNING, PAUSED, HALTED, ABORTED, DONE = "running", "paused", "halted", "aborted", "done"
 #: Before the plan: the lease is taken and the pre-flight runs (nothing touched yet); refused by it (lease released).
 PREFLIGHT, REFUSED = "preflight", "refused"
-STATUSES = (PREFLIGHT, REFUSED, RUNNING, PAUSED, HALTED, ABORTED, DONE)
+#: Waiting for its maintenance window (the rollout's status; the same word as a node's phase): it goes on by
+#: itself at ``record["resume_at"]``, its driver and lease stay.
+STATUSES = (PREFLIGHT, REFUSED, RUNNING, WAITING, PAUSED, HALTED, ABORTED, DONE)
 
 MAX_LOG = 200
 
@@ -341,6 +343,7 @@ def mark_phase(record, minion, phase, now):
         node["started"] = now
         node["attempts"] += 1
         node["error"] = None
+        node.pop("evidence", None)  # a long wait's note of an earlier attempt
     node["phase"] = phase
     log(record, now, f"{minion}: {phase}")
 
@@ -379,6 +382,19 @@ def halt(record, reason, now):
 def pause(record, reason, now):
     record["status"], record["reason"] = PAUSED, reason
     log(record, now, f"paused: {reason}")
+
+
+def wait_for_window(record, reason, until, now):
+    """No node may start before ``until`` (its maintenance window): the rollout waits, and goes on by itself."""
+    record["status"], record["reason"], record["resume_at"] = WAITING, reason, until
+    log(record, now, f"waiting: {reason}")
+
+
+def end_wait(record, now):
+    """The maintenance window is open again: the walk goes on."""
+    record["status"], record["reason"] = RUNNING, None
+    record.pop("resume_at", None)
+    log(record, now, "resumed")
 
 
 def abort(record, now, reason="aborted by the operator"):
@@ -440,6 +456,7 @@ def resume(record, now, skip=()):
     if record["status"] == PAUSED:
         record["canary"]["released"] = True
     record["status"], record["reason"] = RUNNING, None
+    record.pop("resume_at", None)  # a driver that died waiting: the walk looks at the window again
     log(record, now, "resumed")
 
 
@@ -460,10 +477,13 @@ def summary(record):
             "note": node.get("note"),
             "seconds": round(node["finished"] - node["started"], 1) if node["finished"] and node["started"] else None,
         }
+        if node["phase"] in IN_FLIGHT and node.get("evidence"):
+            # In flight longer than it should take: how long, and what the node said when last asked.
+            nodes[minion]["evidence"] = node["evidence"]
     counts = {}
     for node in record["nodes"].values():
         counts[node["phase"]] = counts.get(node["phase"], 0) + 1
-    return {
+    result = {
         "rollout": record["id"],
         "cluster": record["cluster"],
         "version": record["version"],
@@ -476,3 +496,6 @@ def summary(record):
         "nodes": nodes,
         "frontend": record["frontend"],
     }
+    if record["status"] == WAITING:
+        result["resume_at"] = record.get("resume_at")
+    return result

@@ -187,6 +187,18 @@ class RolloutStore:
             return []
         return sorted(n[:-5] for n in os.listdir(self.directory) if n.endswith(".json") and not n.startswith("."))
 
+    def records(self, cluster=None):
+        """Every rollout on record (of ``cluster``), as loaded; an unreadable one is left out."""
+        found = []
+        for rollout_id in self.ids():
+            try:
+                record = self.load(rollout_id)
+            except ValueError:
+                continue  # removed meanwhile
+            if cluster is None or record.get("cluster") == cluster:
+                found.append(record)
+        return found
+
     def latest(self, cluster=None, skip=()):
         """The most recently created rollout (of ``cluster``; none whose status is in ``skip``), or None."""
         best = None
@@ -231,6 +243,11 @@ refusing = _sibling("expressware_args").refusing
 def rollout_store(cachedir):
     """The rollout records of the master whose cache is ``cachedir``."""
     return RolloutStore(os.path.join(cachedir, "expressware", "rollouts"))
+
+
+def reports_path(cachedir, rollout_id, fmt="html"):
+    """Where ``rolling.report`` writes the picture of rollout ``rollout_id`` by default."""
+    return os.path.join(cachedir, "expressware", "reports", check_name(rollout_id, "rollout id") + "." + fmt)
 
 
 def lease_store(cachedir):
