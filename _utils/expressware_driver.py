@@ -195,7 +195,8 @@ class Driver:
         except Exception as exc:  # pylint: disable=broad-except  # the master's cache: say it, go without
             self.say(f"cluster members {self.args.get('cluster_members')!r} could not be resolved: {exc}")
             named = []
-        extra = sorted(set(named) - set(targeted))
+        left_out = set(((self.record or {}).get("health") or {}).get("left_out") or [])
+        extra = sorted(set(named) - set(targeted) - left_out)
         self.view = health.ClusterView(list(targeted) + extra,
                                        health_wait=self.args.get("health_wait", health.DEFAULT_HEALTH_WAIT))
         return extra
@@ -293,10 +294,14 @@ class Driver:
             if event:
                 self.gates.observe(*event)
 
-    def resume_view(self):
-        """After a resume: the view rebuilt, every member looked at again (the node in flight is spared)."""
+    def resume_view(self, skip=()):
+        """After a resume: the view rebuilt, every member looked at again (the node in flight is spared). A node
+        the operator gave up on (``skip``, now or at an earlier resume) is no longer a member: it may stay down."""
         record = self.record
-        self.new_view(sorted(record["nodes"]))
+        health_record = record.setdefault("health", {})
+        left_out = sorted(set(health_record.get("left_out") or []) | set(skip or []))
+        health_record["left_out"] = left_out
+        self.new_view(sorted(set(record["nodes"]) - set(left_out)))
         self.look_at(list(self.view.members))
         flying = plan_lib.in_flight(record)
         if flying:
@@ -395,7 +400,7 @@ class Driver:
         self.rollouts.clear_abort(record["id"])
         self.say(f"resuming; in flight: {', '.join(plan_lib.in_flight(record)) or 'none'}")
         self.gates.cancel_open_gates()
-        self.resume_view()
+        self.resume_view(skip)
         return self.run()
 
     def run(self):
