@@ -39,12 +39,18 @@ exclusive file lock and replaced atomically.
 """
 
 import importlib.util
+import logging
 import os
 import sys
+import time
 
 from salt.exceptions import SaltInvocationError
 
+log = logging.getLogger(__name__)
+
 __virtualname__ = "expressware_lease"
+#: Seconds the members of a cluster have to answer the health look before a lease (each member is asked once).
+HEALTH_TIMEOUT = 5
 
 
 def _shared(name):
@@ -68,16 +74,20 @@ try:
     store = _shared("expressware_store")
     plan_lib = _shared("expressware_rollout")
     requests_lib = _shared("expressware_requests")
+    protocol = _shared("expressware_protocol")
+    checks = _shared("expressware_args")
+    health = _shared("expressware_health")
+    saltio = _shared("expressware_salt")
 except ImportError as _exc:  # reported by __virtual__
-    store = plan_lib = requests_lib = None
+    store = plan_lib = requests_lib = protocol = checks = health = saltio = None
     _IMPORT_ERROR = str(_exc)
 
 
-_refusing = store.refusing if store else (lambda func: func)
+_refusing = checks.refusing if checks else (lambda func: func)
 
 
 def __virtual__():
-    if store is None or plan_lib is None or requests_lib is None:
+    if store is None or checks is None:
         return False, f"expressware_lease: {_IMPORT_ERROR}"
     return __virtualname__
 
@@ -124,7 +134,43 @@ def acquire(cluster="default", holder=None, purpose=None):
         raise SaltInvocationError(f"purpose must be a text, not {purpose!r}")
     if not isinstance(holder, str) or not holder:
         raise SaltInvocationError("holder must be given (the name of who takes the lease)")
-    return _leases().acquire(cluster, holder, purpose=purpose[:200] if purpose else purpose)
+    leases = _leases()
+    if not leases.get(cluster).get("held"):
+        # A new disruption (the lease is free): refused while any member of the cluster is down, whoever took it
+        # down. (A lease held by another is refused by the store; its holder keeps it while its node is down.)
+        refusal = _health_refusal(cluster)
+        if refusal is not None:
+            return dict(refusal, cluster=cluster, held=False, holder=None)
+    return leases.acquire(cluster, holder, purpose=purpose[:200] if purpose else purpose)
+
+
+def _members(cluster):
+    """The minions whose cached grain or pillar ``expressware:cluster`` is ``cluster`` (the master's cache: a
+    member that is down is found all the same)."""
+    import salt.utils.minions  # pylint: disable=import-outside-toplevel
+
+    found = salt.utils.minions.CkMinions(__opts__).check_minions(
+        f"G@expressware:cluster:{cluster} or I@expressware:cluster:{cluster}", "compound")
+    return sorted(found.get("minions", []) if isinstance(found, dict) else found)
+
+
+def _health_refusal(cluster):
+    """None when every member of ``cluster`` is active by one bounded direct look (``expressware.node_state``,
+    all at once), else the refusal with the evidence: ``{"granted": False, "reason": ..., "health": verdict}``."""
+    members = _members(cluster)
+    if not members:
+        return None  # members unknown to the master: the lease alone (one node at a time) applies
+    view = health.ClusterView(members, health_wait=0)
+    asked = time.time()
+    with saltio.SaltAdapter(__opts__, default_timeout=HEALTH_TIMEOUT) as salt_io:
+        answers = salt_io.call(members, "expressware.node_state", timeout=HEALTH_TIMEOUT)
+    for minion in members:
+        view.answer(minion, answers.get(minion), asked)
+    verdict = view.verdict(time.time())
+    if verdict["verdict"] == health.GO:
+        return None
+    log.info("lease of %s refused: cluster health: %s", cluster, verdict["why"])
+    return {"granted": False, "reason": f"cluster health: {verdict['why']}", "health": verdict}
 
 
 @_refusing
@@ -190,7 +236,7 @@ def gate_wanted(gate, minion=None):
     minion = _for_itself(minion)
     if not isinstance(minion, str) or not minion:
         raise SaltInvocationError("minion must be given (the minion whose prepared job waits)")
-    rollout_id = plan_lib.gate_rollout(gate)
+    rollout_id = protocol.gate_rollout(gate)
     try:
         store.check_name(rollout_id, "rollout id")
     except ValueError:

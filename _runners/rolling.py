@@ -132,7 +132,8 @@ _refusing = checks.refusing if checks else (lambda func: func)
 @_refusing
 def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, applications=None,
          node_timeout=1800, compat=None, order=None, sort="name", canary=0, frontend=None,
-         cluster=None, build=True, timeout=60, window=None, window_tz=None):
+         cluster=None, build=True, timeout=60, window=None, window_tz=None, cluster_members=None,
+         health_wait=300):
     """
     Show what :py:func:`update` would do, in what order, which builds, touching nothing.
 
@@ -163,7 +164,8 @@ def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, a
 
 def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, applications=None,
            node_timeout=1800, compat=None, order=None, sort="name", canary=0, frontend=None,
-           cluster=None, build=True, timeout=60, progress=True, window=None, window_tz=None):
+           cluster=None, build=True, timeout=60, progress=True, window=None, window_tz=None,
+           cluster_members=None, health_wait=300):
     """
     Update every targeted Cluster Node to ``version``, one node at a time.
 
@@ -212,6 +214,13 @@ def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False,
     window_tz
         The window's time zone (IANA name, e.g. ``Europe/Oslo``); default the master
         configuration's ``expressware:window_tz``, else the master's own zone.
+    cluster_members
+        Further members of the cluster that are not updated but must be active before any node is disrupted: a
+        compound target (resolved from the master's cache, so a member that is down is still found) or a list of
+        minion ids. Minions whose grain or pillar ``expressware:cluster`` is the ``cluster`` name are members too.
+    health_wait
+        Seconds the rollout holds (``expressware/rolling/<id>/held``) while another member of the cluster is down
+        before it halts; 0 halts at once. Default 300.
 
     CLI Example:
 
@@ -323,6 +332,9 @@ def status(rollout=None, cluster=None):
         options = record["options"]
         result["goes_on_at"] = window_lib.parse(options["window"], options.get("window_tz")).format(
             record["resume_at"])
+    if record.get("health"):
+        # Who held the rollout (or halted it) for the cluster's health, and why.
+        result["health"] = record["health"]
     if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING, plan_lib.PREFLIGHT):
         result["driver"] = dict(record.get("driver") or {}, alive=store.driver_alive(record))
         if not result["driver"]["alive"]:
@@ -504,7 +516,7 @@ class _driver:  # pylint: disable=invalid-name
         return driver_lib.Driver(self.salt, _rollouts(), _leases(), self.args,
                                  staging_lib.Staging(self.salt, __opts__["cachedir"]),
                                  file_recv=bool(__opts__.get("file_recv")), progress=self.progress,
-                                 clock=_window_clock())
+                                 clock=_window_clock(), resolve_members=_cluster_members)
 
     def __exit__(self, *exc):
         self.salt.__exit__(*exc)
@@ -566,6 +578,26 @@ def _window_args(given, cluster):
     return spec, tz
 
 
+def _cluster_members(expr, cluster):
+    """The minions the operator names as further members of ``cluster`` (``cluster_members``), plus those whose
+    cached grain or pillar ``expressware:cluster`` is ``cluster``: from the master's cache, so a member that is
+    down (not answering) is found all the same."""
+    import salt.utils.minions  # pylint: disable=import-outside-toplevel
+
+    ckminions = salt.utils.minions.CkMinions(__opts__)
+
+    def matching(target):
+        found = ckminions.check_minions(target, "compound")
+        return list(found.get("minions", []) if isinstance(found, dict) else found)
+
+    members = list(expr) if isinstance(expr, list) else (matching(expr) if expr else [])
+    try:
+        members += matching(f"G@expressware:cluster:{cluster} or I@expressware:cluster:{cluster}")
+    except Exception:  # pylint: disable=broad-except  # no cache of grains or pillar: only the named ones
+        log.debug("expressware:cluster members of %s not resolved", cluster, exc_info=True)
+    return sorted(set(members))
+
+
 def _refusals(func, *args):
     """``func(*args)``, a refusal of the driver as the runner's (``SaltInvocationError``)."""
     try:
@@ -605,6 +637,8 @@ def _check_args(given):
     checks.choice(given["sort"], "sort", ("name", "reverse"))
     canary = checks.count(given["canary"], "canary", "nodes (0: no canary)")
     frontend = checks.minion_id(given["frontend"], "frontend")
+    cluster_members = checks.members_target(given.get("cluster_members"))
+    health_wait = checks.number(given.get("health_wait", 300), "health_wait", 0, checks.WEEK)
     if frontend is not None and sia is None:
         raise SaltInvocationError("frontend needs sia")
     try:
@@ -626,7 +660,7 @@ def _check_args(given):
     return {
         "tgt": tgt, "tgt_type": tgt_type, "version": version, "sia": sia, "cluster": cluster,
         "order": order, "sort": given["sort"], "timeout": checks.seconds(given["timeout"], "timeout"),
-        "options": options,
+        "options": options, "cluster_members": cluster_members, "health_wait": health_wait,
     }
 
 

@@ -366,9 +366,11 @@ def installed(
         except CommandExecutionError as exc:
             return dict(ret, result=False, comment=str(exc))
         if not granted:
+            why = (f"the update lease of cluster {cluster} is held by {info.get('holder')} for {info.get('age')} s"
+                   if info.get("holder") or not info.get("reason") else
+                   f"the update lease of cluster {cluster} is refused: {info['reason']}")
             return dict(ret, result=False, comment=(
-                f"Deferred: the update lease of cluster {cluster} is held by {info.get('holder')} "
-                f"for {info.get('age')} s (waited {lease_wait} s); nothing was changed on this node. "
+                f"Deferred: {why} (waited {lease_wait} s); nothing was changed on this node. "
                 "Run the state again later."
             ))
         comments.append(f"took the update lease of cluster {cluster}")

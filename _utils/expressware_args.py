@@ -87,6 +87,17 @@ def installer(sia):
     return sia
 
 
+def members_target(value, name="cluster_members"):
+    """Further members of a cluster: a compound target (one line) or a list of minion ids; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return names(value, name, nonempty=True) or None
+    if not isinstance(value, str) or not value.strip() or "\n" in value:
+        raise SaltInvocationError(f"{name} must be a compound target or a list of minion ids, not {value!r}")
+    return value
+
+
 def choice(value, name, choices):
     if value not in choices:
         raise SaltInvocationError(f"{name} must be " + " or ".join(repr(c) for c in choices) + f", not {value!r}")

@@ -33,12 +33,18 @@ saltio = _sibling("expressware_salt")
 staging_lib = _sibling("expressware_staging")
 gates_lib = _sibling("expressware_gates")
 window_lib = _sibling("expressware_window")
+health = _sibling("expressware_health")
 
 #: Seconds to wait, at the pre-flight, on a minion asked again (it did not answer).
 PREFLIGHT_RETRY = 5
 #: Seconds a node in flight longer than it should take has to answer the driver's look at it
 #: (``expressware.node_state``); after that the progress says it did not answer.
 EVIDENCE_TIMEOUT = 10
+#: Seconds between two looks at the members in the way while the rollout holds for the cluster's health.
+HEALTH_ASK = 5
+#: Seconds after the gate passed beyond which it is passed again before the node is disrupted (its prepared job
+#: was not ready at once).
+HEALTH_RECHECK = 0.2
 LostMaster = saltio.LostMaster
 
 
@@ -56,13 +62,34 @@ def problems_report(problems):
             "problems": {(minion or "target"): problem for minion, problem in problems}, "retcode": 1}
 
 
+class _Watched:
+    """The adapter, each event read from it shown to the cluster health view as well (whoever reads it: the
+    driver, the gates, a call collecting its returns)."""
+
+    def __init__(self, salt, seen):
+        object.__setattr__(self, "_salt", salt)
+        object.__setattr__(self, "_seen", seen)
+
+    def __getattr__(self, name):
+        return getattr(self._salt, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._salt, name, value)  # one adapter: what is set on it is set for every user of it
+
+    def get_event(self, wait):
+        event = self._salt.get_event(wait)
+        if event:
+            self._seen(*event)
+        return event
+
+
 class Driver:
     """One rollout's driver. ``salt``: the adapter; ``rollouts``/``leases``: the master's stores; ``args``: the
     checked arguments; ``file_recv``: the master's option; ``staging``: an ``expressware_staging.Staging``."""
 
     def __init__(self, salt, rollouts, leases, args, staging, file_recv=False, progress=False, out=None,
-                 identity=None, clock=None):
-        self.salt, self.rollouts, self.leases, self.args = salt, rollouts, leases, args
+                 identity=None, clock=None, resolve_members=None):
+        self.salt, self.rollouts, self.leases, self.args = _Watched(salt, self.health_event), rollouts, leases, args
         # The wall clock the maintenance window is read with (a test may move it).
         self.clock = clock or salt.time
         self.staging, self.file_recv, self.progress = staging, file_recv, progress
@@ -70,7 +97,13 @@ class Driver:
         self.identity = identity or {"pid": os.getpid(), "host": socket.gethostname()}
         self.record = None
         self.frontend_fact = None
-        self.gates = gates_lib.Gates(salt, self, args["timeout"])
+        self.gates = gates_lib.Gates(self.salt, self, args["timeout"])
+        # The cluster health gate: the live view of every member, the looks asked (jid: (when, whom)), and how the
+        # runner finds the members the operator names (``cluster_members``: a target; from the master's cache).
+        self.view = None
+        self.health_asks = {}
+        self.done_at = None  # when the evidence that the node in flight is back was fired
+        self.resolve_members = resolve_members or (lambda expr, cluster: list(expr) if isinstance(expr, list) else [])
 
     # -- output and records ----------------------------------------------------
 
@@ -130,6 +163,7 @@ class Driver:
         kwarg = {"sia": args["sia"], "enforce": opts["enforce"]}
         if opts["compat"] is not None:
             kwarg["compat"] = opts["compat"]
+        asked = self.salt.time()
         facts = self.salt.call(args["tgt"], "expressware.preflight", [args["version"]], kwarg,
                                tgt_type=args["tgt_type"], timeout=args["timeout"])
         silent = sorted(minion for minion, fact in facts.items() if plan_lib.did_not_answer(fact))
@@ -152,9 +186,132 @@ class Driver:
             problem = self.preflight_frontend(opts["frontend"])
             if problem:
                 problems.append((opts["frontend"], problem))
+        if not problems:
+            problems.extend(self.preflight_health(facts, asked))
         for minion, problem in problems:
             self.say(f"pre-flight: {minion or 'target'}: {problem}")
         return facts, problems
+
+    # -- the cluster health gate -------------------------------------------------
+
+    def new_view(self, targeted):
+        """The live view of the cluster: the targeted nodes plus the members the operator names; the extra ones."""
+        try:
+            named = self.resolve_members(self.args.get("cluster_members"), self.args["cluster"])
+        except Exception as exc:  # pylint: disable=broad-except  # the master's cache: say it, go without
+            self.say(f"cluster members {self.args.get('cluster_members')!r} could not be resolved: {exc}")
+            named = []
+        left_out = set(((self.record or {}).get("health") or {}).get("left_out") or [])
+        extra = sorted(set(named) - set(targeted) - left_out)
+        self.view = health.ClusterView(list(targeted) + extra,
+                                       health_wait=self.args.get("health_wait", health.DEFAULT_HEALTH_WAIT))
+        return extra
+
+    def look_at(self, members):
+        """Ask ``members`` directly, all at once and bounded; their answers go into the view."""
+        asked = self.salt.time()
+        answers = self.salt.call(list(members), "expressware.node_state", timeout=self.args["timeout"],
+                                 tgt_type="list") if members else {}
+        for minion in members:
+            self.view.answer(minion, answers.get(minion), asked)
+
+    def preflight_health(self, facts, asked):
+        """Every other member of the cluster is active: a problem per member that is not (the targeted nodes'
+        own activity is the pre-flight's already)."""
+        extra = self.new_view(sorted(facts))
+        for minion, fact in facts.items():
+            self.view.answer(minion, fact.get("node_state") if isinstance(fact, dict) else None, asked)
+        self.look_at(extra)
+        if extra:
+            self.say(f"pre-flight: cluster members beyond the target: {', '.join(extra)}")
+        problems = []
+        for minion in extra:
+            node = self.view.nodes[minion]
+            if node["state"] != health.ACTIVE:
+                problems.append((minion, f"a member of the cluster is {node['state']}: "
+                                         + ("; ".join(node["reasons"]) or "no reason given")
+                                         + "; no node is disrupted while another member is down"))
+        return problems
+
+    def ask_members(self, members):
+        """One asynchronous ``expressware.node_state`` of ``members``: their returns are read with the other
+        events (:meth:`health_event`), so the look costs the walk nothing."""
+        members = sorted(set(members))
+        if not members or self.view is None:
+            return
+        try:
+            jid = self.salt.publish(members, "expressware.node_state")
+        except LostMaster:
+            return  # the next look, or the events, tell
+        if jid:
+            self.health_asks[jid] = (self.salt.time(), members)
+
+    def health_event(self, tag, data):
+        """An event read from the bus, for the view: a member's answer to a look, or a health event."""
+        if self.view is None:
+            return
+        parts = tag.split("/")
+        if len(parts) == 5 and parts[:2] == ["salt", "job"] and parts[3] == "ret" and parts[2] in self.health_asks:
+            asked, members = self.health_asks[parts[2]]
+            if parts[4] in members and data.get("out") != "no_return":
+                self.view.answer(parts[4], data.get("return"), asked)
+            return
+        self.view.event(tag, data, health.stamp_time(data, self.salt.time()))
+
+    def health_gate(self, minion):
+        """May ``minion`` be disrupted? True (it is marked in flight in the view); else the rollout holds, up to
+        ``health_wait`` seconds, for every other member to be active, and halts (False) with the evidence. False
+        too when the operator asks to abort meanwhile (the next step aborts)."""
+        view = self.view
+        if view is None:
+            return True
+        held, last_ask = None, None
+        # What reached the bus since the last node landed counts (a member's beacon said it went down meanwhile).
+        while (event := self.salt.get_event(wait=0)) is not None:
+            self.gates.observe(*event)
+        while True:
+            now = self.salt.time()
+            verdict = view.verdict(now, disrupting=minion)
+            if verdict["verdict"] == health.GO:
+                if held is not None:
+                    self.say(f"{minion}: every member of the cluster is active again; going on")
+                    self.record.setdefault("health", {})["held"] = None
+                view.begin(minion, now)
+                return True
+            evidence = {k: verdict[k] for k in ("who", "why", "since", "waited", "health_wait", "problems")}
+            if verdict["verdict"] == health.HALT:
+                self.record["health"] = dict(self.record.get("health") or {}, held=None, halted=dict(
+                    evidence, minion=minion))
+                self.halt(f"cluster health: {verdict['why']} (held {verdict['waited']} s, health_wait "
+                          f"{verdict['health_wait']} s); {minion} was not touched")
+                return False
+            if verdict["who"] != held:
+                held = verdict["who"]
+                self.say(f"{minion}: held: {verdict['why']}; waiting up to {verdict['health_wait']} s")
+                self.record.setdefault("health", {})["held"] = dict(evidence, minion=minion)
+                self.save()
+                self.fire("held", dict(evidence, minion=minion))
+            if self.rollouts.abort_requested(self.record["id"]):
+                return False
+            if verdict["ask"] and (last_ask is None or self.salt.monotonic() - last_ask >= HEALTH_ASK):
+                self.ask_members(verdict["ask"])
+                last_ask = self.salt.monotonic()
+            event = self.salt.get_event(wait=max(0.01, min(1.0, verdict["health_wait"] - verdict["waited"])))
+            if event:
+                self.gates.observe(*event)
+
+    def resume_view(self, skip=()):
+        """After a resume: the view rebuilt, every member looked at again (the node in flight is spared). A node
+        the operator gave up on (``skip``, now or at an earlier resume) is no longer a member: it may stay down."""
+        record = self.record
+        health_record = record.setdefault("health", {})
+        left_out = sorted(set(health_record.get("left_out") or []) | set(skip or []))
+        health_record["left_out"] = left_out
+        self.new_view(sorted(set(record["nodes"]) - set(left_out)))
+        self.look_at(list(self.view.members))
+        flying = plan_lib.in_flight(record)
+        if flying:
+            self.view.begin(flying[0], self.salt.time())
 
     def preflight_frontend(self, minion):
         """Check the Cluster Management Node before anything is touched; the problem, or None."""
@@ -249,6 +406,7 @@ class Driver:
         self.rollouts.clear_abort(record["id"])
         self.say(f"resuming; in flight: {', '.join(plan_lib.in_flight(record)) or 'none'}")
         self.gates.cancel_open_gates()
+        self.resume_view(skip)
         return self.run()
 
     def run(self):
@@ -426,6 +584,11 @@ class Driver:
         record, timeout = self.record, self.args["timeout"]
         position = record["order"].index(minion) + 1
         resumed = record["nodes"][minion]["phase"] in plan_lib.IN_FLIGHT
+        # The cluster health gate: every other member active before this node is disrupted (costs nothing when the
+        # view, fed while the last node was down, says so); after a resume too (a new driver did not see it go).
+        if not self.health_gate(minion):
+            return None
+        passed = self.salt.monotonic()
         prepared = None if resumed else self.gates.release(minion)
         # A released job answered its go-ahead already: it is reachable. Else ask, since a job published to a
         # minion that has not reconnected (after a master restart) would be lost without a trace.
@@ -435,6 +598,8 @@ class Driver:
         if prepared is None and not self.gates.cancel_gate(minion, "updated the ordinary way"):
             # A prepared job left waiting would hold the node's state queue.
             return self.halt(f"{minion} did not acknowledge the cancel of its prepared job; nothing was started on it")
+        if self.salt.monotonic() - passed > HEALTH_RECHECK and not self.health_gate(minion):
+            return None  # the prepared job waited long: what was heard meanwhile counts (no go was sent)
         plan_lib.mark_phase(record, minion, plan_lib.STOPPING, self.salt.time())
         self.save_node(minion)
         self.say(f"{minion} ({position}/{len(record['order'])}): "
@@ -473,12 +638,16 @@ class Driver:
             return self._failed(minion, outcome)
         # Active by the node's own look at itself, made by this job (the event's node state); after a restart
         # or a beacon's word, a direct look instead.
+        looked = self.salt.time()
         state = evidence or self.node_state(minion)
         if evidence is None and state["state"] == "unknown" and self.salt.reachable(minion, timeout):
             # No answer: the minion was restarting (its salt-minion stopped while the job finished). Ask again.
             state = self.node_state(minion)
         if state["active"] and state["running"] == record["version"] and state["installed"] == record["version"]:
             plan_lib.mark_active(record, minion, state["running"], self.salt.time())
+            if self.view is not None and self.view.flight and self.view.flight["minion"] == minion:
+                # As old as its evidence: the node's going down again after it (its beacon) is newer.
+                self.view.landed(minion, self.done_at if evidence is not None else looked, state)
             self.say(f"{minion}: active on {state['running']}")
             self.fire(f"node/{minion}/done", {"minion": minion, "version": state["running"]})
             return None
@@ -515,6 +684,9 @@ class Driver:
                     self.save_node(minion)
                     self.say(f"{minion}: {step.value}", record=False)  # mark_phase logged it
                     self.fire(f"node/{minion}/phase", {"minion": minion, "phase": step.value})
+                    # While it is down, a look at every other member (its answers come with the events).
+                    if self.view is not None:
+                        self.ask_members([m for m in self.view.members if m != minion])
                 elif step.kind == watch.PREPARE:
                     self.gates.prepare(plan_lib.upcoming(self.record, current=minion), self.gate_kwarg())
                 elif step.kind == watch.PROBE:
@@ -526,6 +698,7 @@ class Driver:
                         probe = None  # the beacon's event or the deadline decide
                     node.probing(probe)
                 elif step.kind == watch.DONE:
+                    self.done_at = health.stamp_time(event[1], self.salt.time()) if event else self.salt.time()
                     return None, step.value
                 elif step.kind == watch.FAILED:
                     return step.value, None

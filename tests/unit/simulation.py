@@ -16,6 +16,7 @@ holder has a record; at the end the rollout is done, every node on the target, i
 
 import collections
 import copy
+import datetime
 import heapq
 import pickle
 import random
@@ -30,6 +31,12 @@ protocol = runner.protocol
 OLD, NEW = "5.25.2", "5.26.0"
 GRAINS = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"}
 NODE_TIMEOUT = 60
+
+
+#: Seconds within which the driver learns that a member failed on its own (see :meth:`Cluster.go_down`).
+DETECTION = 4.5
+#: The simulated master's clock at the start (epoch seconds).
+EPOCH = 1_700_000_000
 
 
 class Violation(AssertionError):
@@ -47,6 +54,7 @@ class Node:
         self.current = None      # the state job running (one at a time: Salt's state queue)
         self.queue = []          # state jobs waiting for it
         self.installs = 0
+        self.failed_since = None  # taken down by something else than the rollout (an external failure)
 
     def state(self):
         return {"state": "active" if self.active else "inactive", "active": self.active, "installed": self.version,
@@ -88,9 +96,11 @@ class Cluster:
         if self.faults and not reliable:
             roll = self.rng.random()
             copies = 0 if roll < 0.03 else 2 if roll < 0.08 else 1
+        # The master stamps an event when it takes it (one minion's events in the order it sent them).
+        stamp = datetime.datetime.fromtimestamp(EPOCH + self.now + delay, datetime.timezone.utc).isoformat()
         for _ in range(copies):
             jitter = self.rng.uniform(0, 2.0) if self.faults else 0.0
-            self.at(delay + jitter, ("event", tag, data))
+            self.at(delay + jitter, ("event", tag, dict(data, _stamp=stamp)))
 
     def advance(self, limit, until_event=False):
         """Run the cluster until ``limit``; the events for the master go to the bus in time order
@@ -116,8 +126,10 @@ class Cluster:
                 (protocol.beacon_tag(victim, "active"), {"id": sender}),
                 (protocol.NODE_PHASE, {"data": {"phase": "waiting"}}),
             ])
+            # (A node's own word that it is active is not noise: one that failed on its own does not say it.)
             if (tag, data.get("id")) not in ((protocol.NODE_ACTIVE, victim), (protocol.beacon_tag(victim, "active"),
-                                                                               victim)):
+                                                                               victim)) and not (
+                    tag == protocol.NODE_ACTIVE and self.nodes[sender].failed_since is not None):
                 self.emit(tag, data, reliable=True)
 
     # -- invariants ------------------------------------------------------------------------------------------
@@ -126,7 +138,30 @@ class Cluster:
         others = [n.name for n in self.nodes.values() if n.down and n is not node]
         if others:
             raise Violation(f"{node.name} goes down while {', '.join(others)} is down")
+        # A member that failed on its own: the driver knows within DETECTION seconds (its beacon's event, delayed
+        # on the bus at most 2 s, read at the gate; the go-ahead takes the node down at most 2 s later).
+        # Counted from the driver's decision (its go-ahead, or the publish of an ordinary job, which may wait long
+        # in the node's state queue: past the decision only the node itself could look again).
+        decided = node.current.decided if node.current is not None else self.now
+        failed = [n.name for n in self.nodes.values()
+                  if n is not node and n.failed_since is not None and decided - n.failed_since > DETECTION]
+        if failed:
+            raise Violation(f"{node.name} goes down while {', '.join(failed)} is down (failed on its own)")
         node.down, node.active = True, False
+
+    def outage(self, name, length):
+        """``name`` fails on its own (its services stop) for ``length`` seconds, unless the rollout has it."""
+        node = self.nodes[name]
+        if node.down or node.failed_since is not None or node.current is not None or node.installs:
+            return  # (a node the rollout has in hand, or updated already: failing it is the rollout's own case)
+        node.failed_since, node.active = self.now, False
+        self.emit(protocol.beacon_tag(name, "inactive"), {"id": name, "tag": "inactive"}, reliable=True)
+
+        def back():
+            if node.failed_since is not None and not node.down:
+                node.failed_since, node.active = None, True
+                self.emit(protocol.beacon_tag(name, "active"), {"id": name, "tag": "active"}, reliable=True)
+        self.at(length, back)
 
     # -- jobs ------------------------------------------------------------------------------------------------
 
@@ -141,6 +176,7 @@ class Cluster:
         jid = self.new_jid()
         if fun == "state.single":
             job = Job(jid, minion, kwarg)
+            job.decided = self.now  # an ordinary job: the driver's decision is its publish
             node.queue.append(job)
             self.at(0.05, lambda: self.next_job(node))
         elif fun == "expressware.wait_active":
@@ -185,6 +221,8 @@ class Cluster:
 
     def proceed(self, node, job):
         job.listening, job.changing = False, True
+        if job.gate:
+            job.decided = self.now  # a prepared job: the driver's decision is its go-ahead
         if job.kwarg.get("use_rpms") and not node.rpms:
             raise Violation(f"{node.name} is installed with --use-rpms but has no RPMs of the target")
         d = [self.rng.uniform(0.1, 2) for _ in range(4)]
@@ -210,6 +248,7 @@ class Cluster:
 
             def back():
                 node.connected, node.down, node.active, node.current = True, False, True, None
+                node.failed_since = None
                 self.emit(protocol.minion_start_tag(node.name), {"id": node.name})
                 if self.rng.random() < 0.5:
                     self.emit(protocol.beacon_tag(node.name, "active"), {"id": node.name, "tag": "active"})
@@ -223,6 +262,7 @@ class Cluster:
             if job.lost or node.current is not job:
                 return
             node.version, node.installs, node.down, node.active = NEW, node.installs + 1, False, True
+            node.failed_since = None
             self.emit(protocol.NODE_ACTIVE, {"id": node.name, "data": protocol.node_event(node.state())})
             self.finish(node, job, self.rng.uniform(0, 0.5), ok=True)
         self.at(d[0] + d[1] + d[2] + d[3], up)
@@ -243,6 +283,16 @@ class Cluster:
             self.emit(protocol.job_return_tag(jid, node.name), {"id": node.name, "return": node.state()})
         else:
             self.at(1, lambda: self.probe(node, jid, timeout, waited + 1))
+
+    def look(self, minions):
+        """An asynchronous ``expressware.node_state`` of ``minions``: each connected one returns (an event)."""
+        jid = self.new_jid()
+        for name in minions:
+            node = self.nodes[name]
+            if node.connected:
+                self.at(self.rng.uniform(0.01, 0.3), lambda node=node: self.emit(
+                    protocol.job_return_tag(jid, node.name), {"id": node.name, "return": node.state()}))
+        return jid
 
     # -- minion functions, answered at once (a call) ------------------------------------------------------------
 
@@ -299,7 +349,7 @@ class FakeSalt:
             raise Crash()
 
     def time(self):
-        return 1_700_000_000 + self.cluster.now
+        return EPOCH + self.cluster.now
 
     def monotonic(self):
         return self.cluster.now
@@ -312,6 +362,8 @@ class FakeSalt:
 
     def publish(self, tgt, fun, arg=(), kwarg=None, tgt_type="list"):
         self._alive()
+        if fun == "expressware.node_state":  # the health gate's look at the members: answers come as events
+            return self.cluster.look(list(tgt))
         (minion,) = tgt
         return self.cluster.publish(minion, fun, kwarg or {})
 
@@ -446,6 +498,10 @@ def simulate(seed, crash_at=None, nodes=4, rounds=10):
     args = copy.deepcopy(ARGS)
     args["options"].update(build=seed % 2 == 0, canary=1 if seed % 3 == 0 else 0)
     cluster = Cluster(rng, [f"node{i}" for i in range(1, nodes + 1)])
+    if seed % 4 == 1:
+        # A member fails on its own during the rollout and comes back: no node is disrupted meanwhile.
+        victim, start = f"node{rng.randint(1, nodes)}", rng.uniform(2, 40)
+        cluster.at(start, lambda: cluster.outage(victim, rng.uniform(1, 30)))
     records, leases = Records(cluster, crash_at), Leases()
     rollout_id, drivers, first_saves, result = f"r{seed}", 0, None, None
     for attempt in range(rounds):
