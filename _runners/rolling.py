@@ -490,7 +490,7 @@ def take_request(request=None, claimed=None):  # pylint: disable=redefined-outer
 def _master_only(fun):
     """Refuse a minion calling through ``peer_run`` (``publish.runner``): a minion may act only for itself, and a
     rollout acts on every node of a cluster. Minions ask with :py:func:`request`, within their limits."""
-    minion = _requests().caller(__opts__)
+    minion = _requests().caller(globals().get("__opts__") or {})  # (no loader in the unit tests)
     if minion:
         raise SaltInvocationError(f"rolling.{fun} is for the master: {minion} is a minion (minions ask with "
                                   "rolling.request, within their entry of expressware:reactor:allow)")
