@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "dis_services"
 
+
 def _shared(name):
     """Shared code of this extension: ``<name>.py`` in ``utils/`` or ``_utils/`` beside this module's directory
     (pip install, ``extmods`` after a sync, or a source tree alike; see ``_utils/__init__.py``)."""
@@ -85,8 +86,12 @@ def _action(action):
             + (", ".join(dict.fromkeys(failed)) or "no service named; see output"),
             info={"stdout": result["stdout"], "stderr": result["stderr"]},
         )
-    return {"result": True, "action": action, "services": {line["service"]: line["ok"] for line in lines},
-            "output": result["stdout"]}
+    return {
+        "result": True,
+        "action": action,
+        "services": {line["service"]: line["ok"] for line in lines},
+        "output": result["stdout"],
+    }
 
 
 def status():

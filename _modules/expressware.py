@@ -34,6 +34,7 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "expressware"
 
+
 def _shared(name):
     """Shared code of this extension: ``<name>.py`` in ``utils/`` or ``_utils/`` beside this module's directory
     (pip install, ``extmods`` after a sync, or a source tree alike; see ``_utils/__init__.py``)."""
@@ -446,8 +447,9 @@ def preflight(version, sia=None, enforce=False, compat=None):
             # One look at the node serves both (the vendor tools are what a pre-flight
             # of a large cluster spends its time on).
             result["node_state"] = node_state()
-            result["decision"] = _decide(version, enforce, compat, result["node_state"]["installed"],
-                                         result["node_state"]["running"])
+            result["decision"] = _decide(
+                version, enforce, compat, result["node_state"]["installed"], result["node_state"]["running"]
+            )
         except (CommandExecutionError, SaltInvocationError) as exc:
             result["error"] = str(exc)
             return result
@@ -482,7 +484,8 @@ def validate_version(version):
     # YAML on the CLI turns 5.26 into a float; a version is always text.
     if not isinstance(version, str):
         raise SaltInvocationError(
-            f"version {version!r} is not an eXpressWare version ({vendor.VERSION_FORMAT}); quote it if YAML made it a number"
+            f"version {version!r} is not an eXpressWare version ({vendor.VERSION_FORMAT}); "
+            "quote it if YAML made it a number"
         )
     try:
         return vendor.check_version(version)

@@ -102,7 +102,9 @@ def _resolve_sia(sia, saltenv=None):
     """A readable local path to the installer; ``salt://`` URLs are cached first."""
     saltenv = _saltenv(saltenv)
     if not isinstance(sia, str) or not sia.strip():
-        raise SaltInvocationError(f"sia must be a path or salt:// URL of a Dolphin_eXpressWare-<version>.sh installer, not {sia!r}")
+        raise SaltInvocationError(
+            f"sia must be a path or salt:// URL of a Dolphin_eXpressWare-<version>.sh installer, not {sia!r}"
+        )
     if "\n" in sia or "\0" in sia:
         raise SaltInvocationError(f"sia {sia!r} contains a newline or NUL character")
     if sia.startswith("salt://"):
@@ -116,8 +118,10 @@ def _resolve_sia(sia, saltenv=None):
         raise SaltInvocationError(f"sia {sia!r} must be an absolute path or a salt:// URL")
     name = os.path.basename(path)
     if not _SIA_NAME_RE.match(name):
-        raise SaltInvocationError(f"{path} is not an eXpressWare installer: the name must be "
-                                   "Dolphin_eXpressWare-<version>.sh (or the 3.x DIS_install_<version>.sh)")
+        raise SaltInvocationError(
+            f"{path} is not an eXpressWare installer: the name must be "
+            "Dolphin_eXpressWare-<version>.sh (or the 3.x DIS_install_<version>.sh)"
+        )
     if not os.path.isfile(path):
         raise SaltInvocationError(f"installer {path} does not exist or is not a file")
     if not os.access(path, os.R_OK):
@@ -142,7 +146,9 @@ def _use_rpms(use_rpms, workdir, kind):
     if not isinstance(use_rpms, str) or not os.path.isabs(use_rpms) or "\n" in use_rpms:
         raise SaltInvocationError(f"use_rpms must be True or an absolute directory path, not {use_rpms!r}")
     if not glob.glob(os.path.join(glob.escape(use_rpms), f"{kind}_RPMS", "*.rpm")):
-        raise SaltInvocationError(f"use_rpms: {use_rpms}/{kind}_RPMS/ holds no RPM packages (build them with sia.build_rpm)")
+        raise SaltInvocationError(
+            f"use_rpms: {use_rpms}/{kind}_RPMS/ holds no RPM packages (build them with sia.build_rpm)"
+        )
     return use_rpms
 
 
@@ -265,7 +271,8 @@ def receive_rpms(files, clear=False, workdir=None):
 
     .. code-block:: bash
 
-        salt node2 sia.receive_rpms '[{"name": "Dolphin-PX-5.26.0-1.x86_64.rpm", "data": "e30K", "append": false}]' clear=True
+        salt node2 sia.receive_rpms \\
+            '[{"name": "Dolphin-PX-5.26.0-1.x86_64.rpm", "data": "e30K", "append": false}]' clear=True
     """
     workdir = _workdir(workdir)
     _flag(clear, "clear")
@@ -361,7 +368,9 @@ def _install(kind, sia, use_rpms, reboot, enforce, workdir, saltenv, timeout):
     timeout = _timeout(timeout)
     use_rpms = _use_rpms(use_rpms, workdir, kind)
     path = _resolve_sia(sia, saltenv)
-    target, before = _check_not_older(path, enforce) if kind == "node" else (vendor.sia_version(os.path.basename(path)), None)
+    target, before = (
+        _check_not_older(path, enforce) if kind == "node" else (vendor.sia_version(os.path.basename(path)), None)
+    )
     options = [f"--install-{kind}"]
     if use_rpms:
         options += ["--use-rpms", use_rpms]

@@ -150,7 +150,8 @@ def _members(cluster):
     import salt.utils.minions  # pylint: disable=import-outside-toplevel
 
     found = salt.utils.minions.CkMinions(__opts__).check_minions(
-        f"G@expressware:cluster:{cluster} or I@expressware:cluster:{cluster}", "compound")
+        f"G@expressware:cluster:{cluster} or I@expressware:cluster:{cluster}", "compound"
+    )
     return sorted(found.get("minions", []) if isinstance(found, dict) else found)
 
 

@@ -130,10 +130,28 @@ _refusing = checks.refusing if checks else (lambda func: func)
 
 
 @_refusing
-def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, applications=None,
-         node_timeout=1800, compat=None, order=None, sort="name", canary=0, frontend=None,
-         cluster=None, build=True, timeout=60, window=None, window_tz=None, cluster_members=None,
-         health_wait=300):
+def plan(
+    tgt,
+    version,
+    sia=None,
+    tgt_type="glob",
+    reboot=False,
+    enforce=False,
+    applications=None,
+    node_timeout=1800,
+    compat=None,
+    order=None,
+    sort="name",
+    canary=0,
+    frontend=None,
+    cluster=None,
+    build=True,
+    timeout=60,
+    window=None,
+    window_tz=None,
+    cluster_members=None,
+    health_wait=300,
+):
     """
     Show what :py:func:`update` would do, in what order, which builds, touching nothing.
 
@@ -162,10 +180,29 @@ def plan(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, a
     return result
 
 
-def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False, applications=None,
-           node_timeout=1800, compat=None, order=None, sort="name", canary=0, frontend=None,
-           cluster=None, build=True, timeout=60, progress=True, window=None, window_tz=None,
-           cluster_members=None, health_wait=300):
+def update(
+    tgt,
+    version,
+    sia=None,
+    tgt_type="glob",
+    reboot=False,
+    enforce=False,
+    applications=None,
+    node_timeout=1800,
+    compat=None,
+    order=None,
+    sort="name",
+    canary=0,
+    frontend=None,
+    cluster=None,
+    build=True,
+    timeout=60,
+    progress=True,
+    window=None,
+    window_tz=None,
+    cluster_members=None,
+    health_wait=300,
+):
     """
     Update every targeted Cluster Node to ``version``, one node at a time.
 
@@ -233,9 +270,16 @@ def update(tgt, version, sia=None, tgt_type="glob", reboot=False, enforce=False,
     result = _refusing(_start)(given)
     if result.get("status") == "refused":
         # Said on the bus as well: a rollout the reactor started has no terminal.
-        _fire(protocol.ROLLING_REFUSED, protocol.refusal_event(
-            given["cluster"] or "default", version, result["comment"], problems=result.get("problems"),
-            holder=result["lease"]["holder"] if "lease" in result else None))
+        _fire(
+            protocol.ROLLING_REFUSED,
+            protocol.refusal_event(
+                given["cluster"] or "default",
+                version,
+                result["comment"],
+                problems=result.get("problems"),
+                holder=result["lease"]["holder"] if "lease" in result else None,
+            ),
+        )
     return result
 
 
@@ -295,8 +339,11 @@ def abort(rollout=None, cluster=None):
         raise SaltInvocationError(f"rollout {record['id']} is already {record['status']}")
     if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING, plan_lib.PREFLIGHT) and store.driver_alive(record):
         rollouts.request_abort(record["id"])
-        return {"rollout": record["id"], "status": "aborting",
-                "comment": f"the driver (pid {record['driver']['pid']}) stops after the current node"}
+        return {
+            "rollout": record["id"],
+            "status": "aborting",
+            "comment": f"the driver (pid {record['driver']['pid']}) stops after the current node",
+        }
     plan_lib.abort(record, time.time())
     rollouts.save(record)
     _leases().release(record["cluster"], holder=driver_lib.holder(record["id"]))
@@ -330,18 +377,19 @@ def status(rollout=None, cluster=None):
         result["problems"] = record["problems"]
     if record["status"] == plan_lib.WAITING and record.get("resume_at"):
         options = record["options"]
-        result["goes_on_at"] = window_lib.parse(options["window"], options.get("window_tz")).format(
-            record["resume_at"])
+        result["goes_on_at"] = window_lib.parse(options["window"], options.get("window_tz")).format(record["resume_at"])
     if record.get("health"):
         # Who held the rollout (or halted it) for the cluster's health, and why.
         result["health"] = record["health"]
     if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING, plan_lib.PREFLIGHT):
         result["driver"] = dict(record.get("driver") or {}, alive=store.driver_alive(record))
         if not result["driver"]["alive"]:
-            result["comment"] = ("the driver of this rollout is gone (master restart?): run rolling.resume"
-                                 if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING) else
-                                 "the driver of this rollout died in its pre-flight (nothing was touched); it "
-                                 "holds the lease: rolling.abort releases it")
+            result["comment"] = (
+                "the driver of this rollout is gone (master restart?): run rolling.resume"
+                if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING)
+                else "the driver of this rollout died in its pre-flight (nothing was touched); it "
+                "holds the lease: rolling.abort releases it"
+            )
     result["log"] = record["log"][-10:]
     return result
 
@@ -492,8 +540,10 @@ def _master_only(fun):
     rollout acts on every node of a cluster. Minions ask with :py:func:`request`, within their limits."""
     minion = _requests().caller(globals().get("__opts__") or {})  # (no loader in the unit tests)
     if minion:
-        raise SaltInvocationError(f"rolling.{fun} is for the master: {minion} is a minion (minions ask with "
-                                  "rolling.request, within their entry of expressware:reactor:allow)")
+        raise SaltInvocationError(
+            f"rolling.{fun} is for the master: {minion} is a minion (minions ask with "
+            "rolling.request, within their entry of expressware:reactor:allow)"
+        )
 
 
 def _rollouts():
@@ -513,10 +563,17 @@ class _driver:  # pylint: disable=invalid-name
 
     def __enter__(self):
         self.salt.__enter__()
-        return driver_lib.Driver(self.salt, _rollouts(), _leases(), self.args,
-                                 staging_lib.Staging(self.salt, __opts__["cachedir"]),
-                                 file_recv=bool(__opts__.get("file_recv")), progress=self.progress,
-                                 clock=_window_clock(), resolve_members=_cluster_members)
+        return driver_lib.Driver(
+            self.salt,
+            _rollouts(),
+            _leases(),
+            self.args,
+            staging_lib.Staging(self.salt, __opts__["cachedir"]),
+            file_recv=bool(__opts__.get("file_recv")),
+            progress=self.progress,
+            clock=_window_clock(),
+            resolve_members=_cluster_members,
+        )
 
     def __exit__(self, *exc):
         self.salt.__exit__(*exc)
@@ -548,10 +605,16 @@ def _window_start(options):
     clock = _window_clock() or time.time
     now = clock()
     start = win.next_start(now, float(options["node_timeout"]))
-    return {"window": win.describe(),
-            "first_node": "now" if start is not None and start <= now else
-            (win.format(start) if start is not None else
-             f"no opening in the next two weeks is long enough for node_timeout {options['node_timeout']} s")}
+    return {
+        "window": win.describe(),
+        "first_node": "now"
+        if start is not None and start <= now
+        else (
+            win.format(start)
+            if start is not None
+            else f"no opening in the next two weeks is long enough for node_timeout {options['node_timeout']} s"
+        ),
+    }
 
 
 def _window_args(given, cluster):
@@ -625,7 +688,9 @@ def _find(rollout, cluster, required=True, skip=()):
 def _check_args(given):
     """Validate every argument before anything is touched; return them normalised."""
     try:
-        version = vendor.check_version(given["version"] if isinstance(given["version"], str) else repr(given["version"]))
+        version = vendor.check_version(
+            given["version"] if isinstance(given["version"], str) else repr(given["version"])
+        )
     except ValueError as exc:
         raise SaltInvocationError(f"{exc} (quote it if YAML made it a number)") from exc
     tgt, tgt_type = checks.target(given["tgt"], given["tgt_type"])
@@ -658,9 +723,17 @@ def _check_args(given):
     }
     options["window"], options["window_tz"] = _window_args(given, cluster)
     return {
-        "tgt": tgt, "tgt_type": tgt_type, "version": version, "sia": sia, "cluster": cluster,
-        "order": order, "sort": given["sort"], "timeout": checks.seconds(given["timeout"], "timeout"),
-        "options": options, "cluster_members": cluster_members, "health_wait": health_wait,
+        "tgt": tgt,
+        "tgt_type": tgt_type,
+        "version": version,
+        "sia": sia,
+        "cluster": cluster,
+        "order": order,
+        "sort": given["sort"],
+        "timeout": checks.seconds(given["timeout"], "timeout"),
+        "options": options,
+        "cluster_members": cluster_members,
+        "health_wait": health_wait,
     }
 
 

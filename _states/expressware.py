@@ -191,8 +191,9 @@ def _wait_at_gate(gate, version, timeout, minion, check_every, pool):
                         if protocol.is_go(event["tag"], event.get("data"), gate):
                             return None
                     return f"the rollout will not release it: {unwanted}"
-            event = bus.get_event(wait=min(remaining, 0.2 if check else 1), tag=protocol.GATE, full=True,
-                                  auto_reconnect=True)
+            event = bus.get_event(
+                wait=min(remaining, 0.2 if check else 1), tag=protocol.GATE, full=True, auto_reconnect=True
+            )
             if not event:
                 continue
             data = event.get("data") or {}
@@ -233,8 +234,7 @@ def _start_applications(applications, changes):
 _SALT_OPTIONS = frozenset(["pillar", "pillar_enc", "pillarenv", "localconfig", "concurrent", "mock", "sync_mods"])
 
 
-def _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease, gate=None, gate_timeout=0,
-                extra=()):
+def _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease, gate=None, gate_timeout=0, extra=()):
     unknown = sorted(key for key in extra if not key.startswith("__") and key not in _SALT_OPTIONS)
     if unknown:
         raise SaltInvocationError("unknown argument(s) of expressware.installed: " + ", ".join(map(repr, unknown)))
@@ -326,7 +326,11 @@ def installed(
         return _already_there(ret, name, timeout, cluster if use_lease else None)
 
     if not sia:
-        return dict(ret, result=False, comment=f"eXpressWare {name} needs to be installed ({decision['reason']}) but no sia was given")
+        return dict(
+            ret,
+            result=False,
+            comment=f"eXpressWare {name} needs to be installed ({decision['reason']}) but no sia was given",
+        )
 
     try:
         # Fetch and check the installer before anything is disrupted.
@@ -341,18 +345,27 @@ def installed(
         "version": {"old": decision["installed"], "new": name},
         "applications_stopped": list(applications),
         "dis_services": "stop",
-        "installer": "--install-node" + (" --use-rpms" if staged else " (builds RPMs)") + (" --reboot" if reboot else ""),
+        "installer": "--install-node"
+        + (" --use-rpms" if staged else " (builds RPMs)")
+        + (" --reboot" if reboot else ""),
         "applications_started": list(applications),
     }
     if decision["action"] == "activate":
         plan["installer"] = "none: restart the services (or reinstall with --reboot if they do not start)"
     if __opts__["test"]:
         lease_note = (
-            f" after taking the update lease of cluster {cluster}" if use_lease
-            else " (masterless: no cluster update lease)" if lease else ""
+            f" after taking the update lease of cluster {cluster}"
+            if use_lease
+            else " (masterless: no cluster update lease)"
+            if lease
+            else ""
         )
-        return dict(ret, result=None, changes=plan,
-                    comment=f"eXpressWare would be updated {decision['installed']} -> {name}{lease_note}: {decision['reason']}")
+        return dict(
+            ret,
+            result=None,
+            changes=plan,
+            comment=f"eXpressWare would be updated {decision['installed']} -> {name}{lease_note}: {decision['reason']}",
+        )
 
     comments = []
     if gate is not None:
@@ -362,20 +375,30 @@ def installed(
         comments.append(f"released by the rolling runner (gate {gate})")
     if use_lease:
         try:
-            granted, info = _acquire_lease(cluster, lease_wait, poll=__salt__["config.get"]("expressware:lease_poll", 1))
+            granted, info = _acquire_lease(
+                cluster, lease_wait, poll=__salt__["config.get"]("expressware:lease_poll", 1)
+            )
         except CommandExecutionError as exc:
             return dict(ret, result=False, comment=str(exc))
         if not granted:
-            why = (f"the update lease of cluster {cluster} is held by {info.get('holder')} for {info.get('age')} s"
-                   if info.get("holder") or not info.get("reason") else
-                   f"the update lease of cluster {cluster} is refused: {info['reason']}")
-            return dict(ret, result=False, comment=(
-                f"Deferred: {why} (waited {lease_wait} s); nothing was changed on this node. "
-                "Run the state again later."
-            ))
+            why = (
+                f"the update lease of cluster {cluster} is held by {info.get('holder')} for {info.get('age')} s"
+                if info.get("holder") or not info.get("reason")
+                else f"the update lease of cluster {cluster} is refused: {info['reason']}"
+            )
+            return dict(
+                ret,
+                result=False,
+                comment=(
+                    f"Deferred: {why} (waited {lease_wait} s); nothing was changed on this node. "
+                    "Run the state again later."
+                ),
+            )
         comments.append(f"took the update lease of cluster {cluster}")
     elif lease:
-        comments.append("masterless run: no cluster update lease was taken (nothing prevents two nodes updating at once)")
+        comments.append(
+            "masterless run: no cluster update lease was taken (nothing prevents two nodes updating at once)"
+        )
 
     changes = ret["changes"]
     try:
@@ -385,8 +408,10 @@ def installed(
     except (SaltInvocationError, CommandExecutionError) as exc:
         comments.append(f"FAILED: {exc}")
         if use_lease:
-            comments.append(f"the update lease of cluster {cluster} stays with this node; after fixing it run "
-                            f"'salt-run expressware_lease.release cluster={cluster}' or apply the state again")
+            comments.append(
+                f"the update lease of cluster {cluster} stays with this node; after fixing it run "
+                f"'salt-run expressware_lease.release cluster={cluster}' or apply the state again"
+            )
         if applications:
             comments.append("the applications were not started on the broken stack")
         return dict(ret, result=False, changes=changes, comment="; ".join(comments))
@@ -395,14 +420,17 @@ def installed(
     state = __salt__["expressware.wait_active"](timeout=timeout)
     if not state["active"]:
         comments.append(
-            f"FAILED: the node did not become active within {timeout} s: " + "; ".join(state["reasons"])
+            f"FAILED: the node did not become active within {timeout} s: "
+            + "; ".join(state["reasons"])
             + f" (installed {state['installed']}, running {state['running']})"
         )
         if applications:
             comments.append("the applications were not started on the broken stack")
         if use_lease:
-            comments.append(f"the update lease of cluster {cluster} stays with this node (one node down); release it "
-                            f"with 'salt-run expressware_lease.release cluster={cluster}' once the node is fixed")
+            comments.append(
+                f"the update lease of cluster {cluster} stays with this node (one node down); release it "
+                f"with 'salt-run expressware_lease.release cluster={cluster}' once the node is fixed"
+            )
         return dict(ret, result=False, changes=changes, comment="; ".join(comments))
 
     changes["version"] = {"old": decision["installed"], "new": state["running"]}
@@ -460,15 +488,25 @@ def _already_there(ret, name, timeout, cluster):
     if __opts__["test"]:
         state = __salt__["expressware.node_state"]()
         if not state["active"]:
-            return dict(ret, result=None, comment=f"eXpressWare {name} is installed and running but the node is not active: would wait up to {timeout} s")
+            return dict(
+                ret,
+                result=None,
+                comment=f"eXpressWare {name} is installed and running but the node is not active: "
+                f"would wait up to {timeout} s",
+            )
     else:
         # Returns at once on an active node, and announces it (expressware/node/active)
         # like every other successful run, for the rolling runner.
         state = __salt__["expressware.wait_active"](timeout=timeout)
         if not state["active"]:
-            return dict(ret, result=False, comment=(
-                f"eXpressWare {name} is installed and running, but the node did not become active within {timeout} s: "
-                + "; ".join(state["reasons"])))
+            return dict(
+                ret,
+                result=False,
+                comment=(
+                    f"eXpressWare {name} is installed and running, but the node did not become active "
+                    f"within {timeout} s: " + "; ".join(state["reasons"])
+                ),
+            )
     comment = f"eXpressWare {name} is installed, running and the node is active"
     if cluster and not __opts__["test"] and _holds_lease(cluster):
         # An earlier run rebooted this node and ended with it; it is back, so the

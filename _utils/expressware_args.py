@@ -10,8 +10,19 @@ import functools
 from salt.exceptions import SaltInvocationError
 
 #: Salt's target types (``tgt_type``) a rollout may use.
-TGT_TYPES = ("glob", "pcre", "list", "grain", "grain_pcre", "pillar", "pillar_pcre", "nodegroup", "range",
-             "compound", "ipcidr")
+TGT_TYPES = (
+    "glob",
+    "pcre",
+    "list",
+    "grain",
+    "grain_pcre",
+    "pillar",
+    "pillar_pcre",
+    "nodegroup",
+    "range",
+    "compound",
+    "ipcidr",
+)
 WEEK = 7 * 86400
 
 
@@ -81,8 +92,9 @@ def target(tgt, tgt_type):
 
 def installer(sia):
     """``sia`` of the runner: a ``salt://`` URL or an absolute path (one line); None stays None."""
-    if sia is not None and (not isinstance(sia, str) or not (sia.startswith("salt://") or sia.startswith("/"))
-                            or "\n" in sia):
+    if sia is not None and (
+        not isinstance(sia, str) or not (sia.startswith("salt://") or sia.startswith("/")) or "\n" in sia
+    ):
         raise SaltInvocationError(f"sia must be a salt:// URL or an absolute path, not {sia!r}")
     return sia
 

@@ -58,8 +58,12 @@ def holder(rollout_id):
 
 
 def problems_report(problems):
-    return {"status": "refused", "comment": "pre-flight failed; nothing was touched",
-            "problems": {(minion or "target"): problem for minion, problem in problems}, "retcode": 1}
+    return {
+        "status": "refused",
+        "comment": "pre-flight failed; nothing was touched",
+        "problems": {(minion or "target"): problem for minion, problem in problems},
+        "retcode": 1,
+    }
 
 
 class _Watched:
@@ -87,8 +91,20 @@ class Driver:
     """One rollout's driver. ``salt``: the adapter; ``rollouts``/``leases``: the master's stores; ``args``: the
     checked arguments; ``file_recv``: the master's option; ``staging``: an ``expressware_staging.Staging``."""
 
-    def __init__(self, salt, rollouts, leases, args, staging, file_recv=False, progress=False, out=None,
-                 identity=None, clock=None, resolve_members=None):
+    def __init__(
+        self,
+        salt,
+        rollouts,
+        leases,
+        args,
+        staging,
+        file_recv=False,
+        progress=False,
+        out=None,
+        identity=None,
+        clock=None,
+        resolve_members=None,
+    ):
         self.salt, self.rollouts, self.leases, self.args = _Watched(salt, self.health_event), rollouts, leases, args
         # The wall clock the maintenance window is read with (a test may move it).
         self.clock = clock or salt.time
@@ -164,24 +180,35 @@ class Driver:
         if opts["compat"] is not None:
             kwarg["compat"] = opts["compat"]
         asked = self.salt.time()
-        facts = self.salt.call(args["tgt"], "expressware.preflight", [args["version"]], kwarg,
-                               tgt_type=args["tgt_type"], timeout=args["timeout"])
+        facts = self.salt.call(
+            args["tgt"],
+            "expressware.preflight",
+            [args["version"]],
+            kwarg,
+            tgt_type=args["tgt_type"],
+            timeout=args["timeout"],
+        )
         silent = sorted(minion for minion, fact in facts.items() if plan_lib.did_not_answer(fact))
         if silent:
             # A job published to a minion whose link to the publisher is not back yet (after a master restart it
             # reconnects with a back-off of seconds) is lost without a trace: ask those once more, briefly.
             self.say(f"pre-flight: no answer from {', '.join(silent)}; asking once more")
-            again = self.salt.call(silent, "expressware.preflight", [args["version"]], kwarg, tgt_type="list",
-                                   timeout=PREFLIGHT_RETRY)
-            facts.update({minion: again[minion] for minion in silent
-                          if not plan_lib.did_not_answer(again.get(minion))})
+            again = self.salt.call(
+                silent, "expressware.preflight", [args["version"]], kwarg, tgt_type="list", timeout=PREFLIGHT_RETRY
+            )
+            facts.update({minion: again[minion] for minion in silent if not plan_lib.did_not_answer(again.get(minion))})
         problems = plan_lib.preflight_problems(set(facts), facts, args["version"])
         todo = [m for m, f in facts.items() if isinstance(f, dict) and f.get("decision", {}).get("action") != "none"]
         if not problems and todo and not args["sia"]:
             problems.append((None, f"{len(todo)} node(s) need {args['version']} but no sia was given"))
         if not problems and opts["build"] and len(todo) > 1 and not self.file_recv:
-            problems.append((None, "staging built RPMs needs file_recv: True in the master configuration "
-                                   "(or build=False: every node builds for itself)"))
+            problems.append(
+                (
+                    None,
+                    "staging built RPMs needs file_recv: True in the master configuration "
+                    "(or build=False: every node builds for itself)",
+                )
+            )
         if opts["frontend"] and not problems:
             problem = self.preflight_frontend(opts["frontend"])
             if problem:
@@ -203,15 +230,19 @@ class Driver:
             named = []
         left_out = set(((self.record or {}).get("health") or {}).get("left_out") or [])
         extra = sorted(set(named) - set(targeted) - left_out)
-        self.view = health.ClusterView(list(targeted) + extra,
-                                       health_wait=self.args.get("health_wait", health.DEFAULT_HEALTH_WAIT))
+        self.view = health.ClusterView(
+            list(targeted) + extra, health_wait=self.args.get("health_wait", health.DEFAULT_HEALTH_WAIT)
+        )
         return extra
 
     def look_at(self, members):
         """Ask ``members`` directly, all at once and bounded; their answers go into the view."""
         asked = self.salt.time()
-        answers = self.salt.call(list(members), "expressware.node_state", timeout=self.args["timeout"],
-                                 tgt_type="list") if members else {}
+        answers = (
+            self.salt.call(list(members), "expressware.node_state", timeout=self.args["timeout"], tgt_type="list")
+            if members
+            else {}
+        )
         for minion in members:
             self.view.answer(minion, answers.get(minion), asked)
 
@@ -228,9 +259,14 @@ class Driver:
         for minion in extra:
             node = self.view.nodes[minion]
             if node["state"] != health.ACTIVE:
-                problems.append((minion, f"a member of the cluster is {node['state']}: "
-                                         + ("; ".join(node["reasons"]) or "no reason given")
-                                         + "; no node is disrupted while another member is down"))
+                problems.append(
+                    (
+                        minion,
+                        f"a member of the cluster is {node['state']}: "
+                        + ("; ".join(node["reasons"]) or "no reason given")
+                        + "; no node is disrupted while another member is down",
+                    )
+                )
         return problems
 
     def ask_members(self, members):
@@ -280,10 +316,13 @@ class Driver:
                 return True
             evidence = {k: verdict[k] for k in ("who", "why", "since", "waited", "health_wait", "problems")}
             if verdict["verdict"] == health.HALT:
-                self.record["health"] = dict(self.record.get("health") or {}, held=None, halted=dict(
-                    evidence, minion=minion))
-                self.halt(f"cluster health: {verdict['why']} (held {verdict['waited']} s, health_wait "
-                          f"{verdict['health_wait']} s); {minion} was not touched")
+                self.record["health"] = dict(
+                    self.record.get("health") or {}, held=None, halted=dict(evidence, minion=minion)
+                )
+                self.halt(
+                    f"cluster health: {verdict['why']} (held {verdict['waited']} s, health_wait "
+                    f"{verdict['health_wait']} s); {minion} was not touched"
+                )
                 return False
             if verdict["who"] != held:
                 held = verdict["who"]
@@ -316,9 +355,13 @@ class Driver:
     def preflight_frontend(self, minion):
         """Check the Cluster Management Node before anything is touched; the problem, or None."""
         args = self.args
-        answer = self.salt.call([minion], "expressware.frontend_preflight", [args["version"]],
-                                {"sia": args["sia"], "enforce": args["options"]["enforce"]},
-                                timeout=args["timeout"]).get(minion)
+        answer = self.salt.call(
+            [minion],
+            "expressware.frontend_preflight",
+            [args["version"]],
+            {"sia": args["sia"], "enforce": args["options"]["enforce"]},
+            timeout=args["timeout"],
+        ).get(minion)
         if not isinstance(answer, dict):
             return "the frontend minion did not answer" if not answer else f"frontend pre-flight failed: {answer}"
         self.frontend_fact = answer
@@ -340,9 +383,18 @@ class Driver:
     def _new_record(self, rollout_id, facts):
         args = self.args
         try:
-            return plan_lib.new_record(rollout_id, args["cluster"], args["version"], args["sia"], facts,
-                                       args["options"], self.salt.time(), order=args["order"], sort=args["sort"],
-                                       frontend_fact=self.frontend_fact)
+            return plan_lib.new_record(
+                rollout_id,
+                args["cluster"],
+                args["version"],
+                args["sia"],
+                facts,
+                args["options"],
+                self.salt.time(),
+                order=args["order"],
+                sort=args["sort"],
+                frontend_fact=self.frontend_fact,
+            )
         except plan_lib.RolloutError as exc:
             raise RolloutRefused(str(exc)) from exc
 
@@ -352,13 +404,15 @@ class Driver:
         args = self.args
         lease = self.leases.acquire(args["cluster"], holder(rollout_id), purpose=f"rolling update to {args['version']}")
         if not lease["granted"]:
-            reason = (f"cluster {args['cluster']} is busy: its update lease is held by {lease['holder']} "
-                      f"for {lease['age']} s")
+            reason = (
+                f"cluster {args['cluster']} is busy: its update lease is held by {lease['holder']} for {lease['age']} s"
+            )
             self.say(f"refused: {reason}")
             return {"status": "refused", "comment": reason, "lease": lease, "retcode": 1}
         # Who holds the lease, and why, is on record before anything can hang.
-        self.record = plan_lib.preflight_record(rollout_id, args["cluster"], args["version"], args["sia"],
-                                                args["options"], self.salt.time())
+        self.record = plan_lib.preflight_record(
+            rollout_id, args["cluster"], args["version"], args["sia"], args["options"], self.salt.time()
+        )
         self.record["driver"] = self._driver_entry()
         self.record["args"] = {k: v for k, v in args.items() if k != "timeout"}
         self.save()
@@ -375,8 +429,10 @@ class Driver:
         planned.update(created=self.record["created"], driver=self.record["driver"], args=self.record["args"])
         planned["log"] = self.record["log"] + planned["log"]
         self.record = planned
-        self.say(f"rollout {rollout_id}: {len(self.record['order'])} node(s) in order "
-                 f"{', '.join(self.record['order']) or '(none)'}")
+        self.say(
+            f"rollout {rollout_id}: {len(self.record['order'])} node(s) in order "
+            f"{', '.join(self.record['order']) or '(none)'}"
+        )
         self.fire("start", {"version": args["version"], "order": self.record["order"], "cluster": args["cluster"]})
         return self.run()
 
@@ -394,8 +450,9 @@ class Driver:
             plan_lib.check_resumable(record)
         except plan_lib.RolloutError as exc:
             raise RolloutRefused(str(exc)) from exc
-        lease = self.leases.acquire(record["cluster"], holder(record["id"]),
-                                    purpose=f"rolling update to {record['version']}")
+        lease = self.leases.acquire(
+            record["cluster"], holder(record["id"]), purpose=f"rolling update to {record['version']}"
+        )
         if not lease["granted"]:
             raise RolloutRefused(f"cluster {record['cluster']}'s update lease is held by {lease['holder']}")
         self.record = record
@@ -504,8 +561,9 @@ class Driver:
         self.say(f"building RPMs for {key} on {builder} (it stays up)")
         workdir = self.record["nodes"][builder]["workdir"]
         try:
-            source, rpms = self.staging.build(builder, self.record["sia"], workdir,
-                                              self.record["options"]["node_timeout"])
+            source, rpms = self.staging.build(
+                builder, self.record["sia"], workdir, self.record["options"]["node_timeout"]
+            )
         except staging_lib.StagingError as exc:
             return self.halt(f"build for {key} failed: {exc}")
         group["source"], group["builder_workdir"] = source, workdir
@@ -550,8 +608,13 @@ class Driver:
                 plan_lib.mark_frontend(record, True, self.salt.time(), version=installed, note="already on the target")
                 return
             self.say(f"updating the frontend {minion} (--install-frontend)")
-            ret = self.call_one(minion, "sia.install_frontend", [record["sia"]],
-                                {"enforce": record["options"]["enforce"]}, timeout=record["options"]["node_timeout"])
+            ret = self.call_one(
+                minion,
+                "sia.install_frontend",
+                [record["sia"]],
+                {"enforce": record["options"]["enforce"]},
+                timeout=record["options"]["node_timeout"],
+            )
             if not isinstance(ret, dict):
                 raise RuntimeError(str(ret))
             installed = self.call_one(minion, "expressware.frontend_version")
@@ -566,10 +629,17 @@ class Driver:
 
     def state_kwarg(self):
         record, opts = self.record, self.record["options"]
-        kwarg = {"sia": record["sia"], "use_rpms": True if opts["build"] else None, "reboot": opts["reboot"],
-                 "enforce": opts["enforce"], "applications": opts["applications"], "timeout": opts["node_timeout"],
-                 "lease": False,  # this rollout holds the cluster's lease
-                 "cluster": record["cluster"], "queue": True}
+        kwarg = {
+            "sia": record["sia"],
+            "use_rpms": True if opts["build"] else None,
+            "reboot": opts["reboot"],
+            "enforce": opts["enforce"],
+            "applications": opts["applications"],
+            "timeout": opts["node_timeout"],
+            "lease": False,  # this rollout holds the cluster's lease
+            "cluster": record["cluster"],
+            "queue": True,
+        }
         if opts["compat"] is not None:
             kwarg["compat"] = opts["compat"]
         return kwarg
@@ -602,27 +672,34 @@ class Driver:
             return None  # the prepared job waited long: what was heard meanwhile counts (no go was sent)
         plan_lib.mark_phase(record, minion, plan_lib.STOPPING, self.salt.time())
         self.save_node(minion)
-        self.say(f"{minion} ({position}/{len(record['order'])}): "
-                 + ("continuing the interrupted update" if resumed else "updating"))
+        self.say(
+            f"{minion} ({position}/{len(record['order'])}): "
+            + ("continuing the interrupted update" if resumed else "updating")
+        )
         self.fire(f"node/{minion}/begin", {"minion": minion, "position": position})
         if prepared is not None:
             jid = prepared.jid
             # The go-ahead, acknowledged: the node starts on it at once.
             if not self.gates.go(prepared):
                 # A prepared job changes nothing without its go; the node reported no step.
-                plan_lib.unmark_begun(record, minion, self.salt.time(),
-                                      f"{minion} did not answer for {timeout} s before its turn "
-                                      "(its go-ahead was not acknowledged); nothing was started on it")
+                plan_lib.unmark_begun(
+                    record,
+                    minion,
+                    self.salt.time(),
+                    f"{minion} did not answer for {timeout} s before its turn "
+                    "(its go-ahead was not acknowledged); nothing was started on it",
+                )
                 return self.halt()
             plan_lib.clear_gate(record, minion)
             self.save_node(minion)
-        elif (jid := self._running_update(minion, cancelled_gate) if resumed else None):
+        elif jid := self._running_update(minion, cancelled_gate) if resumed else None:
             # The update a lost driver started is still running: a second job would wait in the node's state
             # queue (Salt 3008.4 fails such a queued state.single).
             self.say(f"{minion}: its update (job {jid}) still runs; following it")
         else:
-            jid = self.salt.publish([minion], "state.single", ["expressware.installed", record["version"]],
-                                    kwarg=self.state_kwarg())
+            jid = self.salt.publish(
+                [minion], "state.single", ["expressware.installed", record["version"]], kwarg=self.state_kwarg()
+            )
             if not jid:
                 return self._failed(minion, "the job could not be published (minion not connected?)")
         deadline = self.salt.monotonic() + record["options"]["node_timeout"]
@@ -651,9 +728,12 @@ class Driver:
             self.say(f"{minion}: active on {state['running']}")
             self.fire(f"node/{minion}/done", {"minion": minion, "version": state["running"]})
             return None
-        return self._failed(minion, f"reported active, but a direct check finds it {state['state']} "
-                                    f"(installed {state['installed']}, running {state['running']}): "
-                                    + "; ".join(state["reasons"]), state)
+        return self._failed(
+            minion,
+            f"reported active, but a direct check finds it {state['state']} "
+            f"(installed {state['installed']}, running {state['running']}): " + "; ".join(state["reasons"]),
+            state,
+        )
 
     def _running_update(self, minion, cancelled_gate):
         """The jid of this rollout's ``expressware.installed`` job still running on ``minion`` (published by a
@@ -662,8 +742,11 @@ class Driver:
         for job in jobs if isinstance(jobs, list) else []:
             arg = job.get("arg") or []
             kwarg = next((a for a in arg if isinstance(a, dict) and a.get("__kwarg__")), {})
-            if (job.get("fun") == "state.single" and arg[:2] == ["expressware.installed", self.record["version"]]
-                    and (not cancelled_gate or kwarg.get("gate") != cancelled_gate)):
+            if (
+                job.get("fun") == "state.single"
+                and arg[:2] == ["expressware.installed", self.record["version"]]
+                and (not cancelled_gate or kwarg.get("gate") != cancelled_gate)
+            ):
                 return job.get("jid")
         return None
 
@@ -692,8 +775,11 @@ class Driver:
                 elif step.kind == watch.PROBE:
                     self.say(f"{minion}: minion restarted; asking it to report when the node is active")
                     try:
-                        probe = self.salt.publish([minion], "expressware.wait_active", kwarg={
-                            "timeout": max(1, int(deadline - self.salt.monotonic()))})
+                        probe = self.salt.publish(
+                            [minion],
+                            "expressware.wait_active",
+                            kwarg={"timeout": max(1, int(deadline - self.salt.monotonic()))},
+                        )
                     except LostMaster:
                         probe = None  # the beacon's event or the deadline decide
                     node.probing(probe)
@@ -715,8 +801,10 @@ class Driver:
         state = state or self.node_state(minion)
         plan_lib.mark_failed(self.record, minion, error, self.salt.time(), after=state.get("installed"))
         self.say(f"{minion} FAILED: {error}")
-        self.say("halted: no further node is touched; the cluster's update lease stays taken. "
-                 "Fix the node, then rolling.resume (or rolling.resume skip='[" + minion + "]')")
+        self.say(
+            "halted: no further node is touched; the cluster's update lease stays taken. "
+            "Fix the node, then rolling.resume (or rolling.resume skip='[" + minion + "]')"
+        )
         self.fire(f"node/{minion}/failed", {"minion": minion, "error": error})
         self.fire("halted", {"reason": self.record["reason"]})
 

@@ -53,8 +53,12 @@ class Gates:
         self.cancel_prepared("superseded")
         gate = protocol.new_gate(self.record["id"])
         try:
-            jid = self.salt.publish([minion], "state.single", ["expressware.installed", self.record["version"]],
-                                    kwarg=dict(kwarg, gate=gate))
+            jid = self.salt.publish(
+                [minion],
+                "state.single",
+                ["expressware.installed", self.record["version"]],
+                kwarg=dict(kwarg, gate=gate),
+            )
         except saltio.LostMaster:
             jid = None
         if not jid:
@@ -73,8 +77,9 @@ class Gates:
         self._wait_settled(prepared)
         if prepared.usable:
             return prepared
-        self.journal.say(f"{minion}: its prepared job {prepared.why_unusable(self.timeout)}; "
-                         "it is updated the ordinary way")
+        self.journal.say(
+            f"{minion}: its prepared job {prepared.why_unusable(self.timeout)}; it is updated the ordinary way"
+        )
         if not prepared.ret:
             # Not ready in time, or its minion restarted (a stopping salt-minion leaves its jobs running): make
             # sure it cannot hold the node's state queue. No go was sent, so it changed nothing.
@@ -107,8 +112,9 @@ class Gates:
 
     def _end_unready(self, prepared, reason):
         """End a prepared job not (known to be) at its gate: the cancel, should it listen after all, and a kill."""
-        self.salt.fire_on_minion(prepared.minion, protocol.GATE_CANCEL, protocol.cancel_event([prepared.gate], reason),
-                                 acknowledged=False)
+        self.salt.fire_on_minion(
+            prepared.minion, protocol.GATE_CANCEL, protocol.cancel_event([prepared.gate], reason), acknowledged=False
+        )
         self.salt.call([prepared.minion], "saltutil.kill_job", [prepared.jid], timeout=10)
 
     def cancel_prepared(self, reason):
@@ -137,8 +143,9 @@ class Gates:
         gate = self.record["nodes"][minion].get("gate")
         if not gate:
             return True
-        if not self.salt.fire_on_minion(minion, protocol.GATE_CANCEL, protocol.cancel_event([gate], reason),
-                                        timeout=self.timeout):
+        if not self.salt.fire_on_minion(
+            minion, protocol.GATE_CANCEL, protocol.cancel_event([gate], reason), timeout=self.timeout
+        ):
             return False
         plan_lib.clear_gate(self.record, minion)
         self.journal.save_node(minion)
@@ -150,6 +157,7 @@ class Gates:
         if gates:
             self.journal.say(f"cancelling the prepared job(s) of an earlier driver on {', '.join(sorted(gates))}")
             for minion in gates:
-                if not (self.salt.reachable(minion, self.timeout)
-                        and self.cancel_gate(minion, "a new driver took over")):
+                if not (
+                    self.salt.reachable(minion, self.timeout) and self.cancel_gate(minion, "a new driver took over")
+                ):
                     self.journal.say(f"{minion}: could not cancel its prepared job now; again at its turn")

@@ -171,10 +171,26 @@ class ClusterView:
         self.frontend = frontend
         self.health_wait = check_health_wait(health_wait)
         self.cluster_after_flight = bool(cluster_after_flight)
-        self.nodes = {m: {"state": UNKNOWN, "confirmed": False, "at": None, "since": None, "source": None,
-                          "reasons": ["not heard from yet"]} for m in self.members}
-        self.cluster = {"state": None, "node": None, "seq": None, "time": None, "at": None, "since": None,
-                        "source": None}
+        self.nodes = {
+            m: {
+                "state": UNKNOWN,
+                "confirmed": False,
+                "at": None,
+                "since": None,
+                "source": None,
+                "reasons": ["not heard from yet"],
+            }
+            for m in self.members
+        }
+        self.cluster = {
+            "state": None,
+            "node": None,
+            "seq": None,
+            "time": None,
+            "at": None,
+            "since": None,
+            "source": None,
+        }
         self.flight = None  # {"minion", "since"}: the node deliberately down
         self.fresh_since = None  # the frontend must report at or after this (the last flight's start)
         self.hold_started = None
@@ -213,7 +229,7 @@ class ClusterView:
         if tag.startswith(_BEACON_PREFIX):
             for suffix, state in _BEACON_STATES.items():
                 if tag.endswith(suffix):
-                    minion = tag[len(_BEACON_PREFIX):-len(suffix)]
+                    minion = tag[len(_BEACON_PREFIX) : -len(suffix)]
                     if data.get("id") != minion:
                         return False, f"beacon event about {minion!r} carries id {data.get('id')!r}"
                     return self._heard(minion, state, data.get("node_state"), now, "beacon", state == INACTIVE)
@@ -286,8 +302,10 @@ class ClusterView:
         if cluster["state"] is not None:
             newer = _newer(report, cluster)
             if newer is False or (newer is None and at < cluster["at"]):
-                return False, (f"stale: cluster state {report['state']} (#{report['seq']}, {report['time']}) "
-                               f"is not newer than {cluster['state']} (#{cluster['seq']}, {cluster['time']})")
+                return False, (
+                    f"stale: cluster state {report['state']} (#{report['seq']}, {report['time']}) "
+                    f"is not newer than {cluster['state']} (#{cluster['seq']}, {cluster['time']})"
+                )
         if report["state"] != cluster["state"]:
             cluster["since"] = at
         cluster.update(report, at=at, source=source)
@@ -300,8 +318,14 @@ class ClusterView:
         allowed = allowed_states(allowed)
         found = []
         if self.flight is not None and self.flight["minion"] != disrupting:
-            found.append({"who": self.flight["minion"], "what": "in flight", "since": self.flight["since"],
-                          "why": f"{self.flight['minion']} is being updated"})
+            found.append(
+                {
+                    "who": self.flight["minion"],
+                    "what": "in flight",
+                    "since": self.flight["since"],
+                    "why": f"{self.flight['minion']} is being updated",
+                }
+            )
         spared = {disrupting} | ({self.flight["minion"]} if self.flight else set())
         for minion in self.members:
             node = self.nodes[minion]
@@ -315,23 +339,41 @@ class ClusterView:
                 what, why = "unknown", f"{minion}'s state is unknown"
             if node["reasons"]:
                 why += " (" + "; ".join(node["reasons"]) + ")"
-            found.append({"who": minion, "what": what, "since": node["since"], "source": node["source"],
-                          "why": why, "reasons": list(node["reasons"])})
+            found.append(
+                {
+                    "who": minion,
+                    "what": what,
+                    "since": node["since"],
+                    "source": node["source"],
+                    "why": why,
+                    "reasons": list(node["reasons"]),
+                }
+            )
         if self.frontend is not None:
             cluster = self.cluster
             why = None
             if cluster["state"] is None:
                 why = f"the frontend {self.frontend} has not reported the cluster state"
             elif self.cluster_after_flight and self.fresh_since is not None and cluster["at"] < self.fresh_since:
-                why = (f"the frontend {self.frontend} has not reported the cluster state since the last node "
-                       f"was disrupted (last: {cluster['state']})")
+                why = (
+                    f"the frontend {self.frontend} has not reported the cluster state since the last node "
+                    f"was disrupted (last: {cluster['state']})"
+                )
             elif cluster["state"] not in allowed:
                 why = f"the cluster is {cluster['state']} (allowed: {', '.join(allowed)})"
                 if cluster["node"]:
                     why += f", reported about {cluster['node']}"
             if why:
-                found.append({"who": self.frontend, "what": "cluster", "state": cluster["state"],
-                              "since": cluster["since"], "source": cluster["source"], "why": why})
+                found.append(
+                    {
+                        "who": self.frontend,
+                        "what": "cluster",
+                        "state": cluster["state"],
+                        "since": cluster["since"],
+                        "source": cluster["source"],
+                        "why": why,
+                    }
+                )
         return found
 
     def verdict(self, now, allowed=DEFAULT_ALLOWED, disrupting=None):
@@ -371,12 +413,20 @@ class ClusterView:
 
     def to_dict(self):
         """A JSON-serialisable copy (for the master cache)."""
-        return copy.deepcopy({
-            "format": FORMAT, "members": list(self.members), "frontend": self.frontend,
-            "health_wait": self.health_wait, "cluster_after_flight": self.cluster_after_flight,
-            "nodes": self.nodes, "cluster": self.cluster, "flight": self.flight,
-            "fresh_since": self.fresh_since, "hold_started": self.hold_started,
-        })
+        return copy.deepcopy(
+            {
+                "format": FORMAT,
+                "members": list(self.members),
+                "frontend": self.frontend,
+                "health_wait": self.health_wait,
+                "cluster_after_flight": self.cluster_after_flight,
+                "nodes": self.nodes,
+                "cluster": self.cluster,
+                "flight": self.flight,
+                "fresh_since": self.fresh_since,
+                "hold_started": self.hold_started,
+            }
+        )
 
     @classmethod
     def from_dict(cls, saved):

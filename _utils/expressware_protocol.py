@@ -167,9 +167,13 @@ def reported_state(data):
     """The node state a :data:`NODE_ACTIVE` event carries, or None when there is none of the right shape
     (``expressware.node_state``'s: then the node is looked at directly)."""
     state = _inner(data).get("node_state")
-    if (isinstance(state, dict) and isinstance(state.get("state"), str) and isinstance(state.get("active"), bool)
-            and all(isinstance(state.get(key), (str, type(None))) for key in ("installed", "running"))
-            and isinstance(state.get("reasons"), list)):
+    if (
+        isinstance(state, dict)
+        and isinstance(state.get("state"), str)
+        and isinstance(state.get("active"), bool)
+        and all(isinstance(state.get(key), (str, type(None))) for key in ("installed", "running"))
+        and isinstance(state.get("reasons"), list)
+    ):
         return state
     return None
 

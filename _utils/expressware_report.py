@@ -38,17 +38,23 @@ _FRONTEND = re.compile(r"^frontend (?P<minion>\S+) updated")
 # ``waiting: <reason>``: a wait for the maintenance window (logged like a pause; ``resumed`` ends it).
 _HOLD = re.compile(r"^(?P<kind>paused|halted|waiting): (?P<reason>.*)$", re.S)
 
+
+def _hold_colour(kind):
+    """A hold's colour: its kind, but ``waiting`` (a window wait) is not the node phase of that name."""
+    return COLOURS["window wait" if kind == "waiting" else kind]
+
+
 COLOURS = {
-    "stopping": "#ffb74d",    # applications and services stopping
+    "stopping": "#ffb74d",  # applications and services stopping
     "installing": "#e53935",  # the installer runs: the node is down
-    "waiting": "#8e24aa",     # waiting until the node is active (links training)
-    "in flight": "#b0bec5",   # phases unknown (the log no longer has them)
+    "waiting": "#8e24aa",  # waiting until the node is active (links training)
+    "in flight": "#b0bec5",  # phases unknown (the log no longer has them)
     "active": "#2e7d32",
     "failed": "#b71c1c",
     "build": "#1e88e5",
     "staging": "#90caf9",
     "paused": "#fff3c4",
-    "waiting": "#e1f5fe",
+    "window wait": "#e1f5fe",  # a hold for the maintenance window (logged as "waiting: <reason>")
     "halted": "#ffcdd2",
     "aborted": "#e0e0e0",
     "handover": "#546e7a",
@@ -102,11 +108,17 @@ def timeline(record, now=None):
         elif (match := _NODE_FAILED.match(message)) and match["minion"] in open_attempt:
             open_attempt.pop(match["minion"]).update(end=when, outcome="failed", error=match["error"])
         elif match := _BUILDING.match(message):
-            builds[match["group"]] = {"group": match["group"], "builder": match["builder"], "start": when,
-                                      "end": None, "rpms": None}
+            builds[match["group"]] = {
+                "group": match["group"],
+                "builder": match["builder"],
+                "start": when,
+                "end": None,
+                "rpms": None,
+            }
         elif match := _BUILT.match(message):
-            build = builds.setdefault(match["group"], {"group": match["group"], "builder": match["builder"],
-                                                       "start": None})
+            build = builds.setdefault(
+                match["group"], {"group": match["group"], "builder": match["builder"], "start": None}
+            )
             build.update(end=when, rpms=int(match["count"]))
         elif match := _STAGING.match(message):
             stagings.setdefault(match["group"], {"group": match["group"], "start": when, "end": None})
@@ -129,23 +141,48 @@ def timeline(record, now=None):
         if not tried and node.get("started") is not None:
             # The log no longer reaches back to it: the record's own times.
             outcome = node["phase"] if node["phase"] in ("active", "failed") else "in flight"
-            tried = [{"start": node["started"], "end": node.get("finished"), "phases": [("in flight", node["started"])],
-                      "outcome": outcome, "error": node.get("error")}]
+            tried = [
+                {
+                    "start": node["started"],
+                    "end": node.get("finished"),
+                    "phases": [("in flight", node["started"])],
+                    "outcome": outcome,
+                    "error": node.get("error"),
+                }
+            ]
         if tried and tried[-1]["outcome"] == "failed" and node.get("error"):
             tried[-1]["error"] = node["error"]  # the record's word is the whole one
-        nodes.append({"minion": minion, "phase": node["phase"], "before": node.get("before"),
-                      "after": node.get("after"), "error": node.get("error"), "note": node.get("note"),
-                      "group": node.get("group"), "attempts": tried,
-                      "in_flight": sum((a["end"] if a["end"] is not None else end) - a["start"] for a in tried)
-                      if tried else None})
+        nodes.append(
+            {
+                "minion": minion,
+                "phase": node["phase"],
+                "before": node.get("before"),
+                "after": node.get("after"),
+                "error": node.get("error"),
+                "note": node.get("note"),
+                "group": node.get("group"),
+                "attempts": tried,
+                "in_flight": sum((a["end"] if a["end"] is not None else end) - a["start"] for a in tried)
+                if tried
+                else None,
+            }
+        )
     segments = sorted(((a["start"], a, n["minion"]) for n in nodes for a in n["attempts"]), key=lambda s: s[0])
     handovers = []
-    for (_, prev, prev_minion), (start, nxt, nxt_minion) in zip(segments, segments[1:]):
+    for (_, prev, prev_minion), (start, _next, nxt_minion) in zip(segments, segments[1:]):
         held = any(prev["end"] is not None and prev["end"] <= h["start"] <= start for h in holds)
         if prev["outcome"] == "active" and prev["end"] <= start and not held:
             handovers.append({"from": prev_minion, "to": nxt_minion, "at": prev["end"], "seconds": start - prev["end"]})
-    return {"t0": t0, "end": end, "nodes": nodes, "builds": list(builds.values()), "stagings": list(stagings.values()),
-            "holds": holds, "handovers": handovers, "frontend": frontend_at}
+    return {
+        "t0": t0,
+        "end": end,
+        "nodes": nodes,
+        "builds": list(builds.values()),
+        "stagings": list(stagings.values()),
+        "holds": holds,
+        "handovers": handovers,
+        "frontend": frontend_at,
+    }
 
 
 def _most_at_once(nodes, end):
@@ -203,16 +240,18 @@ def rollout_list(records, tz=None, now=None):
     updated of those to update."""
     rows = []
     for record in sorted(records, key=lambda r: r["created"], reverse=True):
-        rows.append({
-            "rollout": record["id"],
-            "cluster": record["cluster"],
-            "version": record["version"],
-            "status": record["status"],
-            "started": _when(record["created"], tz).isoformat(timespec="seconds"),
-            "duration": round(end_time(record, now) - record["created"], 1),
-            "nodes": f"{sum(1 for m in record['order'] if record['nodes'][m]['phase'] == 'active')}"
-                     f"/{len(record['order'])}",
-        })
+        rows.append(
+            {
+                "rollout": record["id"],
+                "cluster": record["cluster"],
+                "version": record["version"],
+                "status": record["status"],
+                "started": _when(record["created"], tz).isoformat(timespec="seconds"),
+                "duration": round(end_time(record, now) - record["created"], 1),
+                "nodes": f"{sum(1 for m in record['order'] if record['nodes'][m]['phase'] == 'active')}"
+                f"/{len(record['order'])}",
+            }
+        )
     return rows
 
 
@@ -283,15 +322,19 @@ def render_svg(record, facts=None, width=1100, standalone=False, now=None):
     height = lanes_bottom + 64
     mid = lambda row: lanes_top + row * (LANE + GAP) + LANE / 2  # noqa: E731
     ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
-    out = [f'<svg{ns} class="timeline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-           f'role="img" aria-label="timeline of rollout {_e(record["id"])}">']
+    out = [
+        f'<svg{ns} class="timeline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="timeline of rollout {_e(record["id"])}">'
+    ]
     # Holds first: bands behind the lanes.
     for hold in facts["holds"]:
         x1, x2 = x(hold["start"]), x(hold["end"] if hold["end"] is not None else end)
-        label = f'{hold["kind"]}: {hold["reason"]}' + ("" if hold["end"] is not None else " (still)")
-        out.append(f'<rect class="hold" x="{x1:.1f}" y="{lanes_top - 6}" width="{max(2.0, x2 - x1):.1f}" '
-                   f'height="{lanes_bottom - lanes_top + 6}" fill="{COLOURS[hold["kind"]]}">'
-                   f'<title>{_e(label)}</title></rect>')
+        label = f"{hold['kind']}: {hold['reason']}" + ("" if hold["end"] is not None else " (still)")
+        out.append(
+            f'<rect class="hold" x="{x1:.1f}" y="{lanes_top - 6}" width="{max(2.0, x2 - x1):.1f}" '
+            f'height="{lanes_bottom - lanes_top + 6}" fill="{_hold_colour(hold["kind"])}">'
+            f"<title>{_e(label)}</title></rect>"
+        )
         out.append(_label("hold-label", x1, x1, lanes_top - 10, width, label, 6.0))
     # Time axis.
     step = _nice_step(span, plot_w)
@@ -299,26 +342,31 @@ def render_svg(record, facts=None, width=1100, standalone=False, now=None):
     while tick <= span + 1e-9:
         xt = x(t0 + tick)
         out.append(f'<line x1="{xt:.1f}" y1="{lanes_top - 4}" x2="{xt:.1f}" y2="{lanes_bottom}" stroke="#e0e0e0"/>')
-        out.append(f'<text class="tick" x="{xt:.1f}" y="{lanes_bottom + 14}" text-anchor="middle">'
-                   f'{_tick_label(tick)}</text>')
+        out.append(
+            f'<text class="tick" x="{xt:.1f}" y="{lanes_bottom + 14}" text-anchor="middle">{_tick_label(tick)}</text>'
+        )
         tick += step
     for row, name in enumerate(rows):
         y = lanes_top + row * (LANE + GAP)
-        out.append(f'<text class="lane" x="{LEFT - 8}" y="{y + LANE - 6}" text-anchor="end">'
-                   f'<title>{_e(name)}</title>{_e(_short(name, 24))}</text>')
+        out.append(
+            f'<text class="lane" x="{LEFT - 8}" y="{y + LANE - 6}" text-anchor="end">'
+            f"<title>{_e(name)}</title>{_e(_short(name, 24))}</text>"
+        )
         out.append(f'<line x1="{LEFT}" y1="{mid(row):.1f}" x2="{LEFT + plot_w}" y2="{mid(row):.1f}" stroke="#f2f2f2"/>')
     # Builds and staging.
     for build in facts["builds"]:
         start = build["start"] if build.get("start") is not None else build["end"]
         stop = build["end"] if build.get("end") is not None else end
-        text = f'build for {build["group"]} on {build["builder"]}' + (
-            f' ({duration(stop - start)}, {build["rpms"]} RPM(s))' if build.get("end") is not None else " (not done)")
+        text = f"build for {build['group']} on {build['builder']}" + (
+            f" ({duration(stop - start)}, {build['rpms']} RPM(s))" if build.get("end") is not None else " (not done)"
+        )
         out.append(_bar(x(start), x(stop), lanes_top + 1, LANE / 2 - 1, COLOURS["build"], text))
     for staging in facts["stagings"]:
         start = staging["start"] if staging.get("start") is not None else staging["end"]
         stop = staging["end"] if staging.get("end") is not None else end
-        text = f'staging of {staging["group"]}' + (
-            f" ({duration(stop - start)})" if staging.get("end") is not None else " (not done)")
+        text = f"staging of {staging['group']}" + (
+            f" ({duration(stop - start)})" if staging.get("end") is not None else " (not done)"
+        )
         out.append(_bar(x(start), x(stop), lanes_top + LANE / 2 + 1, LANE / 2 - 1, COLOURS["staging"], text))
     # Nodes.
     for row, node in enumerate(facts["nodes"], start=1):
@@ -331,53 +379,100 @@ def render_svg(record, facts=None, width=1100, standalone=False, now=None):
             stop = attempt["end"] if attempt["end"] is not None else end
             phases = attempt["phases"] + [(None, stop)]
             for (phase, start), (_, until) in zip(phases, phases[1:]):
-                out.append(_bar(x(start), x(until), y + 3, LANE - 6, COLOURS.get(phase, COLOURS["in flight"]),
-                                f'{node["minion"]}: {phase} {duration(until - start)}'))
-            summary = f'{node["minion"]}: in flight {duration(stop - attempt["start"])}, {attempt["outcome"]}'
-            out.append(f'<rect class="attempt {attempt["outcome"].replace(" ", "-")}" x="{x(attempt["start"]):.1f}" '
-                       f'y="{y + 3}" width="{max(1.0, x(stop) - x(attempt["start"])):.1f}" height="{LANE - 6}" '
-                       f'fill="none"><title>{_e(summary)}</title></rect>')
+                out.append(
+                    _bar(
+                        x(start),
+                        x(until),
+                        y + 3,
+                        LANE - 6,
+                        COLOURS.get(phase, COLOURS["in flight"]),
+                        f"{node['minion']}: {phase} {duration(until - start)}",
+                    )
+                )
+            summary = f"{node['minion']}: in flight {duration(stop - attempt['start'])}, {attempt['outcome']}"
+            out.append(
+                f'<rect class="attempt {attempt["outcome"].replace(" ", "-")}" x="{x(attempt["start"]):.1f}" '
+                f'y="{y + 3}" width="{max(1.0, x(stop) - x(attempt["start"])):.1f}" height="{LANE - 6}" '
+                f'fill="none"><title>{_e(summary)}</title></rect>'
+            )
             if attempt["outcome"] == "active":
-                out.append(f'<circle cx="{x(stop):.1f}" cy="{y + LANE / 2}" r="4" fill="{COLOURS["active"]}">'
-                           f'<title>{_e(node["minion"])}: active on {_e(node["after"])}</title></circle>')
+                out.append(
+                    f'<circle cx="{x(stop):.1f}" cy="{y + LANE / 2}" r="4" fill="{COLOURS["active"]}">'
+                    f"<title>{_e(node['minion'])}: active on {_e(node['after'])}</title></circle>"
+                )
             elif attempt["outcome"] == "failed":
                 xe = x(stop)
-                out.append(f'<path d="M{xe - 4:.1f},{y + 4} l8,{LANE - 8} M{xe + 4:.1f},{y + 4} l-8,{LANE - 8}" '
-                           f'stroke="{COLOURS["failed"]}" stroke-width="2.5"/>')
-                out.append(_label("failure", x(attempt["start"]) - 4, xe + 4, y + LANE - 6, width,
-                                  "failed: " + str(attempt["error"]), 6.8, title=attempt["error"]))
+                out.append(
+                    f'<path d="M{xe - 4:.1f},{y + 4} l8,{LANE - 8} M{xe + 4:.1f},{y + 4} l-8,{LANE - 8}" '
+                    f'stroke="{COLOURS["failed"]}" stroke-width="2.5"/>'
+                )
+                out.append(
+                    _label(
+                        "failure",
+                        x(attempt["start"]) - 4,
+                        xe + 4,
+                        y + LANE - 6,
+                        width,
+                        "failed: " + str(attempt["error"]),
+                        6.8,
+                        title=attempt["error"],
+                    )
+                )
     # Handovers: from a node's active to the next node's first step.
     row_of = {node["minion"]: row for row, node in enumerate(facts["nodes"], start=1)}
     for handover in facts["handovers"]:
-        start = next(a["start"] for a in next(n for n in facts["nodes"] if n["minion"] == handover["to"])["attempts"]
-                     if a["start"] >= handover["at"])
-        out.append(f'<line class="handover" x1="{x(handover["at"]):.1f}" y1="{mid(row_of[handover["from"]]):.1f}" '
-                   f'x2="{x(start):.1f}" y2="{mid(row_of[handover["to"]]):.1f}" stroke="{COLOURS["handover"]}" '
-                   f'stroke-dasharray="3,2"><title>handover {_e(handover["from"])} → {_e(handover["to"])}: '
-                   f'{duration(handover["seconds"])}</title></line>')
+        start = next(
+            a["start"]
+            for a in next(n for n in facts["nodes"] if n["minion"] == handover["to"])["attempts"]
+            if a["start"] >= handover["at"]
+        )
+        out.append(
+            f'<line class="handover" x1="{x(handover["at"]):.1f}" y1="{mid(row_of[handover["from"]]):.1f}" '
+            f'x2="{x(start):.1f}" y2="{mid(row_of[handover["to"]]):.1f}" stroke="{COLOURS["handover"]}" '
+            f'stroke-dasharray="3,2"><title>handover {_e(handover["from"])} → {_e(handover["to"])}: '
+            f"{duration(handover['seconds'])}</title></line>"
+        )
     if record.get("frontend"):
         row = len(rows) - 1
         y = lanes_top + row * (LANE + GAP)
         front = record["frontend"]
         if facts["frontend"] is not None:
-            out.append(f'<circle cx="{x(facts["frontend"]):.1f}" cy="{y + LANE / 2}" r="4" fill="{COLOURS["active"]}">'
-                       f'<title>frontend {_e(front["minion"])} updated</title></circle>')
-        out.append(f'<text class="note" x="{LEFT + 4}" y="{y + LANE - 6}">{_e(front["minion"])}: {_e(front["phase"])}'
-                   + (f" ({_e(front['error'])})" if front.get("error") else "") + "</text>")
+            out.append(
+                f'<circle cx="{x(facts["frontend"]):.1f}" cy="{y + LANE / 2}" r="4" fill="{COLOURS["active"]}">'
+                f"<title>frontend {_e(front['minion'])} updated</title></circle>"
+            )
+        out.append(
+            f'<text class="note" x="{LEFT + 4}" y="{y + LANE - 6}">{_e(front["minion"])}: {_e(front["phase"])}'
+            + (f" ({_e(front['error'])})" if front.get("error") else "")
+            + "</text>"
+        )
     # Legend.
     ly, lx = lanes_bottom + 30, LEFT
-    for key, label in (("stopping", "stopping"), ("installing", "installing (down)"),
-                       ("waiting", "waiting until active"), ("build", "build"), ("staging", "staging"),
-                       ("paused", "paused"), ("waiting", "window wait"), ("halted", "halted")):
-        out.append(f'<rect x="{lx}" y="{ly}" width="14" height="10" fill="{COLOURS[key]}" stroke="#9e9e9e" '
-                   'stroke-width="0.5"/>')
+    for key, label in (
+        ("stopping", "stopping"),
+        ("installing", "installing (down)"),
+        ("waiting", "waiting until active"),
+        ("build", "build"),
+        ("staging", "staging"),
+        ("paused", "paused"),
+        ("window wait", "window wait"),
+        ("halted", "halted"),
+    ):
+        out.append(
+            f'<rect x="{lx}" y="{ly}" width="14" height="10" fill="{COLOURS[key]}" stroke="#9e9e9e" '
+            'stroke-width="0.5"/>'
+        )
         out.append(f'<text class="legend" x="{lx + 18}" y="{ly + 9}">{label}</text>')
         lx += 30 + 7 * len(label)
-    out.append(f'<circle cx="{lx + 5}" cy="{ly + 5}" r="4" fill="{COLOURS["active"]}"/>'
-               f'<text class="legend" x="{lx + 14}" y="{ly + 9}">active</text>')
+    out.append(
+        f'<circle cx="{lx + 5}" cy="{ly + 5}" r="4" fill="{COLOURS["active"]}"/>'
+        f'<text class="legend" x="{lx + 14}" y="{ly + 9}">active</text>'
+    )
     lx += 62
-    out.append(f'<line x1="{lx}" y1="{ly + 5}" x2="{lx + 18}" y2="{ly + 5}" stroke="{COLOURS["handover"]}" '
-               f'stroke-dasharray="3,2"/><text class="legend" x="{lx + 22}" y="{ly + 9}">handover</text>')
+    out.append(
+        f'<line x1="{lx}" y1="{ly + 5}" x2="{lx + 18}" y2="{ly + 5}" stroke="{COLOURS["handover"]}" '
+        f'stroke-dasharray="3,2"/><text class="legend" x="{lx + 22}" y="{ly + 9}">handover</text>'
+    )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -389,13 +484,17 @@ def _label(css, left_end, right_start, y, width, text, char_px, title=None):
     fits_right = len(text) * char_px <= right or right >= left
     room = max(8, int((right if fits_right else left) / char_px))
     anchor = f'x="{right_start + 4:.1f}"' if fits_right else f'x="{left_end - 4:.1f}" text-anchor="end"'
-    return (f'<text class="{css}" {anchor} y="{y}"><title>{_e(title if title is not None else text)}</title>'
-            f'{_e(_short(text, room))}</text>')
+    return (
+        f'<text class="{css}" {anchor} y="{y}"><title>{_e(title if title is not None else text)}</title>'
+        f"{_e(_short(text, room))}</text>"
+    )
 
 
 def _bar(x1, x2, y, h, colour, tooltip):
-    return (f'<rect x="{x1:.1f}" y="{y:.1f}" width="{max(1.0, x2 - x1):.1f}" height="{h}" fill="{colour}">'
-            f'<title>{_e(tooltip)}</title></rect>')
+    return (
+        f'<rect x="{x1:.1f}" y="{y:.1f}" width="{max(1.0, x2 - x1):.1f}" height="{h}" fill="{colour}">'
+        f"<title>{_e(tooltip)}</title></rect>"
+    )
 
 
 _CSS = """
@@ -423,15 +522,23 @@ def render_html(record, tz=None, width=1100, now=None):
     figs = figures(record, facts)
     when = lambda t: _when(t, tz).strftime("%Y-%m-%d %H:%M:%S %Z")  # noqa: E731
     status = record["status"]
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>Rollout {_e(record['id'])}: {_e(status)}</title>", f"<style>{_CSS}</style></head><body>",
-           f"<h1>Rollout {_e(record['id'])}: cluster {_e(record['cluster'])} "
-           f"to eXpressWare {_e(record['version'])}</h1>",
-           f'<p><span class="status {_e(status)}">{_e(status)}</span>'
-           + (f' <span class="reason">{_e(record["reason"])}</span>' if record.get("reason") else "") + "</p>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Rollout {_e(record['id'])}: {_e(status)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Rollout {_e(record['id'])}: cluster {_e(record['cluster'])} to eXpressWare {_e(record['version'])}</h1>",
+        f'<p><span class="status {_e(status)}">{_e(status)}</span>'
+        + (f' <span class="reason">{_e(record["reason"])}</span>' if record.get("reason") else "")
+        + "</p>",
+    ]
     options = record.get("options") or {}
-    meta = [f"started {when(facts['t0'])}", f"{'as of' if status in _HOLDING else 'ended'} {when(facts['end'])}",
-            f"installer {record.get('sia')}", f"node_timeout {options.get('node_timeout')} s"]
+    meta = [
+        f"started {when(facts['t0'])}",
+        f"{'as of' if status in _HOLDING else 'ended'} {when(facts['end'])}",
+        f"installer {record.get('sia')}",
+        f"node_timeout {options.get('node_timeout')} s",
+    ]
     if options.get("canary"):
         meta.append(f"canary {options['canary']}")
     if options.get("applications"):
@@ -445,54 +552,75 @@ def render_html(record, tz=None, width=1100, now=None):
     rows = [
         ("wall time", duration(figs["wall"])),
         ("nodes updated", f"{figs['updated']} of {figs['to_update']} to update ({counts})"),
-        ("in flight per node (down), p50 / max",
-         f"{duration(figs['in_flight_p50'])} / {duration(figs['in_flight_max'])}"),
+        (
+            "in flight per node (down), p50 / max",
+            f"{duration(figs['in_flight_p50'])} / {duration(figs['in_flight_max'])}",
+        ),
         ("most nodes in flight at once", figs["most_in_flight"]),
-        ("handover (active → next node's first step), p50 / p95 / max",
-         f"{duration(figs['handover_p50'])} / {duration(figs['handover_p95'])} / {duration(figs['handover_max'])}"
-         f" (n={figs['handover_n']})"),
-        ("builds", f"{figs['built']} of {figs['builds']} group(s) built"
-         + (", " + ", ".join(duration(s) for s in figs["build_seconds"]) if figs["build_seconds"] else "")),
+        (
+            "handover (active → next node's first step), p50 / p95 / max",
+            f"{duration(figs['handover_p50'])} / {duration(figs['handover_p95'])} / {duration(figs['handover_max'])}"
+            f" (n={figs['handover_n']})",
+        ),
+        (
+            "builds",
+            f"{figs['built']} of {figs['builds']} group(s) built"
+            + (", " + ", ".join(duration(s) for s in figs["build_seconds"]) if figs["build_seconds"] else ""),
+        ),
         ("time held (paused, waiting for the window, halted, aborted)", duration(figs["held"])),
     ]
-    out += [f"<tr><th>{_e(name)}</th><td class=\"num\">{_e(value)}</td></tr>" for name, value in rows]
+    out += [f'<tr><th>{_e(name)}</th><td class="num">{_e(value)}</td></tr>' for name, value in rows]
     out.append("</table>")
-    out.append("<h2>Nodes</h2><table><tr><th>node</th><th>phase</th><th>before</th><th>after</th>"
-               "<th>in flight (down)</th><th>attempts</th><th>note or error</th></tr>")
+    out.append(
+        "<h2>Nodes</h2><table><tr><th>node</th><th>phase</th><th>before</th><th>after</th>"
+        "<th>in flight (down)</th><th>attempts</th><th>note or error</th></tr>"
+    )
     for node in facts["nodes"]:
         css = ' class="failed"' if node["phase"] == "failed" else ""
         note = f'<span class="error">{_e(node["error"])}</span>' if node["error"] else _e(node["note"] or "")
-        earlier = [f"attempt {number} failed: {attempt['error']}" for number, attempt in enumerate(node["attempts"], 1)
-                   if attempt["outcome"] == "failed" and number < len(node["attempts"])]
+        earlier = [
+            f"attempt {number} failed: {attempt['error']}"
+            for number, attempt in enumerate(node["attempts"], 1)
+            if attempt["outcome"] == "failed" and number < len(node["attempts"])
+        ]
         note += "".join(f'<br><span class="error">{_e(text)}</span>' for text in earlier)
-        out.append(f"<tr{css}><td>{_e(node['minion'])}</td><td>{_e(node['phase'])}</td><td>{_e(node['before'])}</td>"
-                   f"<td>{_e(node['after'] or '')}</td><td class=\"num\">{_e(duration(node['in_flight']))}</td>"
-                   f"<td class=\"num\">{len(node['attempts'])}</td><td>{note}</td></tr>")
+        out.append(
+            f"<tr{css}><td>{_e(node['minion'])}</td><td>{_e(node['phase'])}</td><td>{_e(node['before'])}</td>"
+            f'<td>{_e(node["after"] or "")}</td><td class="num">{_e(duration(node["in_flight"]))}</td>'
+            f'<td class="num">{len(node["attempts"])}</td><td>{note}</td></tr>'
+        )
     out.append("</table>")
     if record["groups"]:
-        out.append("<h2>Builds and staging</h2><table><tr><th>group (arch/OS/kernel)</th><th>builder</th><th>nodes</th>"
-                   "<th>RPMs</th><th>build</th><th>staged</th></tr>")
+        out.append(
+            "<h2>Builds and staging</h2><table><tr><th>group (arch/OS/kernel)</th><th>builder</th><th>nodes</th>"
+            "<th>RPMs</th><th>build</th><th>staged</th></tr>"
+        )
         took = {b["group"]: b for b in facts["builds"]}
         for key, group in record["groups"].items():
             build = took.get(key) or {}
             seconds = build["end"] - build["start"] if build.get("start") is not None and build.get("end") else None
-            out.append(f"<tr><td>{_e(key)}</td><td>{_e(group['builder'])}</td>"
-                       f"<td class=\"num\">{len(group['nodes'])}</td>"
-                       f"<td>{_e(', '.join(group['rpms']) or '—')}</td>"
-                       f"<td>{'built' if group['built'] else 'not built'}"
-                       f"{' in ' + _e(duration(seconds)) if seconds is not None else ''}</td>"
-                       f"<td>{'yes' if group['staged'] else 'no'}</td></tr>")
+            out.append(
+                f"<tr><td>{_e(key)}</td><td>{_e(group['builder'])}</td>"
+                f'<td class="num">{len(group["nodes"])}</td>'
+                f"<td>{_e(', '.join(group['rpms']) or '—')}</td>"
+                f"<td>{'built' if group['built'] else 'not built'}"
+                f"{' in ' + _e(duration(seconds)) if seconds is not None else ''}</td>"
+                f"<td>{'yes' if group['staged'] else 'no'}</td></tr>"
+            )
         out.append("</table>")
     if facts["holds"]:
         out.append("<h2>Holds</h2><table><tr><th>kind</th><th>from</th><th>for</th><th>reason</th></tr>")
         for hold in facts["holds"]:
             length = duration((hold["end"] if hold["end"] is not None else facts["end"]) - hold["start"])
-            out.append(f"<tr><td>{_e(hold['kind'])}</td><td>{_e(when(hold['start']))}</td>"
-                       f"<td class=\"num\">{_e(length)}{'' if hold['end'] is not None else ' (still)'}</td>"
-                       f"<td>{_e(hold['reason'])}</td></tr>")
+            out.append(
+                f"<tr><td>{_e(hold['kind'])}</td><td>{_e(when(hold['start']))}</td>"
+                f'<td class="num">{_e(length)}{"" if hold["end"] is not None else " (still)"}</td>'
+                f"<td>{_e(hold['reason'])}</td></tr>"
+            )
         out.append("</table>")
-    out.append("<h2>Log</h2><details><summary>the record's log "
-               f"({len(record.get('log') or [])} entries)</summary><pre>")
+    out.append(
+        f"<h2>Log</h2><details><summary>the record's log ({len(record.get('log') or [])} entries)</summary><pre>"
+    )
     for entry in record.get("log") or []:
         out.append(f"+{entry['time'] - facts['t0']:9.2f} s  {_e(entry['message'])}")
     out.append("</pre></details></body></html>")

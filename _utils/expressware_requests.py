@@ -45,8 +45,24 @@ _REQUEST_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{16}\Z")
 PRIVILEGED_OPTIONS = ("reboot", "enforce", "sia", "compat", "frontend")
 #: The arguments of ``rolling.update`` a minion's request may carry at all (an argument update gains later is the
 #: master's until it is reviewed here).
-MINION_ARGUMENTS = ("tgt", "tgt_type", "version", "sia", "reboot", "enforce", "applications", "node_timeout",
-                    "compat", "order", "sort", "canary", "frontend", "cluster", "build", "timeout")
+MINION_ARGUMENTS = (
+    "tgt",
+    "tgt_type",
+    "version",
+    "sia",
+    "reboot",
+    "enforce",
+    "applications",
+    "node_timeout",
+    "compat",
+    "order",
+    "sort",
+    "canary",
+    "frontend",
+    "cluster",
+    "build",
+    "timeout",
+)
 #: Target types whose expression is a set of minion ids (an allowed glob covers the ids it matches).
 ID_TARGET_TYPES = ("glob", "list")
 _GLOB_CHARS = re.compile(r"[*?\[\]]")
@@ -99,8 +115,9 @@ def allow_entries(opts):
     absent). A malformed list is an error, so a typo never widens or silently drops a rule."""
     allow = (((opts.get("expressware") or {}).get("reactor") or {}).get("allow")) or {}
     if not isinstance(allow, dict):
-        raise RequestError("expressware:reactor:allow must be a mapping of minion ids or globs to limits, "
-                           f"not {allow!r}")
+        raise RequestError(
+            f"expressware:reactor:allow must be a mapping of minion ids or globs to limits, not {allow!r}"
+        )
     for pattern, limits in allow.items():
         if not isinstance(pattern, str) or not pattern:
             raise RequestError(f"expressware:reactor:allow: {pattern!r} is not a minion id or glob")
@@ -117,15 +134,20 @@ def check_limits_config(pattern, limits):
         raise RequestError(f"{where} must be a mapping of limits ({', '.join(_LIMIT_KEYS)}), not {limits!r}")
     unknown = sorted(set(limits) - set(_LIMIT_KEYS))
     if unknown:
-        raise RequestError(f"{where}: unknown limit(s) {', '.join(map(str, unknown))} "
-                           f"(known: {', '.join(_LIMIT_KEYS)})")
+        raise RequestError(
+            f"{where}: unknown limit(s) {', '.join(map(str, unknown))} (known: {', '.join(_LIMIT_KEYS)})"
+        )
     for target in limits.get("targets") or []:
         if isinstance(target, str):
             continue
-        if not isinstance(target, dict) or not isinstance(target.get("tgt"), (str, list)) \
-                or not set(target) <= {"tgt", "tgt_type"}:
-            raise RequestError(f"{where}:targets: each target is a glob of minion ids or "
-                               f"{{tgt: ..., tgt_type: ...}}, not {target!r}")
+        if (
+            not isinstance(target, dict)
+            or not isinstance(target.get("tgt"), (str, list))
+            or not set(target) <= {"tgt", "tgt_type"}
+        ):
+            raise RequestError(
+                f"{where}:targets: each target is a glob of minion ids or {{tgt: ..., tgt_type: ...}}, not {target!r}"
+            )
     for key in ("versions", "clusters", "options", "applications"):
         value = limits.get(key)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
@@ -162,8 +184,7 @@ def _target_allowed(tgt, tgt_type, allowed):
     else:
         return False
     patterns = allowed["tgt"] if isinstance(allowed["tgt"], list) else [allowed["tgt"]]
-    return bool(ids) and all(isinstance(i, str) and i and any(fnmatch.fnmatchcase(i, p) for p in patterns)
-                             for i in ids)
+    return bool(ids) and all(isinstance(i, str) and i and any(fnmatch.fnmatchcase(i, p) for p in patterns) for i in ids)
 
 
 def limit_problems(args, limits):
@@ -185,8 +206,10 @@ def limit_problems(args, limits):
         value = args["options"].get(option) if option != "sia" else args["sia"]
         if option == "sia":
             if value != default_sia(args["version"]):
-                problems.append(f"sia {value!r} is not the default installer ({default_sia(args['version'])}); "
-                                "'sia' is not among the allowed options")
+                problems.append(
+                    f"sia {value!r} is not the default installer ({default_sia(args['version'])}); "
+                    "'sia' is not among the allowed options"
+                )
         elif value not in (None, False):
             problems.append(f"{option} is not among the allowed options")
     applications = set(limits.get("applications") or [])
@@ -305,8 +328,10 @@ class RequestStore:
             with open(taken, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(record, separators=(",", ":")))
         if record.get("expired"):
-            raise RequestError(f"request {request_id} expired: recorded {round(age)} s ago (at most {self.ttl} s); "
-                               "is the reactor configured for " + REQUEST_TAG + "?")
+            raise RequestError(
+                f"request {request_id} expired: recorded {round(age)} s ago (at most {self.ttl} s); "
+                "is the reactor configured for " + REQUEST_TAG + "?"
+            )
         return record
 
     def _sweep(self, now):
@@ -380,17 +405,23 @@ def make_request(opts, kwargs, parameters, check_args, fire_event=None):
             given["sia"] = args["sia"] = default_sia(args["version"])
         authorize(minion, args, allow_entries(opts))
         if not reactor_handles(opts.get("reactor")):
-            raise RequestError(f"the master's reactor does not react to {REQUEST_TAG}: nothing would take the request "
-                               "(configure the reactor, see the README, or run rolling.update)")
+            raise RequestError(
+                f"the master's reactor does not react to {REQUEST_TAG}: nothing would take the request "
+                "(configure the reactor, see the README, or run rolling.update)"
+            )
         record = request_store(opts["cachedir"]).put(requester, given)
     except RequestError as exc:
         fire_event(REFUSED_TAG, {"requester": requester, "verified": True, "reason": str(exc)})
         return {"status": "refused", "requester": requester, "comment": str(exc), "retcode": 1}
     fire_event(REQUEST_TAG, {"request": record["id"]})
-    return {"status": "requested", "request": record["id"], "requester": requester, "cluster": args["cluster"],
-            "comment": "the reactor starts the rollout; follow it with "
-                       f"salt-run rolling.status cluster={args['cluster']}",
-            "retcode": 0}
+    return {
+        "status": "requested",
+        "request": record["id"],
+        "requester": requester,
+        "cluster": args["cluster"],
+        "comment": f"the reactor starts the rollout; follow it with salt-run rolling.status cluster={args['cluster']}",
+        "retcode": 0,
+    }
 
 
 def take_request(opts, request_id, claimed, start, fire_event=None):
@@ -402,14 +433,22 @@ def take_request(opts, request_id, claimed, start, fire_event=None):
         if caller(opts):
             raise RequestError(f"{caller(opts)} may not take requests (only the master's reactor does)")
         if request_id is None:
-            raise RequestError(f"the {REQUEST_TAG} event carries no request id "
-                               "(an update is requested with salt-run rolling.request)")
+            raise RequestError(
+                f"the {REQUEST_TAG} event carries no request id (an update is requested with salt-run rolling.request)"
+            )
         record = request_store(opts["cachedir"]).take(request_id)
     except RequestError as exc:
         requester = caller(opts) or claimed
         reason = f"request from {requester if caller(opts) else describe_claim(claimed)} refused: {exc}"
-        fire_event(REFUSED_TAG, {"requester": requester, "verified": bool(caller(opts)), "reason": reason,
-                                 "request": request_id[:64] if isinstance(request_id, str) else None})
+        fire_event(
+            REFUSED_TAG,
+            {
+                "requester": requester,
+                "verified": bool(caller(opts)),
+                "reason": reason,
+                "request": request_id[:64] if isinstance(request_id, str) else None,
+            },
+        )
         return {"status": "refused", "comment": reason, "retcode": 1}
     result = start(dict(record["args"]))
     if isinstance(result, dict):

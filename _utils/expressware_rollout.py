@@ -27,7 +27,15 @@ import os
 import sys
 
 PENDING, STAGED, STOPPING, INSTALLING, WAITING, ACTIVE, FAILED, SKIPPED = (
-    "pending", "staged", "stopping", "installing", "waiting", "active", "failed", "skipped")
+    "pending",
+    "staged",
+    "stopping",
+    "installing",
+    "waiting",
+    "active",
+    "failed",
+    "skipped",
+)
 PHASES = (PENDING, STAGED, STOPPING, INSTALLING, WAITING, ACTIVE, FAILED, SKIPPED)
 #: Phases in which a node may be down: the per-node procedure has begun.
 IN_FLIGHT = (STOPPING, INSTALLING, WAITING)
@@ -125,11 +133,19 @@ def new_record(rollout_id, cluster, version, sia, facts, options, now, order=Non
         }
         if todo:
             grains = fact.get("grains", {})
-            group = groups.setdefault(key, {
-                "arch": grains.get("cpuarch"), "os": f"{grains.get('os', '')} {grains.get('osrelease', '')}".strip(),
-                "kernel": grains.get("kernelrelease"), "nodes": [], "builder": None,
-                "built": False, "staged": False, "rpms": [],
-            })
+            group = groups.setdefault(
+                key,
+                {
+                    "arch": grains.get("cpuarch"),
+                    "os": f"{grains.get('os', '')} {grains.get('osrelease', '')}".strip(),
+                    "kernel": grains.get("kernelrelease"),
+                    "nodes": [],
+                    "builder": None,
+                    "built": False,
+                    "staged": False,
+                    "rpms": [],
+                },
+            )
             group["nodes"].append(minion)
             group["builder"] = group["builder"] or minion
     if not options.get("build", True):
@@ -160,9 +176,21 @@ def preflight_record(rollout_id, cluster, version, sia, options, now):
     """The record of a rollout that holds its cluster's lease and runs its pre-flight: nothing planned or touched
     yet, but who holds the lease and why is on record (should the pre-flight hang or its driver be killed)."""
     record = {
-        "id": rollout_id, "cluster": cluster, "version": version, "sia": sia, "status": PREFLIGHT, "reason": None,
-        "created": now, "updated": now, "options": copy.deepcopy(options), "order": [], "nodes": {}, "groups": {},
-        "frontend": None, "canary": {"size": 0, "released": True}, "log": [],
+        "id": rollout_id,
+        "cluster": cluster,
+        "version": version,
+        "sia": sia,
+        "status": PREFLIGHT,
+        "reason": None,
+        "created": now,
+        "updated": now,
+        "options": copy.deepcopy(options),
+        "order": [],
+        "nodes": {},
+        "groups": {},
+        "frontend": None,
+        "canary": {"size": 0, "released": True},
+        "log": [],
     }
     log(record, now, "the update lease is taken; pre-flight")
     return record
@@ -181,18 +209,25 @@ def check_resumable(record):
     if record["status"] == DONE:
         raise RolloutError(f"rollout {record['id']} is already done")
     if record["status"] in (PREFLIGHT, REFUSED):
-        raise RolloutError(f"rollout {record['id']} never started (it is {record['status']}: nothing was touched); "
-                           "run rolling.update again" + ("" if record["status"] == REFUSED
-                                                         else " (rolling.abort releases the lease it holds)"))
+        raise RolloutError(
+            f"rollout {record['id']} never started (it is {record['status']}: nothing was touched); "
+            "run rolling.update again"
+            + ("" if record["status"] == REFUSED else " (rolling.abort releases the lease it holds)")
+        )
 
 
 def _frontend(minion, fact):
     if not minion:
         return None
     todo = (fact.get("decision") or {}).get("action", "install") != "none"
-    return {"minion": minion, "phase": PENDING if todo else SKIPPED, "error": None,
-            "before": fact.get("installed"), "after": None if todo else fact.get("installed"),
-            "note": None if todo else "already on the target"}
+    return {
+        "minion": minion,
+        "phase": PENDING if todo else SKIPPED,
+        "error": None,
+        "before": fact.get("installed"),
+        "after": None if todo else fact.get("installed"),
+        "note": None if todo else "already on the target",
+    }
 
 
 def log(record, now, message):
@@ -224,8 +259,10 @@ def next_action(record):
     if following is not None and not canary["released"]:
         done = sum(1 for m in record["order"] if nodes[m]["phase"] == ACTIVE)
         if done >= canary["size"]:
-            return ("pause", f"canary: the first {canary['size']} node(s) are updated; "
-                             "check them, then run rolling.resume")
+            return (
+                "pause",
+                f"canary: the first {canary['size']} node(s) are updated; check them, then run rolling.resume",
+            )
     if following is not None:
         return ("update", following)
     if record["frontend"] and record["frontend"]["phase"] not in (ACTIVE, SKIPPED):
@@ -291,7 +328,9 @@ def mark_prepared(record, minion, gate, now):
 
 def open_gates(record):
     """Gates of prepared jobs that may still wait on their nodes: ``{minion: gate}``."""
-    return {m: n["gate"] for m, n in record["nodes"].items() if n.get("gate") and n["phase"] in (PENDING, STAGED, FAILED)}
+    return {
+        m: n["gate"] for m, n in record["nodes"].items() if n.get("gate") and n["phase"] in (PENDING, STAGED, FAILED)
+    }
 
 
 def gate_wanted(record, minion, gate, driver_alive):
@@ -444,8 +483,12 @@ def resume(record, now, skip=()):
             # skipped builder. The group is built again, on its next node.
             remaining = [m for m in record["order"] if m in group["nodes"] and record["nodes"][m]["phase"] in TODO]
             if remaining:
-                log(record, now, f"{key}: its builder {group['builder']} is skipped before its RPMs were staged; "
-                                 f"they are built again on {remaining[0]}")
+                log(
+                    record,
+                    now,
+                    f"{key}: its builder {group['builder']} is skipped before its RPMs were staged; "
+                    f"they are built again on {remaining[0]}",
+                )
                 group.update(built=False, rpms=[], builder=remaining[0])
     for minion in record["order"]:
         node = record["nodes"][minion]
@@ -491,8 +534,10 @@ def summary(record):
         "reason": record["reason"],
         "order": record["order"],
         "counts": counts,
-        "builds": {key: {"builder": g["builder"], "built": g["built"], "nodes": len(g["nodes"])}
-                   for key, g in record["groups"].items()},
+        "builds": {
+            key: {"builder": g["builder"], "built": g["built"], "nodes": len(g["nodes"])}
+            for key, g in record["groups"].items()
+        },
         "nodes": nodes,
         "frontend": record["frontend"],
     }

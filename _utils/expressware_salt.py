@@ -41,8 +41,9 @@ class SaltAdapter:
             self.client = salt.client.get_local_client(self.opts["conf_file"])
         if self.listener is None:
             # The listener exists before any job is published, so no event is lost.
-            self.listener = salt.utils.event.get_event("master", sock_dir=self.opts["sock_dir"], opts=self.opts,
-                                                       listen=True)
+            self.listener = salt.utils.event.get_event(
+                "master", sock_dir=self.opts["sock_dir"], opts=self.opts, listen=True
+            )
         return self
 
     def __exit__(self, *exc):
@@ -64,8 +65,14 @@ class SaltAdapter:
 
     def _run_job(self, tgt, fun, arg, kwarg, tgt_type):
         try:
-            pub = self.client.run_job(list(tgt) if isinstance(tgt, (list, tuple, set)) else tgt, fun,
-                                      arg=list(arg), kwarg=kwarg or {}, tgt_type=tgt_type, listen=False)
+            pub = self.client.run_job(
+                list(tgt) if isinstance(tgt, (list, tuple, set)) else tgt,
+                fun,
+                arg=list(arg),
+                kwarg=kwarg or {},
+                tgt_type=tgt_type,
+                listen=False,
+            )
         except Exception as exc:  # pylint: disable=broad-except
             raise LostMaster(f"{fun} could not be published: {exc}") from exc
         return pub or {}
@@ -102,8 +109,13 @@ class SaltAdapter:
             deadline = min(hard, time.monotonic() + timeout)
         silent = [m for m in expected if m not in answers]
         if silent:
-            log.warning("%s (job %s): no answer within %s s from %s", fun, jid, round(time.monotonic() - started, 1),
-                        ", ".join(silent))
+            log.warning(
+                "%s (job %s): no answer within %s s from %s",
+                fun,
+                jid,
+                round(time.monotonic() - started, 1),
+                ", ".join(silent),
+            )
         return {minion: answers.get(minion, False) for minion in expected}
 
     #: A call waits for minions still running its job at most this many times its timeout in all.
@@ -120,8 +132,9 @@ class SaltAdapter:
         if not pub.get("jid"):
             return []
         found = {}
-        self._collect({jid: (silent, answers), pub["jid"]: (list(pub.get("minions") or []), found)},
-                      time.monotonic() + wait)
+        self._collect(
+            {jid: (silent, answers), pub["jid"]: (list(pub.get("minions") or []), found)}, time.monotonic() + wait
+        )
         return [m for m, job in found.items() if isinstance(job, dict) and job and m not in answers]
 
     def _collect(self, jobs, deadline):

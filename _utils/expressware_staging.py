@@ -35,8 +35,9 @@ class Staging:
         # the installer would refuse the mix. The push itself comes with the staging (stage), while the builder
         # is updated: it uses its RPMs where they were built, so its go-ahead need not wait for the push.
         shutil.rmtree(source, ignore_errors=True)
-        built = self.salt.call([builder], "sia.build_rpm", [sia], {"clear": True, "workdir": workdir},
-                               timeout=timeout).get(builder, False)
+        built = self.salt.call(
+            [builder], "sia.build_rpm", [sia], {"clear": True, "workdir": workdir}, timeout=timeout
+        ).get(builder, False)
         if built is False:
             raise StagingError(f"{builder} did not answer sia.build_rpm within {timeout} s")
         if not isinstance(built, dict):
@@ -59,12 +60,14 @@ class Staging:
         if not self.missing(group):
             return  # pushed before an interruption
         builder = group["builder"]
-        pushed = self.salt.call([builder], "cp.push_dir", [os.path.join(group["builder_workdir"], "node_RPMS")],
-                                timeout=timeout).get(builder, False)
+        pushed = self.salt.call(
+            [builder], "cp.push_dir", [os.path.join(group["builder_workdir"], "node_RPMS")], timeout=timeout
+        ).get(builder, False)
         if pushed is False:
             # No answer, or cp.push_dir itself said False (Salt answers both the same way).
-            raise StagingError(f"{builder} did not push its RPMs to the master (no answer, or cp.push_dir "
-                               "failed: file_recv?)")
+            raise StagingError(
+                f"{builder} did not push its RPMs to the master (no answer, or cp.push_dir failed: file_recv?)"
+            )
         if pushed is not True:
             raise StagingError(f"{builder} could not push its RPMs to the master (file_recv?): {pushed}")
         missing = self.missing(group)
@@ -81,7 +84,7 @@ class Staging:
                 content = handle.read()
             expected[name] = hashlib.sha256(content).hexdigest()
             for offset in range(0, max(len(content), 1), self.payload):
-                piece = content[offset:offset + self.payload]
+                piece = content[offset : offset + self.payload]
                 if batch and size + len(piece) > self.payload:
                     batches.append(batch)
                     batch, size = [], 0
@@ -93,8 +96,10 @@ class Staging:
             ret = self.salt.call(minions, "sia.receive_rpms", kwarg={"files": pieces, "clear": number == 0})
             failed = {m: ret.get(m) for m in minions if not isinstance(ret.get(m), dict)}
             if failed:
-                raise StagingError("copying the RPMs failed on " + ", ".join(
-                    f"{m}: {'no answer' if a in (False, None) else a}" for m, a in sorted(failed.items())))
+                raise StagingError(
+                    "copying the RPMs failed on "
+                    + ", ".join(f"{m}: {'no answer' if a in (False, None) else a}" for m, a in sorted(failed.items()))
+                )
         wrong = sorted(m for m in minions if ret[m].get("sha256") != expected)
         if wrong:
             raise StagingError(f"the RPMs on {', '.join(wrong)} differ from the built ones (SHA-256)")

@@ -23,7 +23,9 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 def check_name(value, what):
     """A safe file-name component (cluster names, rollout ids)."""
     if not isinstance(value, str) or not _NAME_RE.match(value):
-        raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        raise ValueError(
+            f"{what} {value!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
     return value
 
 
@@ -109,11 +111,18 @@ class LeaseStore:
             if not lease:
                 return {"cluster": cluster, "released": False, "comment": "the lease was not held"}
             if holder is not None and lease["holder"] != holder:
-                return dict(self._view(cluster, lease), released=False,
-                            comment=f"the lease is held by {lease['holder']}, not {holder}")
+                return dict(
+                    self._view(cluster, lease),
+                    released=False,
+                    comment=f"the lease is held by {lease['holder']}, not {holder}",
+                )
             os.unlink(path)
-            return {"cluster": cluster, "released": True, "holder": lease["holder"],
-                    "held_for": round(self.clock() - lease["since"], 1)}
+            return {
+                "cluster": cluster,
+                "released": True,
+                "holder": lease["holder"],
+                "held_for": round(self.clock() - lease["since"], 1),
+            }
 
 
 class RolloutStore:
@@ -152,8 +161,14 @@ class RolloutStore:
         if count is None or count >= self.COMPACT_EVERY:
             self.save(record)
             return
-        line = {"node": minion, "entry": record["nodes"][minion], "status": record["status"],
-                "reason": record["reason"], "updated": record["updated"], "log": record["log"][-1:]}
+        line = {
+            "node": minion,
+            "entry": record["nodes"][minion],
+            "status": record["status"],
+            "reason": record["reason"],
+            "updated": record["updated"],
+            "log": record["log"][-1:],
+        }
         # Written through to the OS at once (a master or salt-run that dies loses
         # nothing); not fsync'ed per step: after a power loss the last steps of
         # the node in flight may be missing, and resume applies its state again,

@@ -197,8 +197,11 @@ _SERVICE_NAMES = (
     ("kosif", ("KOSIF",), ("dis_kosif",)),
     ("adapter", PRODUCTS + LEGACY_PRODUCTS, tuple(f"dis_{p.lower()}" for p in PRODUCTS + LEGACY_PRODUCTS)),
     ("irm", ("IRM",), ("dis_irm",)),
-    ("nodemgr", ("Node Manager", "NodeManager"),
-     ("dis_nodemgr",) + tuple(f"dis_{p.lower()}_nodemgr" for p in PRODUCTS + LEGACY_PRODUCTS)),
+    (
+        "nodemgr",
+        ("Node Manager", "NodeManager"),
+        ("dis_nodemgr",) + tuple(f"dis_{p.lower()}_nodemgr" for p in PRODUCTS + LEGACY_PRODUCTS),
+    ),
     ("sisci", ("SISCI",), ("dis_sisci",)),
     ("supersockets", ("SuperSockets", "Super Sockets"), ("dis_supersockets", "dis_ssocks")),
     ("smartio", ("SmartIO",), ("dis_smartio",)),
@@ -283,9 +286,9 @@ def _banner(rest):
             version = None if token.endswith(("…", "..")) else printed_version(re.sub(r"[.:]\Z", "", token))
             if version is None:
                 raise VendorOutputError(f"cannot read the version {token!r}")
-            return version, rest[match.end():]
+            return version, rest[match.end() :]
         if _RELEASE_TAG_RE.fullmatch(token):
-            return release_tag_version(token), rest[match.end():]  # the tag where the version stands
+            return release_tag_version(token), rest[match.end() :]  # the tag where the version stands
         if token.lower() in _VERSION_WORDS:
             continue
         if words_skipped < 2 and re.fullmatch(r"[A-Z][A-Z0-9]{0,7}", token):
@@ -357,7 +360,7 @@ def _mark(text):
     match = re.search(r"\[\s*([A-Za-z][A-Za-z ]*?)?\s*(\])?\s*$", text)
     if match:
         word = (match.group(1) or "").upper()
-        rest = text[:match.start()]
+        rest = text[: match.start()]
         if word in _OK_MARKS:
             return True, rest
         if word in _FAILED_MARKS:
@@ -367,7 +370,7 @@ def _mark(text):
         return None, rest  # "[  OK" cut off before its end
     match = re.search(r"(?:\.\.\.|…|:|\s)\s*(done|ok|succeeded|failed|failure|error)[.!]*\s*$", text, re.IGNORECASE)
     if match:
-        return match.group(1).lower() in ("done", "ok", "succeeded"), text[:match.start()]
+        return match.group(1).lower() in ("done", "ok", "succeeded"), text[: match.start()]
     return None, text
 
 
@@ -538,8 +541,9 @@ def parse_rpm_packages(text):
         raw = (match.group("version") or match.group("version2"), match.group("release") or match.group("release2"))
         version = rpm_to_version(*raw)
         if version is None or not is_version(version):
-            raise VendorOutputError(f"package {name} has version {'-'.join(raw)!r}, not an eXpressWare version "
-                                    f"(line {line!r})")
+            raise VendorOutputError(
+                f"package {name} has version {'-'.join(raw)!r}, not an eXpressWare version (line {line!r})"
+            )
         packages[name] = version
     return packages
 
@@ -579,8 +583,10 @@ def frontend_decision(installed, target, enforce=False):
     """What ``--install-frontend`` would do on a node whose frontend packages are
     ``installed``: ``{"action": "none"|"install"|"refuse", "reason"}``."""
     if installed is None:
-        return {"action": "refuse", "reason": "not a Cluster Management Node: no "
-                + " or ".join(FRONTEND_PACKAGES) + " package is installed"}
+        return {
+            "action": "refuse",
+            "reason": "not a Cluster Management Node: no " + " or ".join(FRONTEND_PACKAGES) + " package is installed",
+        }
     order = compare_versions(installed, target)
     if order == 0:
         if enforce:
@@ -676,7 +682,9 @@ def validate_compat(compat):
     if compat in (None, "", {}):
         return {"rolling": [], "incompatible": []}
     if not isinstance(compat, dict):
-        raise ValueError(f"compat must be a mapping with keys 'rolling' and 'incompatible', not {type(compat).__name__}")
+        raise ValueError(
+            f"compat must be a mapping with keys 'rolling' and 'incompatible', not {type(compat).__name__}"
+        )
     unknown = set(compat) - {"rolling", "incompatible"}
     if unknown:
         raise ValueError(f"compat has unknown keys: {', '.join(sorted(map(str, unknown)))}")
@@ -737,7 +745,10 @@ def update_decision(installed, running, target, enforce=False, compat=None):
     """
     check_version(target, "target version")
     if installed is None:
-        return {"action": "refuse", "reason": "eXpressWare is not installed on this node: a rolling update needs an installed stack"}
+        return {
+            "action": "refuse",
+            "reason": "eXpressWare is not installed on this node: a rolling update needs an installed stack",
+        }
     check_version(installed, "installed version")
     cmp = compare_versions(target, installed)
     if cmp == 0:
@@ -745,7 +756,10 @@ def update_decision(installed, running, target, enforce=False, compat=None):
             if running is None:
                 return {"action": "activate", "reason": f"{target} is installed but its services are not running"}
             return {"action": "none", "reason": f"{target} is installed and running"}
-        return {"action": "activate", "reason": f"{target} is installed but {running} still runs (installed under load)"}
+        return {
+            "action": "activate",
+            "reason": f"{target} is installed but {running} still runs (installed under load)",
+        }
     if cmp < 0 and not enforce:
         return {
             "action": "refuse",

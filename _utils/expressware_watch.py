@@ -86,10 +86,12 @@ class NodeWatch:
 
     def timeout_error(self, state):
         """The error of a node not active by the deadline, with the node's own look at itself (``state``)."""
-        return ((("the minion restarted during its update (its job was lost); " if self.restarted else "")
-                 + f"not active within {self.node_timeout} s (a timeout is a failure): "
-                 f"{state['state']}, installed {state['installed']}, running {state['running']}; "
-                 + "; ".join(state["reasons"])))
+        return (
+            ("the minion restarted during its update (its job was lost); " if self.restarted else "")
+            + f"not active within {self.node_timeout} s (a timeout is a failure): "
+            f"{state['state']}, installed {state['installed']}, running {state['running']}; "
+            + "; ".join(state["reasons"])
+        )
 
     def _event(self, tag, data):
         minion = self.minion
@@ -138,8 +140,9 @@ class PreparedJob:
         data = data if isinstance(data, dict) else {}
         if tag == protocol.job_return_tag(self.jid, self.minion):
             self.ret = data or {"return": None}  # it ended before its go: it is not used
-        elif (tag == protocol.NODE_PHASE and protocol.node_of(data) == self.minion
-              and protocol.gate_of(data) == self.gate):
+        elif (
+            tag == protocol.NODE_PHASE and protocol.node_of(data) == self.minion and protocol.gate_of(data) == self.gate
+        ):
             self.ready = protocol.phase_of(data) == protocol.READY
         elif tag == protocol.minion_start_tag(self.minion):
             self.lost = True  # the minion restarted: the job is gone
@@ -155,5 +158,10 @@ class PreparedJob:
         return bool(self.ready and not self.ret and not self.lost)
 
     def why_unusable(self, timeout):
-        return ("ended before its turn" if self.ret else "was lost with its minion" if self.lost
-                else f"was not ready within {timeout} s")
+        return (
+            "ended before its turn"
+            if self.ret
+            else "was lost with its minion"
+            if self.lost
+            else f"was not ready within {timeout} s"
+        )

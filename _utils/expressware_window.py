@@ -87,8 +87,10 @@ def _parse_time(text, rule, end=False):
     if end and (hours, minutes) == (24, 0):
         return 24 * 60
     if hours > 23 or minutes > 59:
-        raise WindowError(f"window rule {rule!r}: {text!r} is not a time of day (00:00 to 23:59"
-                          + (", or 24:00 as an end)" if end else ")"))
+        raise WindowError(
+            f"window rule {rule!r}: {text!r} is not a time of day (00:00 to 23:59"
+            + (", or 24:00 as an end)" if end else ")")
+        )
     return hours * 60 + minutes
 
 
@@ -97,8 +99,10 @@ def _parse_day(text, rule):
     for names in (DAYS, _FULL_DAYS):
         if name in names:
             return names.index(name)
-    raise WindowError(f"window rule {rule!r}: unknown day {text.strip()!r} (want Mon, Tue, Wed, Thu, Fri, Sat, Sun, "
-                      "a range such as Sat-Sun, a list such as Mon,Wed, or daily)")
+    raise WindowError(
+        f"window rule {rule!r}: unknown day {text.strip()!r} (want Mon, Tue, Wed, Thu, Fri, Sat, Sun, "
+        "a range such as Sat-Sun, a list such as Mon,Wed, or daily)"
+    )
 
 
 def _parse_days(text, rule):
@@ -131,16 +135,17 @@ def _parse_rule(rule):
     elif len(words) == 2:
         days_text, hours_text = words
     else:
-        raise WindowError(f"window rule {rule!r}: want DAYS HH:MM-HH:MM, e.g. 'Sat-Sun 01:00-05:00' "
-                          "(separate several rules with ';')")
+        raise WindowError(
+            f"window rule {rule!r}: want DAYS HH:MM-HH:MM, e.g. 'Sat-Sun 01:00-05:00' (separate several rules with ';')"
+        )
     if "-" not in hours_text:
-        raise WindowError(f"window rule {rule!r}: {hours_text!r} is not a time range "
-                          "(want HH:MM-HH:MM, e.g. 01:00-05:00)")
+        raise WindowError(
+            f"window rule {rule!r}: {hours_text!r} is not a time range (want HH:MM-HH:MM, e.g. 01:00-05:00)"
+        )
     first, _, last = hours_text.partition("-")
     start, end = _parse_time(first, rule), _parse_time(last, rule, end=True)
     if start == end:
-        raise WindowError(f"window rule {rule!r}: it opens and closes at the same time "
-                          "(a whole day is 00:00-24:00)")
+        raise WindowError(f"window rule {rule!r}: it opens and closes at the same time (a whole day is 00:00-24:00)")
     return _parse_days(days_text, rule), start, end
 
 
@@ -156,8 +161,9 @@ def parse(spec, tz=None):
         raise WindowError(f"window must be a text such as 'Sat-Sun 01:00-05:00' or a list of such, not {spec!r}")
     rules = [" ".join(r.split()) for r in rules]
     if not rules or any(not r for r in rules):
-        raise WindowError(f"window {spec!r} has an empty rule (want e.g. 'Sat-Sun 01:00-05:00; Wed 22:00-02:00', "
-                          "or * for always)")
+        raise WindowError(
+            f"window {spec!r} has an empty rule (want e.g. 'Sat-Sun 01:00-05:00; Wed 22:00-02:00', or * for always)"
+        )
     zone = zone_of(tz)
     if "*" in rules:
         if len(rules) > 1:
@@ -272,14 +278,18 @@ class Window:
             return None
         start = self.next_start(now, expected_seconds)
         if start is None:
-            return (f"maintenance window {self.describe()}: no opening in the next two weeks is long enough for "
-                    f"{what} (expected {_duration(expected_seconds)})")
+            return (
+                f"maintenance window {self.describe()}: no opening in the next two weeks is long enough for "
+                f"{what} (expected {_duration(expected_seconds)})"
+            )
         closes = self.closes_at(now)
         if closes is None:
             why = f"outside the maintenance window {self.describe()}"
         else:
-            why = (f"the maintenance window {self.describe()} closes at {self.format(closes)}, before {what} "
-                   f"(expected {_duration(expected_seconds)}) would be done")
+            why = (
+                f"the maintenance window {self.describe()} closes at {self.format(closes)}, before {what} "
+                f"(expected {_duration(expected_seconds)}) would be done"
+            )
         return f"{why}; goes on by itself at {self.format(start)}"
 
 
@@ -288,8 +298,11 @@ def expected_seconds(record, margin=MARGIN):
     has updated so far times ``margin``, at most its ``node_timeout`` (a node that takes
     longer fails anyway); ``node_timeout`` before any node is done."""
     limit = record["options"]["node_timeout"]
-    done = [node["finished"] - node["started"] for node in record["nodes"].values()
-            if node["phase"] == "active" and node.get("started") is not None and node.get("finished") is not None]
+    done = [
+        node["finished"] - node["started"]
+        for node in record["nodes"].values()
+        if node["phase"] == "active" and node.get("started") is not None and node.get("finished") is not None
+    ]
     if not done:
         return float(limit)
     return float(min(limit, max(done) * margin))
@@ -302,8 +315,11 @@ SAY_EVERY = 30
 
 
 def _done_seconds(record):
-    return [node["finished"] - node["started"] for node in record["nodes"].values()
-            if node["phase"] == "active" and node.get("started") is not None and node.get("finished") is not None]
+    return [
+        node["finished"] - node["started"]
+        for node in record["nodes"].values()
+        if node["phase"] == "active" and node.get("started") is not None and node.get("finished") is not None
+    ]
 
 
 def should_say(record, minion, now, said_at=None):
@@ -333,8 +349,10 @@ def waiting_note(record, minion, now, node_state=None):
     if done:
         text += f"; the nodes done so far took up to {_duration(max(done))}"
     if isinstance(node_state, dict):
-        text += (f"; the node says: {node_state.get('state')}, installed {node_state.get('installed')}, "
-                 f"running {node_state.get('running')}")
+        text += (
+            f"; the node says: {node_state.get('state')}, installed {node_state.get('installed')}, "
+            f"running {node_state.get('running')}"
+        )
         stopped = sorted(name for name, running in (node_state.get("services") or {}).items() if not running)
         reasons = [r for r in node_state.get("reasons") or [] if not r.startswith("services not running")]
         if stopped:

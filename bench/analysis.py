@@ -31,8 +31,11 @@ def builds_in(entries):
     for e in entries:
         if is_sia(e, "--build-rpm"):
             found.append(("build-rpm", e["time"], e.get("end", e["time"])))
-        elif is_sia(e, "--install-node") and not is_sia(e, "--use-rpms") and not any(
-                part.startswith("--use-rpms=") for part in e["command"].split()):
+        elif (
+            is_sia(e, "--install-node")
+            and not is_sia(e, "--use-rpms")
+            and not any(part.startswith("--use-rpms=") for part in e["command"].split())
+        ):
             found.append(("inline", e["time"], e.get("end", e["time"])))
     return found
 
@@ -55,8 +58,11 @@ def node_facts(name, entries):
     installed = first(lambda e: e.get("event") == "installed", first_change)
     active = first(lambda e: e.get("event") == "active", down if down is not None else first_change)
     app_start = first(lambda e: e.get("event") == "app-start", active)
-    sia = [{"command": e["command"], "start": e["time"], "end": e.get("end", e["time"]), "exit": e.get("exit")}
-           for e in entries if str(e.get("command", "")).startswith("sia ")]
+    sia = [
+        {"command": e["command"], "start": e["time"], "end": e.get("end", e["time"]), "exit": e.get("exit")}
+        for e in entries
+        if str(e.get("command", "")).startswith("sia ")
+    ]
     return {
         "node": name,
         "first_change": first_change,
@@ -99,8 +105,14 @@ def percentile(values, q):
 def describe(values):
     if not values:
         return None
-    return {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95), "max": max(values),
-            "min": min(values), "mean": statistics.fmean(values)}
+    return {
+        "n": len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "max": max(values),
+        "min": min(values),
+        "mean": statistics.fmean(values),
+    }
 
 
 def analyse_run(journals, t_start, t_end):
@@ -150,8 +162,9 @@ def analyse_run(journals, t_start, t_end):
             "of which builds (--build-rpm)": sum(end - start for _, start, end in separate),
             "nodes in flight (sum)": sum(in_flight),
             "handovers (sum)": sum(h["seconds"] for h in handovers),
-            "after the last node is active (applications, job return, checks, exit)":
-                (t_end - last_active) if last_active is not None else None,
+            "after the last node is active (applications, job return, checks, exit)": (t_end - last_active)
+            if last_active is not None
+            else None,
         }
     return result
 
@@ -186,11 +199,16 @@ def handover_parts(figures, record):
         points = [prev["active"], prev["app_start"], done.get(h["from"]), begin.get(h["to"]), nxt["first_change"]]
         if any(p is None for p in points):
             continue
-        rows.append({"from": h["from"], "to": h["to"],
-                     "state notices active": points[1] - points[0],
-                     "job return + confirm": points[2] - points[1],
-                     "next node checks": points[3] - points[2],
-                     "publish + state run-up": points[4] - points[3]})
+        rows.append(
+            {
+                "from": h["from"],
+                "to": h["to"],
+                "state notices active": points[1] - points[0],
+                "job return + confirm": points[2] - points[1],
+                "next node checks": points[3] - points[2],
+                "publish + state run-up": points[4] - points[3],
+            }
+        )
     if not rows:
         return None
     keys = ["state notices active", "job return + confirm", "next node checks", "publish + state run-up"]
@@ -215,8 +233,9 @@ def startup_parts(figures, record):
     created = record.get("created")
     if created is None or not built:
         return None
-    builds = sum(end - start for kind, start, end in (b for n in figures["nodes"] for b in n["builds"])
-                 if kind == "build-rpm")
+    builds = sum(
+        end - start for kind, start, end in (b for n in figures["nodes"] for b in n["builds"]) if kind == "build-rpm"
+    )
     parts = {
         "salt-run start-up, lease, pre-flight": created - figures["t_start"],
         "builds incl. clearing old RPMs": max(built) - created,

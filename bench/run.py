@@ -61,10 +61,20 @@ KERNEL_B = "5.14.0-427.el9.x86_64"
 TINY = {"build": 0.3, "install": 0.1, "link_training": 0.2, "reboot": 0.3}
 
 PROFILES = {
-    "full": {"nodes": 8, "delays": {"build": 5.0, "install": 2.0, "link_training": 2.0, "reboot": 2.0},
-             "sweep": [1, 2, 4, 8], "scale_nodes": 2000, "scale_budget": 90.0},
-    "quick": {"nodes": 3, "delays": {"build": 1.0, "install": 0.5, "link_training": 0.5, "reboot": 0.5},
-              "sweep": [1, 2, 3], "scale_nodes": 200, "scale_budget": 15.0},
+    "full": {
+        "nodes": 8,
+        "delays": {"build": 5.0, "install": 2.0, "link_training": 2.0, "reboot": 2.0},
+        "sweep": [1, 2, 4, 8],
+        "scale_nodes": 2000,
+        "scale_budget": 90.0,
+    },
+    "quick": {
+        "nodes": 3,
+        "delays": {"build": 1.0, "install": 0.5, "link_training": 0.5, "reboot": 0.5},
+        "sweep": [1, 2, 3],
+        "scale_nodes": 200,
+        "scale_budget": 15.0,
+    },
 }
 
 
@@ -95,8 +105,14 @@ def run_command(argv, log_path, echo_stderr=True, timeout=3600):
         log.write("$ " + " ".join(argv) + "\n")
         log.flush()
         t_start = time.time()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         _CHILDREN.add(proc)
         _SESSIONS.add(proc.pid)
         err_lines, out_chunks = [], []
@@ -126,8 +142,15 @@ def run_command(argv, log_path, echo_stderr=True, timeout=3600):
         _CHILDREN.discard(proc)
         out = "".join(out_chunks)
         log.write("----- stdout\n" + (out or ""))
-    return {"argv": argv, "rc": proc.returncode, "stdout": out or "", "stderr": "".join(err_lines),
-            "t_start": t_start, "t_end": t_end, "log": str(log_path)}
+    return {
+        "argv": argv,
+        "rc": proc.returncode,
+        "stdout": out or "",
+        "stderr": "".join(err_lines),
+        "t_start": t_start,
+        "t_end": t_end,
+        "log": str(log_path),
+    }
 
 
 def _kill(proc):
@@ -217,8 +240,7 @@ def cluster(work, count, delays, kernels=None, versions=(), start_timeout=180):
             config.update(service_provider_config())
             config["grains"] = {"kernelrelease": kernel_of[name]}
             minion_conf = write_config(work / "salt" / name / "conf", "minion", config)
-            daemons.start(name, [salt_bin("salt-minion"), "-c", minion_conf, "-l", "warning",
-                                 "--disable-keepalive"])
+            daemons.start(name, [salt_bin("salt-minion"), "-c", minion_conf, "-l", "warning", "--disable-keepalive"])
         say(f"{work.name}: salt-master on 127.0.0.1:{ret_port}, {count} minions starting")
         started = time.time()
         if not wait_for_minions(conf, list(roots), daemons, start_timeout):
@@ -249,8 +271,17 @@ def parse_json(text):
 
 
 def rolling_update(cl, version, logname, tgt="*", tgt_type="glob"):
-    argv = [salt_bin("salt-run"), "-c", cl["conf"], "--out=json", "rolling.update", f"tgt={tgt}",
-            f"version={version}", f"sia={sia_url(version)}", f"applications=[{APPLICATION}]"]
+    argv = [
+        salt_bin("salt-run"),
+        "-c",
+        cl["conf"],
+        "--out=json",
+        "rolling.update",
+        f"tgt={tgt}",
+        f"version={version}",
+        f"sia={sia_url(version)}",
+        f"applications=[{APPLICATION}]",
+    ]
     if tgt_type != "glob":
         argv.append(f"tgt_type={tgt_type}")
     say("$ salt-run " + " ".join(argv[3:]))
@@ -278,8 +309,12 @@ def node_outcome(cl, version):
     for name, root in cl["roots"].items():
         node = Node(root)
         state = node.state()
-        if (state["running_version"] == version and state["installed_version"] == version and state["active"]
-                and node.application_running(APPLICATION)):
+        if (
+            state["running_version"] == version
+            and state["installed_version"] == version
+            and state["active"]
+            and node.application_running(APPLICATION)
+        ):
             ok.append(name)
     return {"ok": len(ok), "of": len(cl["roots"]), "not_ok": sorted(set(cl["roots"]) - set(ok))}
 
@@ -293,62 +328,90 @@ def measure_floors(cl, version):
     """What parts of the overhead cost on their own, on the same daemons (median of 3 runs each):
     ``salt-run`` start-up and exit (``test.arg``), and the pre-flight call on one minion and on all of
     them (``salt ... expressware.preflight``, minus a ``test.ping`` on as many for the CLI's own cost)."""
+
     def wall(argv, name):
         times = []
         for attempt in range(3):
             ran = run_command(argv, cl["work"] / "logs" / f"floor-{name}-{attempt}.log", echo_stderr=False)
             times.append(ran["t_end"] - ran["t_start"])
         return statistics.median(times)
+
     salt_run = [salt_bin("salt-run"), "-c", cl["conf"], "--out=json"]
     salt = [salt_bin("salt"), "-c", cl["conf"], "--out=json"]
     preflight = ["expressware.preflight", version, f"sia={sia_url(version)}"]
     one = sorted(cl["roots"])[0]
-    floors = {"salt_run_startup_s": wall(salt_run + ["test.arg", "1"], "salt-run"),
-              "nodes": len(cl["roots"])}
+    floors = {"salt_run_startup_s": wall(salt_run + ["test.arg", "1"], "salt-run"), "nodes": len(cl["roots"])}
     for label, tgt in (("one", one), ("all", "*")):
-        floors[f"preflight_{label}_s"] = max(0.0, wall(salt + [tgt] + preflight, f"preflight-{label}")
-                                             - wall(salt + [tgt, "test.ping"], f"ping-{label}"))
-    say(f"floors: salt-run start-up {floors['salt_run_startup_s']:.2f} s, pre-flight beyond a ping: "
-        f"one node {floors['preflight_one_s']:.2f} s, all {floors['nodes']} {floors['preflight_all_s']:.2f} s")
+        floors[f"preflight_{label}_s"] = max(
+            0.0, wall(salt + [tgt] + preflight, f"preflight-{label}") - wall(salt + [tgt, "test.ping"], f"ping-{label}")
+        )
+    say(
+        f"floors: salt-run start-up {floors['salt_run_startup_s']:.2f} s, pre-flight beyond a ping: "
+        f"one node {floors['preflight_one_s']:.2f} s, all {floors['nodes']} {floors['preflight_all_s']:.2f} s"
+    )
     return floors
 
 
 def phase_rolling(work, prof, results):
     count, delays = prof["nodes"], prof["delays"]
     sweep = [n for n in prof["sweep"] if n <= count]
-    with cluster(work / "rolling", count, delays, versions=SWEEP_VERSIONS[:len(sweep)]) as cl:
+    with cluster(work / "rolling", count, delays, versions=SWEEP_VERSIONS[: len(sweep)]) as cl:
         say(f"rolling: {count} nodes, delays {delays}")
         ran = rolling_update(cl, TO_VERSION, "rolling-update")
         figures = analysis.analyse_run(journals(cl["roots"]), ran["t_start"], ran["t_end"])
-        figures.update(rc=ran["rc"], status=(ran["summary"] or {}).get("status"),
-                       outcome=node_outcome(cl, TO_VERSION), command="salt-run " + " ".join(ran["argv"][3:]),
-                       groups=len((ran["summary"] or {}).get("builds") or {}), log=ran["log"])
+        figures.update(
+            rc=ran["rc"],
+            status=(ran["summary"] or {}).get("status"),
+            outcome=node_outcome(cl, TO_VERSION),
+            command="salt-run " + " ".join(ran["argv"][3:]),
+            groups=len((ran["summary"] or {}).get("builds") or {}),
+            log=ran["log"],
+        )
         record = rollout_record(cl, ran["summary"])
         figures["handover_parts"] = analysis.handover_parts(figures, record)
         figures["startup_parts"] = analysis.startup_parts(figures, record)
         results["rolling"] = figures
-        say(f"rolling: wall {figures['wall_s']:.1f} s, physical limit {figures['physical_limit_s']:.1f} s, "
+        say(
+            f"rolling: wall {figures['wall_s']:.1f} s, physical limit {figures['physical_limit_s']:.1f} s, "
             f"ratio {figures['ratio'] or float('nan'):.3f}, builds {figures['builds']}, "
-            f"max down {figures['max_nodes_down']}")
+            f"max down {figures['max_nodes_down']}"
+        )
 
         figures["floors"] = measure_floors(cl, TO_VERSION)
 
         # Builds against the number of nodes: more rollouts on the same daemons, tiny delays.
         set_delays(cl["roots"], TINY)
         ids = sorted(cl["roots"], key=lambda n: int(n[4:]))
-        rows = [{"nodes": count, "groups": figures["groups"], "builds": figures["builds"],
-                 "version": TO_VERSION, "wall_s": figures["wall_s"], "status": figures["status"],
-                 "max_nodes_down": figures["max_nodes_down"], "delays": "realistic (the run above)"}]
+        rows = [
+            {
+                "nodes": count,
+                "groups": figures["groups"],
+                "builds": figures["builds"],
+                "version": TO_VERSION,
+                "wall_s": figures["wall_s"],
+                "status": figures["status"],
+                "max_nodes_down": figures["max_nodes_down"],
+                "delays": "realistic (the run above)",
+            }
+        ]
         for size, version in zip(sweep, SWEEP_VERSIONS):
             targets = ids[:size]
             ran = rolling_update(cl, version, f"sweep-{size}", tgt=",".join(targets), tgt_type="list")
             fig = analysis.analyse_run(journals(cl["roots"]), ran["t_start"], ran["t_end"])
             status = (ran["summary"] or {}).get("status")
-            rows.append({"nodes": size, "groups": len((ran["summary"] or {}).get("builds") or {}),
-                         "builds": fig["builds"], "version": version, "wall_s": fig["wall_s"],
-                         "status": status, "max_nodes_down": fig["max_nodes_down"],
-                         "delays": "tiny",
-                         "reason": (ran["summary"] or {}).get("reason")})
+            rows.append(
+                {
+                    "nodes": size,
+                    "groups": len((ran["summary"] or {}).get("builds") or {}),
+                    "builds": fig["builds"],
+                    "version": version,
+                    "wall_s": fig["wall_s"],
+                    "status": status,
+                    "max_nodes_down": fig["max_nodes_down"],
+                    "delays": "tiny",
+                    "reason": (ran["summary"] or {}).get("reason"),
+                }
+            )
             if status != "done":
                 say(f"sweep: the rollout to {version} ended {status}; the sweep stops here (the lease stays taken)")
                 break
@@ -360,18 +423,32 @@ def phase_naive(work, prof, results):
     other = max(1, count // 4)
     kernels = {f"node{i}": KERNEL_B for i in range(count - other + 1, count + 1)}
     with cluster(work / "naive", count, delays, kernels=kernels, versions=[SWEEP_VERSIONS[0]]) as cl:
-        argv = [salt_bin("salt"), "-c", cl["conf"], "-b", "1", "-t", "120", "--out=json", "*", "state.single",
-                "expressware.installed", f"name={TO_VERSION}", f"sia={sia_url(TO_VERSION)}",
-                f"applications=[{APPLICATION}]", "lease=False"]
+        argv = [
+            salt_bin("salt"),
+            "-c",
+            cl["conf"],
+            "-b",
+            "1",
+            "-t",
+            "120",
+            "--out=json",
+            "*",
+            "state.single",
+            "expressware.installed",
+            f"name={TO_VERSION}",
+            f"sia={sia_url(TO_VERSION)}",
+            f"applications=[{APPLICATION}]",
+            "lease=False",
+        ]
         say("naive: $ salt " + " ".join(argv[3:]))
         ran = run_command(argv, cl["work"] / "logs" / "naive.log")
         say(f"naive: salt exited {ran['rc']} after {ran['t_end'] - ran['t_start']:.1f} s")
         figures = analysis.analyse_run(journals(cl["roots"]), ran["t_start"], ran["t_end"])
-        figures.update(rc=ran["rc"], outcome=node_outcome(cl, TO_VERSION), command="salt " + " ".join(argv[3:]),
-                       log=ran["log"])
+        figures.update(
+            rc=ran["rc"], outcome=node_outcome(cl, TO_VERSION), command="salt " + " ".join(argv[3:]), log=ran["log"]
+        )
         results["naive"] = figures
-        say(f"naive: wall {figures['wall_s']:.1f} s, builds {figures['builds']}, "
-            f"max down {figures['max_nodes_down']}")
+        say(f"naive: wall {figures['wall_s']:.1f} s, builds {figures['builds']}, max down {figures['max_nodes_down']}")
 
         # The same nodes, two kernels: one rolling update, one build per group.
         set_delays(cl["roots"], TINY)
@@ -379,19 +456,25 @@ def phase_naive(work, prof, results):
         fig = analysis.analyse_run(journals(cl["roots"]), ran["t_start"], ran["t_end"])
         builders = sorted({n["node"] for n in fig["nodes"] for b in n["builds"] if b[0] == "build-rpm"})
         results["two_groups"] = {
-            "nodes": count, "kernels": {KERNEL_A: count - other, KERNEL_B: other},
-            "groups": len((ran["summary"] or {}).get("builds") or {}), "builds": fig["builds"],
-            "builders": builders, "status": (ran["summary"] or {}).get("status"), "wall_s": fig["wall_s"],
-            "max_nodes_down": fig["max_nodes_down"], "version": SWEEP_VERSIONS[0],
+            "nodes": count,
+            "kernels": {KERNEL_A: count - other, KERNEL_B: other},
+            "groups": len((ran["summary"] or {}).get("builds") or {}),
+            "builds": fig["builds"],
+            "builders": builders,
+            "status": (ran["summary"] or {}).get("status"),
+            "wall_s": fig["wall_s"],
+            "max_nodes_down": fig["max_nodes_down"],
+            "version": SWEEP_VERSIONS[0],
         }
 
 
 def phase_scale(work, prof, results):
-    results["scale"] = scale.run(prof["scale_nodes"], work / "scale", groups=2, budget=prof["scale_budget"],
-                                 log=say)
+    results["scale"] = scale.run(prof["scale_nodes"], work / "scale", groups=2, budget=prof["scale_budget"], log=say)
     s = results["scale"]
-    say(f"scale: {s['nodes']} nodes: no save {s['no_save']['seconds']:.2f} s, record "
-        f"{s['no_save']['record_bytes'] / 1e6:.2f} MB; save per step ~{s['save_per_step']['estimated_total_s']:.1f} s")
+    say(
+        f"scale: {s['nodes']} nodes: no save {s['no_save']['seconds']:.2f} s, record "
+        f"{s['no_save']['record_bytes'] / 1e6:.2f} MB; save per step ~{s['save_per_step']['estimated_total_s']:.1f} s"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -400,10 +483,16 @@ def phase_scale(work, prof, results):
 
 
 def machine():
-    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "ram_gb": None,
-            "python": platform.python_version(), "implementation": platform.python_implementation(),
-            "os": f"{platform.system()} {platform.release()}", "salt": None,
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "ram_gb": None,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "os": f"{platform.system()} {platform.release()}",
+        "salt": None,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -415,6 +504,7 @@ def machine():
                 info["ram_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
     with contextlib.suppress(Exception):
         import salt.version  # pylint: disable=import-outside-toplevel
+
         info["salt"] = salt.version.__version__
     info["cpu_affinity"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return info
@@ -428,8 +518,8 @@ def compile_bytecode():
     compile the extension's modules again, and the figures would measure the compiler."""
     import compileall  # pylint: disable=import-outside-toplevel
 
-    from saltext.expressware.loader import get_dirs  # pylint: disable=import-outside-toplevel
     import expressware_sim  # pylint: disable=import-outside-toplevel
+    from saltext.expressware.loader import get_dirs  # pylint: disable=import-outside-toplevel
 
     dirs = {Path(d) for paths in get_dirs().values() for d in paths} | {Path(p) for p in expressware_sim.__path__}
     dirs |= {d.parent / "utils" for d in dirs} | {d.parent / "_utils" for d in dirs}
@@ -445,8 +535,12 @@ def wait_idle(limit, max_wait):
         say(f"load average {load[0]:.2f} >= {limit}; waiting ({max_wait - (time.time() - start):.0f} s left)")
         time.sleep(15)
         load = os.getloadavg()
-    return {"load_at_start": [round(v, 2) for v in load], "waited_s": round(time.time() - start, 1),
-            "idle": load[0] < limit, "limit": limit}
+    return {
+        "load_at_start": [round(v, 2) for v in load],
+        "waited_s": round(time.time() - start, 1),
+        "idle": load[0] < limit,
+        "limit": limit,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -455,25 +549,38 @@ def wait_idle(limit, max_wait):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="small run: 3 minions, short delays, 200-node scale run; writes "
-                             "bench/results/BENCHMARKS-quick.md unless --output is given")
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small run: 3 minions, short delays, 200-node scale run; writes "
+        "bench/results/BENCHMARKS-quick.md unless --output is given",
+    )
     parser.add_argument("--nodes", type=int, help="minions per cluster (default: 8, --quick: 3)")
     parser.add_argument("--scale-nodes", type=int, help="nodes of the daemon-less scale run (default 2000)")
     parser.add_argument("--output", type=Path, help="the Markdown report (default: BENCHMARKS.md)")
     parser.add_argument("--svg", type=Path, help="the timeline SVG (default: bench/timeline.svg)")
-    parser.add_argument("--only", action="append", choices=["rolling", "naive", "scale"],
-                        help="run only these phases (repeatable; default: all)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["rolling", "naive", "scale"],
+        help="run only these phases (repeatable; default: all)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep everything (logs, journals, configs) here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
-    parser.add_argument("--no-wait-idle", action="store_true",
-                        help="do not wait for a 1-minute load average below 1.5 before starting")
+    parser.add_argument(
+        "--no-wait-idle", action="store_true", help="do not wait for a 1-minute load average below 1.5 before starting"
+    )
     parser.add_argument("--max-wait", type=float, default=300, help="longest wait for an idle machine (s)")
-    parser.add_argument("--from-json", type=Path, metavar="RAW",
-                        help="run nothing: write the report and the timeline again from the raw results of an "
-                             "earlier run (bench/results/bench-*.json)")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="RAW",
+        help="run nothing: write the report and the timeline again from the raw results of an "
+        "earlier run (bench/results/bench-*.json)",
+    )
     args = parser.parse_args(argv)
     if args.nodes is not None and args.nodes < 2:
         parser.error("--nodes must be at least 2")
@@ -490,8 +597,9 @@ def rerender(args):
     if panels:
         svg_path.write_text(timeline_svg.render(panels, title=report.svg_title(results)), encoding="utf-8")
         say(f"timeline: {svg_path}")
-    output.write_text(report.markdown(results, output, svg_path if panels else None, args.from_json.resolve()),
-                      encoding="utf-8")
+    output.write_text(
+        report.markdown(results, output, svg_path if panels else None, args.from_json.resolve()), encoding="utf-8"
+    )
     say(f"report: {output}")
     return 0
 
@@ -516,8 +624,14 @@ def main(argv=None):
     stamp = time.strftime("%Y%m%dT%H%M%S")
     work = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="expressware-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    results = {"profile": name, "settings": {k: v for k, v in prof.items()}, "machine": machine(),
-               "phases": phases, "errors": {}, "work": str(work)}
+    results = {
+        "profile": name,
+        "settings": {k: v for k, v in prof.items()},
+        "machine": machine(),
+        "phases": phases,
+        "errors": {},
+        "work": str(work),
+    }
     say(f"{name} run; work directory {work}")
     results["bytecode"] = compile_bytecode()
     say(f"bytecode compiled in {len(results['bytecode']['compiled'])} directories")
@@ -564,8 +678,7 @@ def main(argv=None):
                 svg_path.write_text(timeline_svg.render(panels, title=report.svg_title(results)), encoding="utf-8")
                 say(f"timeline: {svg_path}")
             output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(report.markdown(results, output, svg_path if panels else None, raw),
-                              encoding="utf-8")
+            output.write_text(report.markdown(results, output, svg_path if panels else None, raw), encoding="utf-8")
             say(f"report: {output}")
         if args.workdir or args.keep:
             say(f"kept {work}")

@@ -51,8 +51,16 @@ GRAINS = [
     {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"},
     {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-427.el9.x86_64"},
 ]
-OPTIONS = {"reboot": False, "enforce": False, "applications": ["ndbmtd"], "node_timeout": 1800, "compat": None,
-           "canary": 0, "frontend": None, "build": True}
+OPTIONS = {
+    "reboot": False,
+    "enforce": False,
+    "applications": ["ndbmtd"],
+    "node_timeout": 1800,
+    "compat": None,
+    "canary": 0,
+    "frontend": None,
+    "build": True,
+}
 RPMS = [f"Dolphin-{p}-5.26.0-1.x86_64.rpm" for p in ("KOSIF", "PX", "IRM", "NodeManager", "SISCI", "SuperSockets")]
 
 
@@ -62,10 +70,18 @@ def make_facts(count, groups=2):
     facts = {}
     for i in range(count):
         facts[f"node{i + 1:0{width}d}"] = {
-            "decision": {"action": "install", "reason": "5.25.2 -> 5.26.0: same MAJOR, rolling update allowed",
-                         "installed": "5.25.2"},
-            "node_state": {"state": "active", "active": True, "reasons": [], "installed": "5.25.2",
-                           "running": "5.25.2"},
+            "decision": {
+                "action": "install",
+                "reason": "5.25.2 -> 5.26.0: same MAJOR, rolling update allowed",
+                "installed": "5.25.2",
+            },
+            "node_state": {
+                "state": "active",
+                "active": True,
+                "reasons": [],
+                "installed": "5.25.2",
+                "running": "5.25.2",
+            },
             "installed": "5.25.2",
             "grains": GRAINS[i % groups],
             "workdir": "/var/cache/expressware",
@@ -101,11 +117,25 @@ def drive(count, directory=None, groups=2, budget=None, keep_record=False):
     started = time.perf_counter()
 
     facts = make_facts(count, groups)
-    record = rollout.new_record("20261127T000000-abcdef", "default", "5.26.0",
-                                "salt://expressware/Dolphin_eXpressWare-5.26.0.sh", facts, OPTIONS, clock())
-    record["args"] = {"tgt": "*", "tgt_type": "glob", "version": "5.26.0",
-                      "sia": "salt://expressware/Dolphin_eXpressWare-5.26.0.sh", "cluster": "default",
-                      "order": None, "sort": "name", "options": OPTIONS}
+    record = rollout.new_record(
+        "20261127T000000-abcdef",
+        "default",
+        "5.26.0",
+        "salt://expressware/Dolphin_eXpressWare-5.26.0.sh",
+        facts,
+        OPTIONS,
+        clock(),
+    )
+    record["args"] = {
+        "tgt": "*",
+        "tgt_type": "glob",
+        "version": "5.26.0",
+        "sia": "salt://expressware/Dolphin_eXpressWare-5.26.0.sh",
+        "cluster": "default",
+        "order": None,
+        "sort": "name",
+        "options": OPTIONS,
+    }
 
     def say(message):
         rollout.log(record, clock(), message)
@@ -131,8 +161,14 @@ def drive(count, directory=None, groups=2, budget=None, keep_record=False):
         _loop(record, say, save, clock)
     except OverBudget:
         done = sum(1 for n in record["nodes"].values() if n["phase"] == rollout.ACTIVE)
-        return {"nodes": count, "complete": False, "nodes_done": done, "saves": saves,
-                "save_seconds": save_seconds, "record_bytes": os.path.getsize(rollouts.path(record["id"]))}
+        return {
+            "nodes": count,
+            "complete": False,
+            "nodes_done": done,
+            "saves": saves,
+            "save_seconds": save_seconds,
+            "record_bytes": os.path.getsize(rollouts.path(record["id"])),
+        }
     result = rollout.summary(record)
     assert result["status"] == rollout.DONE, result["status"]
     assert result["counts"] == {"active": count}, result["counts"]
@@ -227,8 +263,14 @@ def profiled(count, directory=None, groups=2, budget=None, top=12):
     stats = pstats.Stats(profile)
     rows = []
     for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():
-        rows.append({"function": f"{Path(filename).name}:{line}({func})" if line else func,
-                     "calls": ncalls, "own_s": tottime, "cumulative_s": cumtime})
+        rows.append(
+            {
+                "function": f"{Path(filename).name}:{line}({func})" if line else func,
+                "calls": ncalls,
+                "own_s": tottime,
+                "cumulative_s": cumtime,
+            }
+        )
     rows.sort(key=lambda r: r["own_s"], reverse=True)
 
     def cumulative(name_part, file_part=""):
@@ -291,7 +333,8 @@ def encode_costs(record, directory, repeat=5):
 
     costs = {
         "write_json (json.dump indent=1 + fsync + replace)": best(
-            lambda: store_lib.write_json(os.path.join(directory, "w.json"), record)),
+            lambda: store_lib.write_json(os.path.join(directory, "w.json"), record)
+        ),
         "json.dump(indent=1) to a file": best(dump_indent),
         "json.dumps(indent=1) then one write": best(dumps_indent),
         "json.dumps compact (C encoder) then one write": best(dumps_compact),
@@ -302,15 +345,16 @@ def encode_costs(record, directory, repeat=5):
 
 def run(count, workdir, groups=2, profile=True, budget=60.0, log=print):
     """No save (exact), a save per step as the runner (within ``budget`` s, else extrapolated), a profile."""
-    results = {"nodes": count, "groups": groups, "budget_s": budget,
-               "expected_saves": expected_saves(count, groups)}
+    results = {"nodes": count, "groups": groups, "budget_s": budget, "expected_saves": expected_saves(count, groups)}
     log(f"scale: {count} nodes, no save")
     no_save = timed(count, None, groups, keep_record=True)
     record = no_save.pop("record")
     results["no_save"] = no_save
     directory = str(Path(workdir) / "rollouts")
-    log(f"scale: {count} nodes, RolloutStore.save after every step ({results['expected_saves']} saves; "
-        f"budget {budget:.0f} s, then extrapolated)")
+    log(
+        f"scale: {count} nodes, RolloutStore.save after every step ({results['expected_saves']} saves; "
+        f"budget {budget:.0f} s, then extrapolated)"
+    )
     with_save = timed(count, directory, groups, budget=budget)
     if with_save["complete"]:
         with_save["estimated_total_s"] = with_save["seconds"]

@@ -70,11 +70,14 @@ def no_read_prefix(path):
     # The inheritable set too: root's execve keeps what is inheritable (and the
     # ambient set, a subset of it), whatever the bounding set says.
     prefix = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}"]
-    probe = subprocess.run([*prefix, sys.executable, "-c", _PROBE, str(path)],
-                           capture_output=True, text=True, timeout=60, check=False)
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     if probe.returncode != 0:
-        pytest.skip(f"setpriv cannot drop CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH here (exit status "
-                    f"{probe.returncode}): {probe.stderr.strip()}")
+        pytest.skip(
+            f"setpriv cannot drop CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH here (exit status "
+            f"{probe.returncode}): {probe.stderr.strip()}"
+        )
     seen = json.loads(probe.stdout)
     if seen != {"open": False, "access": False}:
         pytest.fail(f"{' '.join(prefix)} did not make {path} unreadable: {seen}")

@@ -21,8 +21,9 @@ def __getattr__(name):
 
         return write_sia
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-from .versions import SimError, compare_versions, parse_version, rpm_fields, version_key
 
+
+from .versions import SimError, compare_versions, parse_version, rpm_fields, version_key  # noqa: E402
 
 
 def service_provider_config() -> dict:

@@ -46,7 +46,10 @@ def _add_delay_options(parser, defaults: bool) -> None:
     for name in ("build", "install", "link-training", "reboot"):
         key = name.replace("-", "_")
         parser.add_argument(
-            f"--{name}", dest=key, type=_seconds, metavar="S",
+            f"--{name}",
+            dest=key,
+            type=_seconds,
+            metavar="S",
             default=DEFAULT_DELAYS[key] if defaults else None,
             help=f"{name} delay in seconds" + (f" (default {DEFAULT_DELAYS[key]})" if defaults else ""),
         )
@@ -54,9 +57,11 @@ def _add_delay_options(parser, defaults: bool) -> None:
 
 def _add_output_style_option(parser) -> None:
     parser.add_argument(
-        "--output-style", choices=OUTPUT_STYLES, default=DEFAULT_OUTPUT_STYLE,
+        "--output-style",
+        choices=OUTPUT_STYLES,
+        default=DEFAULT_OUTPUT_STYLE,
         help="simple: the forms of the project's interface; dated: the vendor's own forms "
-             "(build dates, (GX), codename) (default %(default)s)",
+        "(build dates, (GX), codename) (default %(default)s)",
     )
 
 
@@ -108,8 +113,9 @@ def _parser() -> argparse.ArgumentParser:
 
     jour = sub.add_parser("journal", help="print the merged journal of nodes")
     jour.add_argument("roots", nargs="+")
-    jour.add_argument("--check-one-down", action="store_true",
-                      help="exit 1 when more than one node was down at the same time")
+    jour.add_argument(
+        "--check-one-down", action="store_true", help="exit 1 when more than one node was down at the same time"
+    )
 
     cluster = sub.add_parser("cluster", help="create DIR/node1..N and print their minion config")
     cluster.add_argument("dir")
@@ -145,8 +151,15 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     if args.cmd == "node" and args.node_cmd == "create":
         node = create_node(
-            args.root, name=args.name, version=args.version, product=args.product, arch=args.arch,
-            kernel=args.kernel, role=args.role, running=not args.stopped, output_style=args.output_style,
+            args.root,
+            name=args.name,
+            version=args.version,
+            product=args.product,
+            arch=args.arch,
+            kernel=args.kernel,
+            role=args.role,
+            running=not args.stopped,
+            output_style=args.output_style,
             **_delays(args),
         )
         print(json.dumps(node.state(), indent=2))
@@ -218,12 +231,17 @@ def _run(args) -> int:
         base = Path(os.path.abspath(args.dir))
         configs = {}
         for i in range(1, args.nodes + 1):
-            node = create_node(base / f"node{i}", name=f"node{i}", version=args.version,
-                               product=args.product, output_style=args.output_style, **_delays(args))
+            node = create_node(
+                base / f"node{i}",
+                name=f"node{i}",
+                version=args.version,
+                product=args.product,
+                output_style=args.output_style,
+                **_delays(args),
+            )
             configs[node.name] = node.minion_config()
         print(json.dumps(configs, indent=2))
         return 0
     if args.cmd == "netmgr":
         return netmgr.main_args(args)
     raise SimError(f"unknown command {args.cmd}")  # pragma: no cover
-

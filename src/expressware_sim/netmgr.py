@@ -118,8 +118,9 @@ def _check_config(config: dict) -> dict:
         raise SimError("the state must reach the script somehow: state_arg or state_env")
     if merged["state_arg"] is not None and merged["state_arg"] == merged["node_arg"]:
         raise SimError("state_arg and node_arg name the same position")
-    if not isinstance(merged["env"], dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                      for k, v in merged["env"].items()):
+    if not isinstance(merged["env"], dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in merged["env"].items()
+    ):
         raise SimError("env must map variable names to text")
     if merged["script"] is not None:
         merged["script"] = str(Path(merged["script"]).resolve())
@@ -128,8 +129,11 @@ def _check_config(config: dict) -> dict:
         Node(root)  # a member must be a simulated node
     for key in ("unstable_window", "unstable_grace"):
         merged[key] = float(merged[key])
-    if isinstance(merged["unstable_changes"], bool) or not isinstance(merged["unstable_changes"], int) \
-            or merged["unstable_changes"] < 0:
+    if (
+        isinstance(merged["unstable_changes"], bool)
+        or not isinstance(merged["unstable_changes"], int)
+        or merged["unstable_changes"] < 0
+    ):
         raise SimError(f"unstable_changes must be a count >= 0, not {merged['unstable_changes']!r}")
     return merged
 
@@ -192,17 +196,42 @@ class NetworkManager:
                 return saved
             now = time.time()
             state, node = internal_state(self._members(config), False)
-            saved = {"config": config, "started": now, "degraded": False, "internal": state,
-                     "state": state, "node": node, "cause": node, "changes": [], "seq": 0}
+            saved = {
+                "config": config,
+                "started": now,
+                "degraded": False,
+                "internal": state,
+                "state": state,
+                "node": node,
+                "cause": node,
+                "changes": [],
+                "seq": 0,
+            }
             _atomic_write_json(self.file, saved)
-            self._journal([{"time": now, "node": self.frontend.name, "event": "cluster-state", "state": state,
-                            "previous": None, "cause": node}])
+            self._journal(
+                [
+                    {
+                        "time": now,
+                        "node": self.frontend.name,
+                        "event": "cluster-state",
+                        "state": state,
+                        "previous": None,
+                        "cause": node,
+                    }
+                ]
+            )
             return saved
 
     def status(self) -> dict:
         saved = self._load()
-        return {"state": saved["state"], "internal": saved["internal"], "node": saved["node"],
-                "degraded": saved["degraded"], "seq": saved["seq"], "members": saved["config"]["members"]}
+        return {
+            "state": saved["state"],
+            "internal": saved["internal"],
+            "node": saved["node"],
+            "degraded": saved["degraded"],
+            "seq": saved["seq"],
+            "members": saved["config"]["members"],
+        }
 
     def degrade(self, on: bool = True) -> None:
         """Disable links (as in dis_admin): the cluster is at least ``DEGRADED``."""
@@ -245,14 +274,32 @@ class NetworkManager:
             notices = []
             if shown != saved["state"]:
                 saved["seq"] += 1
-                notices.append({"state": shown, "previous": saved["state"], "node": saved.get("cause"),
-                                "seq": saved["seq"], "time": now})
+                notices.append(
+                    {
+                        "state": shown,
+                        "previous": saved["state"],
+                        "node": saved.get("cause"),
+                        "seq": saved["seq"],
+                        "time": now,
+                    }
+                )
                 saved["state"], saved["node"] = shown, saved.get("cause")
             if json.dumps(saved, sort_keys=True) != before:
                 _atomic_write_json(self.file, saved)
-            self._journal([{"time": n["time"], "node": self.frontend.name, "event": "cluster-state",
-                            "state": n["state"], "previous": n["previous"], "cause": n["node"], "seq": n["seq"]}
-                           for n in notices])
+            self._journal(
+                [
+                    {
+                        "time": n["time"],
+                        "node": self.frontend.name,
+                        "event": "cluster-state",
+                        "state": n["state"],
+                        "previous": n["previous"],
+                        "cause": n["node"],
+                        "seq": n["seq"],
+                    }
+                    for n in notices
+                ]
+            )
             return notices
 
     def notify(self, notice: dict) -> subprocess.CompletedProcess | None:
@@ -267,9 +314,21 @@ class NetworkManager:
             code, stderr = done.returncode, done.stderr
         except (OSError, subprocess.TimeoutExpired) as exc:
             done, code, stderr = None, 127, str(exc)
-        self._journal([{"time": start, "node": self.frontend.name, "command": "notify " + notice["state"],
-                        "exit": code, "outcome": "ok" if code == 0 else "failed", "end": time.time(),
-                        "argv": argv[1:], "seq": notice["seq"], "stderr": stderr[-2000:]}])
+        self._journal(
+            [
+                {
+                    "time": start,
+                    "node": self.frontend.name,
+                    "command": "notify " + notice["state"],
+                    "exit": code,
+                    "outcome": "ok" if code == 0 else "failed",
+                    "end": time.time(),
+                    "argv": argv[1:],
+                    "seq": notice["seq"],
+                    "stderr": stderr[-2000:],
+                }
+            ]
+        )
         return done
 
     def step(self) -> list[dict]:
@@ -340,8 +399,17 @@ def main_args(args) -> int:
     manager = NetworkManager(args.root)
     if args.netmgr_cmd == "configure":
         settings = {}
-        for key in ("members", "script", "state_arg", "state_env", "node_arg", "node_env", "unstable_changes",
-                    "unstable_window", "unstable_grace"):
+        for key in (
+            "members",
+            "script",
+            "state_arg",
+            "state_env",
+            "node_arg",
+            "node_env",
+            "unstable_changes",
+            "unstable_window",
+            "unstable_grace",
+        ):
             if getattr(args, key) is not None:
                 settings[key] = getattr(args, key)
         if args.no_node_arg:

@@ -51,6 +51,7 @@ _KERNEL_RE = re.compile(r"^[A-Za-z0-9._+~-]+$")
 # static tables
 # --------------------------------------------------------------------------
 
+
 def service_table(product: str) -> list[tuple[str, str, str]]:
     """Services in START order as ``(unit, start/stop label, status name)``."""
     low = product.lower()
@@ -98,6 +99,7 @@ def validate_fault(name: str) -> str:
 # --------------------------------------------------------------------------
 # pure state logic (operates on the dict loaded from node.json)
 # --------------------------------------------------------------------------
+
 
 class Tx:
     """One locked transaction: the state dict, the moment ``now`` and new journal events."""
@@ -362,6 +364,7 @@ def public_state(root: Path, st: dict, now: float) -> dict:
 # files
 # --------------------------------------------------------------------------
 
+
 def find_node_root(start) -> Path | None:
     """Walk up from ``start`` to the first directory holding ``NODE_FILE_REL``."""
     path = Path(os.path.abspath(start))
@@ -428,6 +431,7 @@ def _write_script(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
+
 
 class Node:
     """Handle on an existing simulated node root."""
@@ -692,14 +696,25 @@ def create_node(
 
     for rel in (NODE_DIR_REL, PREFIX_REL / "sbin", RPM_REL.parent, WORKDIR_REL, _journal.JOURNAL_REL.parent):
         (root / rel).mkdir(parents=True, exist_ok=True)
-    _write_script(root / PREFIX_REL / "sbin" / "dis_services", _script_text(4, "dis_services_main", "dis_services", name))
+    _write_script(
+        root / PREFIX_REL / "sbin" / "dis_services", _script_text(4, "dis_services_main", "dis_services", name)
+    )
     _write_script(root / PREFIX_REL / "sbin" / "dis_diag", _script_text(4, "dis_diag_main", "dis_diag", name))
     _write_script(root / RPM_REL, _script_text(3, "rpm_main", "rpm", name))
     (root / LOCK_FILE_REL).touch()
     _journal.append_entries(
         root,
-        [{"time": now, "node": name, "event": "created", "active": bool(running), "version": version,
-          "product": product, "role": role}],
+        [
+            {
+                "time": now,
+                "node": name,
+                "event": "created",
+                "active": bool(running),
+                "version": version,
+                "product": product,
+                "role": role,
+            }
+        ],
     )
     _atomic_write_json(root / NODE_FILE_REL, st)  # last: node.json marks a complete node
     return Node(root)

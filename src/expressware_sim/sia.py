@@ -70,7 +70,7 @@ def _payload(version: str) -> bytes:
         "source": hashlib.sha256(f"DIS_RELEASE_{version}".encode()).hexdigest() * 8,
     }
     raw = base64.b64encode(json.dumps(manifest, sort_keys=True).encode())
-    lines = [raw[i:i + 76] for i in range(0, len(raw), 76)]
+    lines = [raw[i : i + 76] for i in range(0, len(raw), 76)]
     return b"\n".join(lines) + b"\n"
 
 
@@ -85,7 +85,7 @@ def write_sia(directory, version: str, corrupt: bool = False) -> Path:
     if corrupt:
         # damage the payload after the checksum was taken (a truncated/bit-flipped download)
         middle = len(payload) // 2
-        payload = payload[:middle] + bytes([payload[middle] ^ 0x01]) + payload[middle + 1:len(payload) - 40] + b"\n"
+        payload = payload[:middle] + bytes([payload[middle] ^ 0x01]) + payload[middle + 1 : len(payload) - 40] + b"\n"
     python = os.path.abspath(sys.executable)
     code = (
         f"import sys; sys.path.insert(0, {str(package_dir())!r}); "
@@ -271,8 +271,10 @@ def _load_rpms(base: str, target: str, st: dict, version: str, cwd: Path) -> boo
         return False
     missing = [n for n in packages_for(target, st["product"]) if n not in found]
     if missing:
-        _err(f"ERROR: --use-rpms: no RPMs for this Cluster Node ({st['product']}) in {rpm_dir}: "
-             f"missing {', '.join(missing)}")
+        _err(
+            f"ERROR: --use-rpms: no RPMs for this Cluster Node ({st['product']}) in {rpm_dir}: "
+            f"missing {', '.join(missing)}"
+        )
         return False
     _out(f"Using the binary RPM packages in {rpm_dir}:")
     for name in packages_for(target, st["product"]):
@@ -283,14 +285,15 @@ def _load_rpms(base: str, target: str, st: dict, version: str, cwd: Path) -> boo
 def _install(node: Node, st: dict, version: str, o: dict, cwd: Path) -> int:
     target = o["action"]
     if target == "frontend" and st["role"] != "frontend":
-        _err(f"ERROR: {st['name']} is not the Cluster Management Node (frontend); "
-             "use --install-node on Cluster Nodes")
+        _err(f"ERROR: {st['name']} is not the Cluster Management Node (frontend); use --install-node on Cluster Nodes")
         return EXIT_REFUSED_RPMS
     current = installed_version(st, target)
     if current is not None and not o["enforce"] and version_key(version) <= version_key(current):
         what = "same" if version_key(version) == version_key(current) else "older"
-        _err(f"ERROR: Dolphin eXpressWare {current} is installed on {st['name']}; refusing to install the "
-             f"{what} version {version} (use --enforce to install it anyway)")
+        _err(
+            f"ERROR: Dolphin eXpressWare {current} is installed on {st['name']}; refusing to install the "
+            f"{what} version {version} (use --enforce to install it anyway)"
+        )
         return EXIT_REFUSED_VERSION
     if o["use_rpms"]:
         if not _load_rpms(o["use_rpms"], target, st, version, cwd):
@@ -309,8 +312,7 @@ def _install(node: Node, st: dict, version: str, o: dict, cwd: Path) -> int:
         with node.transaction() as tx:
             old_version = running_version(tx.st)
             results = stop_services(tx)
-            tx.event("sia-stop", ok=all(ok for _, ok in results),
-                     failed=[label for label, ok in results if not ok])
+            tx.event("sia-stop", ok=all(ok for _, ok in results), failed=[label for label, ok in results if not ok])
         for label, ok in results:
             _out(status_line("Stopping", label, ok))
         stopped_ok = all(ok for _, ok in results)
@@ -343,8 +345,10 @@ def _install(node: Node, st: dict, version: str, o: dict, cwd: Path) -> int:
             if o["reboot"]:
                 _out(f"Some Dolphin services failed to start ({', '.join(failed)}); the reboot will fix this.")
             else:
-                _err(f"ERROR: Dolphin services failed to start ({', '.join(failed)}); the memory may be too "
-                     "fragmented for the low-level driver: a reboot of the Cluster Node will fix the problem.")
+                _err(
+                    f"ERROR: Dolphin services failed to start ({', '.join(failed)}); the memory may be too "
+                    "fragmented for the low-level driver: a reboot of the Cluster Node will fix the problem."
+                )
                 code = EXIT_FAILED
     if target == "node" and not stopped_ok:
         if o["reboot"]:
@@ -354,15 +358,19 @@ def _install(node: Node, st: dict, version: str, o: dict, cwd: Path) -> int:
                 _out(f"Restarting the stopped Dolphin services on the running version {old_version}:")
             for label, ok in restore_results:
                 _out(status_line("Starting", label, ok))
-            _err(f"WARNING: the Dolphin services could not be stopped (still in use). The files of "
-                 f"{version} are installed, but the running drivers stay at {old_version}: the new drivers "
-                 "will be loaded after a reboot of the Cluster Node.")
+            _err(
+                f"WARNING: the Dolphin services could not be stopped (still in use). The files of "
+                f"{version} are installed, but the running drivers stay at {old_version}: the new drivers "
+                "will be loaded after a reboot of the Cluster Node."
+            )
             if not all(ok for _, ok in restore_results):
                 _err("ERROR: the services that were stopped could not be restarted.")
                 code = EXIT_FAILED
     if o["reboot"]:
-        _out(f"Installation of Dolphin eXpressWare {version} finished; rebooting Cluster Node {st['name']} now "
-             f"(back at {time.strftime('%H:%M:%S', time.localtime(reboot_until))}).")
+        _out(
+            f"Installation of Dolphin eXpressWare {version} finished; rebooting Cluster Node {st['name']} now "
+            f"(back at {time.strftime('%H:%M:%S', time.localtime(reboot_until))})."
+        )
     elif code == EXIT_OK:
         _out(f"Installation of Dolphin eXpressWare {version} on {st['name']} finished.")
     return code
@@ -394,7 +402,9 @@ def sia_main(argv) -> int:
 
     def finish(code: int) -> int:
         if node is not None:
-            outcome = "ok" if code == 0 else ("refused" if code in (EXIT_REFUSED_VERSION, EXIT_REFUSED_RPMS) else "failed")
+            outcome = (
+                "ok" if code == 0 else ("refused" if code in (EXIT_REFUSED_VERSION, EXIT_REFUSED_RPMS) else "failed")
+            )
             try:
                 node.log_command(command, code, started, outcome=outcome, sia_version=version, cwd=str(cwd))
             except (OSError, SimError):
@@ -418,8 +428,10 @@ def sia_main(argv) -> int:
         return finish(EXIT_OK)
     if node is None:
         where = str(cwd) if cwd is not None else "(the current directory no longer exists)"
-        _err(f"ERROR: the working directory {where} is not on a simulated Cluster Node: no {NODE_FILE_REL} "
-             "in it or any parent directory")
+        _err(
+            f"ERROR: the working directory {where} is not on a simulated Cluster Node: no {NODE_FILE_REL} "
+            "in it or any parent directory"
+        )
         return EXIT_NO_NODE
 
     _out(f"Dolphin eXpressWare {version} Software Installation Archive (simulated)")

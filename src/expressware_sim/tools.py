@@ -24,7 +24,8 @@ from .node import (
     status_line,
     stop_services,
 )
-from .output import diag_verdict_lines, diag_version_lines, status_line as service_status_line, style_of
+from .output import diag_verdict_lines, diag_version_lines, style_of
+from .output import status_line as service_status_line
 from .versions import SimError, rpm_fields
 
 DIS_SERVICES_USAGE = "Usage: dis_services {start|stop|restart|status}"
@@ -53,6 +54,7 @@ def _command(tool: str, argv) -> str:
 # --------------------------------------------------------------------------
 # dis_services
 # --------------------------------------------------------------------------
+
 
 def dis_services_main(root, argv) -> int:
     started = time.time()
@@ -95,6 +97,7 @@ def dis_services_main(root, argv) -> int:
 # --------------------------------------------------------------------------
 # dis_diag
 # --------------------------------------------------------------------------
+
 
 def _parse_verbosity(argv) -> int | None:
     verbosity = 0

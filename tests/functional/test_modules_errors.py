@@ -10,8 +10,6 @@ from tests.conftest import NEW, OLD, changing_commands, fresh_node
 from tests.privileges import PrefixedSaltCall, no_read_prefix
 
 
-
-
 def test_stopped_service_is_an_answer_not_a_failed_job(modules, loaders, node):
     modules.dis_services.stop()
     status = modules.dis_services.status()

@@ -7,7 +7,6 @@ import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 from expressware_sim import write_sia
-
 from tests.conftest import NEW, changing_commands
 from tests.functional.test_bad_input import HOSTILE, HUGE, short
 

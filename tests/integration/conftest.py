@@ -8,8 +8,8 @@ import contextlib
 import shutil
 
 import pytest
-from expressware_sim import service_provider_config, write_sia
 
+from expressware_sim import service_provider_config, write_sia
 from tests.conftest import NEW, NEWER, OLD, OLDER, REPO, fresh_node
 
 NODE_IDS = ("node1", "node2", "node3")
@@ -26,8 +26,9 @@ MASTER_CONFIG = {
     "file_recv": True,  # the rolling runner fetches built RPMs with cp.push
     "peer_run": {".*": ["expressware_lease.*", "rolling.request"]},  # the state's update lease; update requests
     # Minions allowed to request an update, and within what (tests/integration/test_requests.py).
-    "expressware": {"reactor": {"allow": {
-        "node1": {"targets": ["node*"], "versions": [NEW], "applications": ["ndbmtd"]}}}},
+    "expressware": {
+        "reactor": {"allow": {"node1": {"targets": ["node*"], "versions": [NEW], "applications": ["ndbmtd"]}}}
+    },
     "reactor": [{"expressware/update/request": [str(REPO / "salt" / "reactor" / "rolling_update.sls")]}],
 }
 

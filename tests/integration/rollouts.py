@@ -57,5 +57,8 @@ def wait_for(predicate, timeout, what):
 def wait_for_every_minion(salt_run_cli, timeout=120):
     """Every minion answers again. After a master restart each minion reconnects on its own
     back-off (seconds), and a job published to it meanwhile is lost: a test after one waits."""
-    wait_for(lambda: sorted(salt_run_cli.run("manage.up", "timeout=5", _timeout=60).data or []) == list(NODE_IDS),
-             timeout, "every minion to answer after the master restart")
+    wait_for(
+        lambda: sorted(salt_run_cli.run("manage.up", "timeout=5", _timeout=60).data or []) == list(NODE_IDS),
+        timeout,
+        "every minion to answer after the master restart",
+    )

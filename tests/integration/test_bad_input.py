@@ -75,8 +75,11 @@ def _leases(cache):
     directory = os.path.join(cache, "leases")
     if not os.path.isdir(directory):
         return {}
-    return {name: open(os.path.join(directory, name), encoding="utf-8").read()  # pylint: disable=consider-using-with
-            for name in os.listdir(directory) if name.endswith(".json")}
+    return {
+        name: open(os.path.join(directory, name), encoding="utf-8").read()  # pylint: disable=consider-using-with
+        for name in os.listdir(directory)
+        if name.endswith(".json")
+    }
 
 
 def _id(case):

@@ -19,8 +19,8 @@ import sys
 import time
 
 import pytest
-from expressware_sim import read_journal
 
+from expressware_sim import read_journal
 from tests.conftest import REPO, fresh_node
 from tests.integration.conftest import KERNELS
 from tests.shared_code import load
@@ -53,8 +53,11 @@ def installed(salt_cli, minions, tmp_path):
     }
     nm_config = tmp_path / "networkmanager.conf"
     nm_config.write_text("# the Network Manager's own settings\nnotification_script = /old/script\n")
-    register = {"file": str(nm_config), "pattern": r"^notification_script\s*=.*$",
-                "line": "notification_script = {script}"}
+    register = {
+        "file": str(nm_config),
+        "pattern": r"^notification_script\s*=.*$",
+        "line": "notification_script = {script}",
+    }
     pillar = json.dumps({"expressware": {"notify": dict(paths, register=register)}})
     cmdline = salt_cli.cmdline("state.apply", "expressware.notify", f"pillar={pillar}", minion_tgt=FRONTEND)
     proc = subprocess.run(cmdline, capture_output=True, text=True, timeout=120, check=False)
@@ -74,8 +77,10 @@ def test_the_notify_state_installs_the_script_and_its_configuration(installed):
     assert f"salt_config_dir = {installed['salt_config_dir']}" in lines
     # Registered with the Network Manager the way the pillar says (the vendor does not document it).
     with open(installed["nm_config"], encoding="utf-8") as fh:
-        assert fh.read().splitlines() == ["# the Network Manager's own settings",
-                                          f"notification_script = {installed['script']}"]
+        assert fh.read().splitlines() == [
+            "# the Network Manager's own settings",
+            f"notification_script = {installed['script']}",
+        ]
 
 
 def test_a_bad_notify_pillar_changes_nothing(salt_cli, tmp_path):
@@ -97,17 +102,40 @@ def cluster_events(event_listener, master, after, count, timeout=60):
         time.sleep(0.2)
 
 
-def test_the_network_manager_reports_cluster_states_to_the_master(master, minions, nodes, frontend, installed,
-                                                                  event_listener, tmp_path):
+def test_the_network_manager_reports_cluster_states_to_the_master(
+    master, minions, nodes, frontend, installed, event_listener, tmp_path
+):
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     sim = [sys.executable, "-m", "expressware_sim", "netmgr"]
     members = [arg for m in MEMBERS for arg in ("--member", str(nodes[m].root))]
-    subprocess.run(sim + ["configure", str(frontend.root), *members, "--script", installed["script"],
-                          "--no-state-arg", "--state-env", "DIS_CLUSTER_STATE", "--node-arg", "1",
-                          "--env", f"EXPRESSWARE_NOTIFY_CONF={installed['config']}"],
-                   env=env, check=True, capture_output=True, timeout=60)
-    manager = subprocess.Popen(sim + ["run", str(frontend.root), "--interval", "0.1"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    subprocess.run(
+        sim
+        + [
+            "configure",
+            str(frontend.root),
+            *members,
+            "--script",
+            installed["script"],
+            "--no-state-arg",
+            "--state-env",
+            "DIS_CLUSTER_STATE",
+            "--node-arg",
+            "1",
+            "--env",
+            f"EXPRESSWARE_NOTIFY_CONF={installed['config']}",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    manager = subprocess.Popen(
+        sim + ["run", str(frontend.root), "--interval", "0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     start = time.time()
     try:
         node2 = nodes["node2"]
@@ -125,15 +153,21 @@ def test_the_network_manager_reports_cluster_states_to_the_master(master, minion
         _, stderr = manager.communicate(timeout=60)
     reports = [{k: v for k, v in e.data["data"].items() if not k.startswith("__pub_")} for e in events]
     assert [(r["state"], r["node"], r["seq"]) for r in reports] == [
-        ("REDUCED", "node2", 1), ("DEGRADED", "node2", 2), ("UP", "node2", 3), ("DEGRADED", None, 4)], (
-        reports, stderr)
+        ("REDUCED", "node2", 1),
+        ("DEGRADED", "node2", 2),
+        ("UP", "node2", 3),
+        ("DEGRADED", None, 4),
+    ], (reports, stderr)
     assert {e.data["id"] for e in events} == {FRONTEND}  # sent by the frontend's minion, as the master verified
     assert all(abs(r["time"] - degraded_at) < 120 for r in reports)
     # The Network Manager ran the installed script for each change, and it succeeded.
     runs = [e for e in read_journal(frontend.root) if e.get("command", "").startswith("notify")]
     assert [(e["command"], e["outcome"], e["argv"]) for e in runs] == [
-        ("notify REDUCED", "ok", ["node2"]), ("notify DEGRADED", "ok", ["node2"]), ("notify UP", "ok", ["node2"]),
-        ("notify DEGRADED", "ok", [""])], runs  # links disabled by the operator: no node to name
+        ("notify REDUCED", "ok", ["node2"]),
+        ("notify DEGRADED", "ok", ["node2"]),
+        ("notify UP", "ok", ["node2"]),
+        ("notify DEGRADED", "ok", [""]),
+    ], runs  # links disabled by the operator: no node to name
     # The last report is kept on the frontend for a direct read.
     with open(os.path.join(installed["state_dir"], "state.json"), encoding="utf-8") as fh:
         assert json.load(fh) == reports[-1]

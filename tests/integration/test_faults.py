@@ -26,8 +26,8 @@ import time
 
 import psutil
 import pytest
-from expressware_sim import down_intervals, max_nodes_down, merged_journal, service_provider_config, write_sia
 
+from expressware_sim import down_intervals, max_nodes_down, merged_journal, service_provider_config, write_sia
 from tests.conftest import NEW, OLD, changing_commands, fresh_node
 from tests.integration.conftest import NODE_IDS, sia_url
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
@@ -98,7 +98,9 @@ def _finish(proc, timeout=300):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"the background rollout did not finish within {timeout} s: {err.decode()[-3000:]}")
+        raise AssertionError(
+            f"the background rollout did not finish within {timeout} s: {err.decode()[-3000:]}"
+        ) from None
     try:
         data = json.loads(out)
     except ValueError:
@@ -172,8 +174,7 @@ def test_node_that_never_becomes_active_halts_with_evidence(salt_run_cli, salt_c
     # node2 was prepared while node1 installed; the halt cancelled its job (it does not
     # hold node2's state queue, and changed nothing).
     assert "node2: prepared" in ret.stderr
-    wait_for(lambda: salt_cli.run("saltutil.running", minion_tgt="node2").data == [], 30,
-             "node2's prepared job to end")
+    wait_for(lambda: salt_cli.run("saltutil.running", minion_tgt="node2").data == [], 30, "node2's prepared job to end")
     assert changing_commands(nodes["node2"]) == []
     assert max_nodes_down(roots(nodes)) == 1
 
@@ -288,7 +289,6 @@ def test_minion_not_answering_at_preflight_touches_nothing(master, minions, salt
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
 
 
-
 def test_a_salt_run_killed_in_its_preflight_leaves_a_record_of_the_lease_it_holds(minions, salt_run_cli, nodes):
     """Whatever Salt does, a rollout that holds the cluster's lease has a record that says so: node3 does not answer,
     so the pre-flight waits; meanwhile status names the rollout that holds the lease, and once its salt-run is
@@ -297,9 +297,11 @@ def test_a_salt_run_killed_in_its_preflight_leaves_a_record_of_the_lease_it_hold
     with minions[2].stopped():
         proc = background_update(salt_run_cli, *update_args(timeout=30))
         try:
+
             def in_preflight():
                 data = salt_run_cli.run("rolling.status", _timeout=60).data
                 return isinstance(data, dict) and data.get("status") == "preflight" and data.get("lease")
+
             wait_for(in_preflight, 60, "the rollout's record in its pre-flight")
             status = salt_run_cli.run("rolling.status").data
             assert status["lease"]["holder"] == f"rolling:{status['rollout']}", status
@@ -315,6 +317,7 @@ def test_a_salt_run_killed_in_its_preflight_leaves_a_record_of_the_lease_it_hold
         assert aborted.data["status"] == "aborted", aborted.data
         assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
     assert snapshot(nodes) == before
+
 
 def _stop_node3_once(ready, what, minions, nodes, proc):
     """Wait for ``ready`` (``what``), stop node3's salt-minion before its turn and let the rollout
@@ -352,8 +355,11 @@ def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_r
     def both_built():
         status = salt_run_cli.run("rolling.status").data or {}
         builds = status.get("builds") or {}
-        return (status.get("rollout") not in (None, earlier) and len(builds) == 2
-                and all(b["built"] for b in builds.values()))
+        return (
+            status.get("rollout") not in (None, earlier)
+            and len(builds) == 2
+            and all(b["built"] for b in builds.values())
+        )
 
     code, data, err = _stop_node3_once(both_built, "node3's build", minions, nodes, proc)
     assert code == 1, err
@@ -368,8 +374,9 @@ def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_r
     _resume_completes(salt_run_cli, nodes)
 
 
-def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(master, minions, salt_run_cli, nodes,
-                                                                       event_listener):
+def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(
+    master, minions, salt_run_cli, nodes, event_listener
+):
     """node3's job is prepared (checks done, waiting at its gate) while node2 installs; then its
     salt-minion stops. The go-ahead is not acknowledged: the rollout halts with node3 untouched and
     recorded so; its prepared job ends with its minion and does not hold node3's state queue; resume
@@ -385,8 +392,9 @@ def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(master, m
     code, data, err = _stop_node3_once(node3_ready, "node3's prepared job to be ready", minions, nodes, proc)
     assert code == 1, err
     assert data["status"] == "halted", data
-    assert data["reason"] == ("node3 did not answer for 5 s before its turn (its go-ahead was not acknowledged); "
-                              "nothing was started on it")
+    assert data["reason"] == (
+        "node3 did not answer for 5 s before its turn (its go-ahead was not acknowledged); nothing was started on it"
+    )
     assert [data["nodes"][n]["phase"] for n in NODE_IDS] == ["active", "active", "staged"]
     assert [e["command"] for e in changing_commands(nodes["node3"])] == ["sia --build-rpm --batch"]
     assert_record_matches_reality(salt_run_cli.run("rolling.status").data, nodes)
@@ -395,8 +403,11 @@ def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(master, m
 
 
 def _state_jobs(salt_cli, minion):
-    return [job for job in salt_cli.run("saltutil.running", minion_tgt=minion).data or []
-            if job.get("fun") == "state.single"]
+    return [
+        job
+        for job in salt_cli.run("saltutil.running", minion_tgt=minion).data or []
+        if job.get("fun") == "state.single"
+    ]
 
 
 def test_prepared_job_of_a_killed_salt_run_ends_by_itself(master, salt_run_cli, salt_cli, nodes, event_listener):
@@ -462,8 +473,7 @@ def test_second_salt_run_is_refused_while_one_runs(master, salt_run_cli, nodes, 
     assert second.returncode == 1, second
     assert second.data["status"] == "refused" and "busy" in second.data["comment"], second.data
     assert second.data["lease"]["holder"] == f"rolling:{data['rollout']}"
-    refused = event_listener.wait_for_events([(master.id, "expressware/rolling/refused")], after_time=start,
-                                             timeout=60)
+    refused = event_listener.wait_for_events([(master.id, "expressware/rolling/refused")], after_time=start, timeout=60)
     assert refused.found_all_events, "no expressware/rolling/refused event"
     (event,) = refused.matches
     assert event.data["holder"] == f"rolling:{data['rollout']}"
@@ -509,15 +519,19 @@ def minion_that_cannot_read(master, root, command_prefix):
     node = fresh_node(root / minion_id, minion_id)
     node.add_application("ndbmtd")
     overrides = dict(node.minion_config(), **service_provider_config())
-    factory = master.salt_minion_daemon(minion_id, overrides=overrides, factory_class=PrefixedSaltMinion,
-                                        command_prefix=command_prefix)
+    factory = master.salt_minion_daemon(
+        minion_id, overrides=overrides, factory_class=PrefixedSaltMinion, command_prefix=command_prefix
+    )
     try:
         with factory.started():
             if command_prefix:
                 # The daemon itself runs without the capabilities, not just the probe.
                 status = pathlib.Path(f"/proc/{factory.pid}/status").read_text()
-                caps = {line.split(":")[0]: int(line.split()[1], 16) for line in status.splitlines()
-                        if line.startswith(("CapEff", "CapPrm", "CapBnd"))}
+                caps = {
+                    line.split(":")[0]: int(line.split()[1], 16)
+                    for line in status.splitlines()
+                    if line.startswith(("CapEff", "CapPrm", "CapBnd"))
+                }
                 dac = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
                 assert all(not value & dac for value in caps.values()), caps
             yield minion_id, node

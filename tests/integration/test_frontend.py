@@ -10,8 +10,8 @@ active, when ``--install-frontend`` ran), plus the record (``rolling.status``).
 """
 
 import pytest
-from expressware_sim import down_intervals, max_nodes_down, merged_journal
 
+from expressware_sim import down_intervals, max_nodes_down, merged_journal
 from tests.conftest import NEW, OLD, changing_commands, fresh_node
 from tests.integration.conftest import KERNELS
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
@@ -38,8 +38,9 @@ def frontend(nodes):
 
     (After the autouse fixtures, which give every node a fresh stack running ``ndbmtd``.)
     """
-    return fresh_node(nodes[FRONTEND].root, FRONTEND, kernel=KERNELS[FRONTEND], role="frontend",
-                      applications=["ndbmtd"])
+    return fresh_node(
+        nodes[FRONTEND].root, FRONTEND, kernel=KERNELS[FRONTEND], role="frontend", applications=["ndbmtd"]
+    )
 
 
 def package_versions(node, names):
@@ -51,8 +52,11 @@ def became_active_after_update(node):
     """When ``node`` came back active after its ``--install-node`` (asserts that it did)."""
     installs = commands(node, "--install-node")
     assert len(installs) == 1 and installs[0]["outcome"] == "ok", installs
-    back = [e["time"] for e in node.journal()
-            if e.get("event") == "active" and e["version"] == NEW and e["time"] >= installs[0]["end"]]
+    back = [
+        e["time"]
+        for e in node.journal()
+        if e.get("event") == "active" and e["version"] == NEW and e["time"] >= installs[0]["end"]
+    ]
     assert back, f"{node.name} never came back active on {NEW}: {node.journal()}"
     return back[-1]
 
@@ -73,7 +77,11 @@ def assert_frontend_installed_after_the_cluster(nodes, fe, cluster=CLUSTER):
         active = became_active_after_update(nodes[node_id])
         # Strictly after: the runner saw the node active before it published the frontend's job.
         assert active < run["time"] and active < installed[0]["time"], (
-            node_id, active, run, merged_journal(roots(nodes)))
+            node_id,
+            active,
+            run,
+            merged_journal(roots(nodes)),
+        )
 
 
 def test_frontend_is_updated_after_every_node(salt_run_cli, salt_cli, nodes, frontend):
@@ -156,7 +164,8 @@ def test_frontend_that_is_also_a_cluster_node(salt_run_cli, nodes, frontend):
     assert [ret.data["nodes"][n]["phase"] for n in nodes] == ["active"] * 3
     assert ret.data["frontend"] == FRONTEND_DONE
     assert package_versions(frontend, NODE_PACKAGES + FRONTEND_PACKAGES) == dict.fromkeys(
-        NODE_PACKAGES + FRONTEND_PACKAGES, NEW)
+        NODE_PACKAGES + FRONTEND_PACKAGES, NEW
+    )
     assert_frontend_installed_after_the_cluster(nodes, frontend, cluster=tuple(nodes))
     assert max_nodes_down(roots(nodes)) == 1
 
@@ -165,14 +174,21 @@ def test_rerun_leaves_an_up_to_date_frontend_alone(salt_run_cli, nodes, frontend
     """A re-run of a finished rollout changes nothing and succeeds, frontend included."""
     for node_id in CLUSTER:
         fresh_node(nodes[node_id].root, node_id, version=NEW, kernel=KERNELS[node_id], applications=["ndbmtd"])
-    fe = fresh_node(frontend.root, FRONTEND, version=NEW, kernel=KERNELS[FRONTEND], role="frontend",
-                    applications=["ndbmtd"])
+    fe = fresh_node(
+        frontend.root, FRONTEND, version=NEW, kernel=KERNELS[FRONTEND], role="frontend", applications=["ndbmtd"]
+    )
     ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", frontend=FRONTEND), _timeout=120)
     assert commands(fe, "--install-frontend") == []
     assert ret.returncode == 0, ret.data
     assert ret.data["status"] == "done" and ret.data["counts"] == {"skipped": 2}
-    assert ret.data["frontend"] == {"minion": FRONTEND, "phase": "skipped", "error": None, "before": NEW,
-                                    "after": NEW, "note": "already on the target"}
+    assert ret.data["frontend"] == {
+        "minion": FRONTEND,
+        "phase": "skipped",
+        "error": None,
+        "before": NEW,
+        "after": NEW,
+        "note": "already on the target",
+    }
 
 
 def test_frontend_that_is_no_frontend_is_refused_at_preflight(salt_run_cli, nodes):
@@ -181,8 +197,10 @@ def test_frontend_that_is_no_frontend_is_refused_at_preflight(salt_run_cli, node
     ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", frontend=FRONTEND), _timeout=120)
     assert ret.returncode == 1, ret
     assert ret.data["status"] == "refused"
-    assert ret.data["problems"] == {FRONTEND: "frontend: not a Cluster Management Node: no Dolphin-NetworkManager "
-                                              "or Dolphin-NetworkHosts package is installed"}, ret.data
+    assert ret.data["problems"] == {
+        FRONTEND: "frontend: not a Cluster Management Node: no Dolphin-NetworkManager "
+        "or Dolphin-NetworkHosts package is installed"
+    }, ret.data
     assert {node_id: changing_commands(node) for node_id, node in nodes.items()} == before  # nothing touched
     assert all(node.is_active() and node.application_running("ndbmtd") for node in nodes.values())
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False

@@ -6,8 +6,8 @@ import subprocess
 import time
 
 import pytest
-from expressware_sim import down_intervals, merged_journal
 
+from expressware_sim import down_intervals, merged_journal
 from tests.conftest import NEW, OLD, changing_commands
 from tests.integration.rollouts import (  # noqa: F401  # pylint: disable=unused-import
     background_update,
@@ -49,8 +49,9 @@ def _node3_fails_while_node1_is_in_flight(nodes, salt_run_cli, health_wait):
     """A rollout of node1 and node2 (node3 a further member of the cluster); node3 fails on its own while node1 is
     down. Returns the ``salt-run`` process once the rollout holds for node3."""
     nodes["node1"].set_delays(install=6)  # node1's flight lasts: node3's beacon tells the runner meanwhile
-    proc = background_update(salt_run_cli, *update_args(tgt=["node1", "node2"], cluster_members="node3",
-                                                         health_wait=health_wait))
+    proc = background_update(
+        salt_run_cli, *update_args(tgt=["node1", "node2"], cluster_members="node3", health_wait=health_wait)
+    )
     wait_for(lambda: not nodes["node1"].is_active() or proc.poll() is not None, 120, "node1 to go down")
     assert proc.poll() is None, proc.communicate()
     _services(nodes["node3"], "stop")
@@ -79,8 +80,9 @@ def test_a_member_that_fails_and_comes_back_makes_the_next_node_wait(salt_run_cl
     assert flight2[0] >= flight1[1], merged_journal(roots(nodes))
 
 
-def test_a_member_that_stays_down_halts_the_rollout_naming_it(salt_run_cli, nodes, beacon_on_node3, master,
-                                                              event_listener):
+def test_a_member_that_stays_down_halts_the_rollout_naming_it(
+    salt_run_cli, nodes, beacon_on_node3, master, event_listener
+):
     start = time.time()
     proc = _node3_fails_while_node1_is_in_flight(nodes, salt_run_cli, health_wait=5)
     out, err = (text.decode() for text in proc.communicate(timeout=240))
@@ -95,8 +97,9 @@ def test_a_member_that_stays_down_halts_the_rollout_naming_it(salt_run_cli, node
     # The held and halted events name the member.
     rollout = status["rollout"]
     for what in ("held", "halted"):
-        found = event_listener.wait_for_events([(master.id, f"expressware/rolling/{rollout}/{what}")],
-                                               after_time=start, timeout=30)
+        found = event_listener.wait_for_events(
+            [(master.id, f"expressware/rolling/{rollout}/{what}")], after_time=start, timeout=30
+        )
         assert found.found_all_events, what
         data = next(iter(found.matches)).data
         assert "node3" in json.dumps(data), data

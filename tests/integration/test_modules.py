@@ -6,7 +6,6 @@ from tests.conftest import NEW, OLD, OLDER, changing_commands
 from tests.integration.conftest import NODE_IDS, sia_url
 
 
-
 def test_loaded_through_entry_points(salt_cli):
     ret = salt_cli.run("expressware.info", minion_tgt="*")
     assert ret.returncode == 0, ret
@@ -152,13 +151,15 @@ def test_beacon_reports_transitions_to_the_master(salt_cli, master, nodes, event
     ret = salt_cli.run("beacons.add", "expressware", "[{'interval': 1}]", minion_tgt="node3")
     assert ret.returncode == 0 and ret.data["result"] is True, ret
     try:
-        active = event_listener.wait_for_events([(master.id, "salt/beacon/node3/expressware/active")],
-                                                after_time=start, timeout=30)
+        active = event_listener.wait_for_events(
+            [(master.id, "salt/beacon/node3/expressware/active")], after_time=start, timeout=30
+        )
         assert active.found_all_events, "no active event from the beacon"
         stopped = time.time()
         salt_cli.run("dis_services.stop", minion_tgt="node3")
-        inactive = event_listener.wait_for_events([(master.id, "salt/beacon/node3/expressware/inactive")],
-                                                  after_time=stopped, timeout=30)
+        inactive = event_listener.wait_for_events(
+            [(master.id, "salt/beacon/node3/expressware/inactive")], after_time=stopped, timeout=30
+        )
         assert inactive.found_all_events, "no inactive event from the beacon"
         event = next(iter(inactive.matches))
         assert event.data["previous"] == "active" and event.data["node_state"]["services"]["irm"] is False

@@ -15,8 +15,8 @@ import subprocess
 import sys
 
 import pytest
-from expressware_sim import max_nodes_down, merged_journal
 
+from expressware_sim import max_nodes_down, merged_journal
 from tests.conftest import NEW, OLD
 from tests.integration.conftest import NODE_IDS, sia_url
 from tests.integration.rollouts import data_nodes, no_leftover_lease, roots  # noqa: F401 (fixtures)
@@ -29,15 +29,23 @@ def operator(master, command, *args, timeout=120):
     script = BIN / command
     assert script.is_file(), f"{script} is not installed beside {sys.executable}"
     cmdline = [str(script), "-c", str(master.config_dir), "--out=json", *args]
-    proc = subprocess.Popen(cmdline, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmdline,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
-        pytest.fail(f"`{' '.join(cmdline)}` did not return within {timeout} s\nstdout: {stdout[-2000:]}\n"
-                    f"stderr: {stderr[-2000:]}")
+        pytest.fail(
+            f"`{' '.join(cmdline)}` did not return within {timeout} s\nstdout: {stdout[-2000:]}\n"
+            f"stderr: {stderr[-2000:]}"
+        )
     try:
         data = json.loads(stdout) if stdout.strip() else None
     except json.JSONDecodeError:
@@ -61,8 +69,16 @@ def test_rolling_update_from_the_shell(master, minions, nodes):
     """A whole rollout through ``salt-run rolling.update`` (pre-flight, builds, the state on every node, the
     gate), its record through ``salt-run rolling.status``, and the exit status of a refused one."""
     returncode, data, stderr = operator(
-        master, "salt-run", "rolling.update", "tgt=*", f"version={NEW}", f"sia={sia_url(NEW)}",
-        'applications=["ndbmtd"]', "node_timeout=60", timeout=300)
+        master,
+        "salt-run",
+        "rolling.update",
+        "tgt=*",
+        f"version={NEW}",
+        f"sia={sia_url(NEW)}",
+        'applications=["ndbmtd"]',
+        "node_timeout=60",
+        timeout=300,
+    )
     assert returncode == 0, stderr
     assert data["status"] == "done", data
     for node_id in NODE_IDS:
@@ -77,6 +93,7 @@ def test_rolling_update_from_the_shell(master, minions, nodes):
     assert status["rollout"] == data["rollout"] and status["status"] == "done"
     assert status["lease"]["held"] is False
 
-    returncode, refused, stderr = operator(master, "salt-run", "rolling.update", "tgt=no-such-minion",
-                                           f"version={NEW}", f"sia={sia_url(NEW)}")
+    returncode, refused, stderr = operator(
+        master, "salt-run", "rolling.update", "tgt=no-such-minion", f"version={NEW}", f"sia={sia_url(NEW)}"
+    )
     assert returncode == 1, (refused, stderr)

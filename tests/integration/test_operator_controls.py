@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from expressware_sim import down_intervals
-
 from tests.conftest import NEW
 from tests.integration.conftest import NODE_IDS
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
@@ -72,9 +71,13 @@ def test_list_and_report_after_a_rollout(master, salt_run_cli, tmp_path):
 
 
 def test_report_and_list_refuse_bad_input(master, salt_run_cli, tmp_path):
-    for args, says in ((["path=relative.html"], "absolute path"), ([f"path={tmp_path}/x.png"], "absolute path"),
-                       (["format=pdf"], "format must be"), (["rollout=no-such-rollout"], "no rollout"),
-                       ([f"path={tmp_path}/x.svg", "format=html"], "does not end in .html")):
+    for args, says in (
+        (["path=relative.html"], "absolute path"),
+        ([f"path={tmp_path}/x.png"], "absolute path"),
+        (["format=pdf"], "format must be"),
+        (["rollout=no-such-rollout"], "no rollout"),
+        ([f"path={tmp_path}/x.svg", "format=html"], "does not end in .html"),
+    ):
         proc = salt_run(master, "rolling.report", *args)
         assert proc.returncode != 0, (args, proc.stdout)
         assert says in json.loads(proc.stdout)["comment"], (args, proc.stdout)
@@ -97,6 +100,7 @@ def test_a_long_wait_says_how_long_and_what_the_node_says(salt_run_cli, nodes):
             if data.get("status") == "running" and node1.get("evidence"):
                 seen.append(node1["evidence"])
             return seen
+
         wait_for(evidence, 120, "rolling.status to show node1's long wait")
         shown = seen[0]
         out, err = proc.communicate(timeout=180)
@@ -104,8 +108,9 @@ def test_a_long_wait_says_how_long_and_what_the_node_says(salt_run_cli, nodes):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 1, err.decode()[-3000:]
-    assert re.match(r"node1: (stopping|installing|waiting) for \d+ s of the 45 s allowed \(node_timeout\); ",
-                    shown["note"]), shown
+    assert re.match(
+        r"node1: (stopping|installing|waiting) for \d+ s of the 45 s allowed \(node_timeout\); ", shown["note"]
+    ), shown
     assert "the node says: inactive" in shown["note"] or "did not answer" in shown["note"], shown
     progress = err.decode()
     said = re.findall(r"node1: \w+ for (\d+) s of the 45 s allowed \(node_timeout\)(.*)", progress)
@@ -132,8 +137,10 @@ def test_a_window_that_closes_between_nodes(salt_run_cli, nodes, tmp_path):
     cmdline = salt_run_cli.cmdline("rolling.update", *update_args(window=window, window_tz="UTC"))
     proc = subprocess.Popen(cmdline, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env)
     try:
+
         def status():
             return salt_run_cli.run("rolling.status", _timeout=60).data
+
         # node1 is down: its update began (inside the window); node2's turn comes once it is back.
         wait_for(lambda: not nodes["node1"].is_active(), 120, "node1 to go down")
         offset_file.write_text(str(3 * 3600))  # the window is now closed until next_open
@@ -158,5 +165,9 @@ def test_a_window_that_closes_between_nodes(salt_run_cli, nodes, tmp_path):
     # node2 went down only after the window opened again.
     assert down_intervals([nodes["node2"].root])["node2"][0][0] >= moved
     progress = err.decode()
-    assert progress.index("node1: active on") < progress.index("waiting: outside the maintenance window") < \
-        progress.index("is open: going on") < progress.index("node2 (2/3): updating")
+    assert (
+        progress.index("node1: active on")
+        < progress.index("waiting: outside the maintenance window")
+        < progress.index("is open: going on")
+        < progress.index("node2 (2/3): updating")
+    )

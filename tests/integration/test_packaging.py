@@ -73,8 +73,13 @@ def test_sync_all_then_modules_work_from_extmods(classic_master, classic_minion,
     cli = classic_master.salt_cli(timeout=60)
     ret = cli.run("saltutil.sync_all", minion_tgt="cnode1")
     assert ret.returncode == 0, ret
-    for loader, name in [("modules", "expressware"), ("modules", "dis_services"), ("modules", "sia"),
-                         ("states", "expressware"), ("utils", "expressware_vendor")]:
+    for loader, name in [
+        ("modules", "expressware"),
+        ("modules", "dis_services"),
+        ("modules", "sia"),
+        ("states", "expressware"),
+        ("utils", "expressware_vendor"),
+    ]:
         assert f"{loader}.{name}" in ret.data[loader], ret.data
 
     ret = cli.run("expressware.info", minion_tgt="cnode1")
@@ -99,8 +104,9 @@ def test_runners_sync_to_master(classic_master, classic_minion):
     ret = run.run("expressware_lease.show", "cluster=classic")
     assert ret.returncode == 0, ret
     assert ret.data == {"cluster": "classic", "held": False}
-    ret = run.run("rolling.plan", "tgt=cnode1", "version=5.26.0",
-                  "sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh")
+    ret = run.run(
+        "rolling.plan", "tgt=cnode1", "version=5.26.0", "sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh"
+    )
     assert ret.returncode == 0, ret
     assert ret.data["status"] == "planned"
 
@@ -116,7 +122,9 @@ def test_pip_install_leaves_the_installed_salt_as_it_is(tmp_path):
     cmdline = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report), str(REPO)]
     proc = subprocess.run(cmdline, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    would_install = {item["metadata"]["name"]: item["metadata"]["version"]
-                     for item in json.loads(report.read_text())["install"]}
+    would_install = {
+        item["metadata"]["name"]: item["metadata"]["version"] for item in json.loads(report.read_text())["install"]
+    }
     assert would_install == {"saltext.expressware": would_install.get("saltext.expressware")}, (
-        f"into Salt {salt.version.__version__}, pip would install {would_install}")
+        f"into Salt {salt.version.__version__}, pip would install {would_install}"
+    )

@@ -16,7 +16,6 @@ import sys
 import time
 
 from expressware_sim import max_nodes_down
-
 from tests.conftest import NEW, NEWER, changing_commands
 from tests.integration.conftest import NODE_IDS, sia_url
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
@@ -50,10 +49,15 @@ def _refusals(event_listener, master, start):
 
 
 def _wait_for_finish(event_listener, master, start, timeout=300):
-    finished = event_listener.wait_for_events([(master.id, "expressware/rolling/*/finish")], after_time=start,
-                                              timeout=timeout)
-    ended = [(e.tag, e.data) for e in event_listener.get_events(
-        [(master.id, "expressware/rolling/*/halted"), (master.id, REFUSED)], after_time=start)]
+    finished = event_listener.wait_for_events(
+        [(master.id, "expressware/rolling/*/finish")], after_time=start, timeout=timeout
+    )
+    ended = [
+        (e.tag, e.data)
+        for e in event_listener.get_events(
+            [(master.id, "expressware/rolling/*/halted"), (master.id, REFUSED)], after_time=start
+        )
+    ]
     assert finished.found_all_events, f"the requested rollout did not finish: {ended}"
 
 
@@ -68,8 +72,12 @@ def test_a_minions_own_request_event_changes_nothing(master, minions, salt_run_c
     made_up = dict(request, request="20261201T000000-0123456789abcdef")
     ret = call.run("event.send", REQUEST, f"data={json.dumps(made_up)}")
     assert ret.returncode == 0 and ret.data is True, ret
-    batched = {"events": [{"tag": REQUEST, "data": request},
-                          {"tag": REQUEST, "data": dict(request, id="master", request="../../leases/default")}]}
+    batched = {
+        "events": [
+            {"tag": REQUEST, "data": request},
+            {"tag": REQUEST, "data": dict(request, id="master", request="../../leases/default")},
+        ]
+    }
     ret = call.run("event.fire_master", json.dumps(request), REQUEST, f"preload={json.dumps(batched)}")
     assert ret.returncode == 0 and ret.data is True, ret
 
@@ -87,13 +95,15 @@ def test_a_minions_own_request_event_changes_nothing(master, minions, salt_run_c
 
 
 def test_salt_run_rolling_request_runs_the_rollout_and_a_replayed_id_does_nothing(
-        master, minions, salt_run_cli, nodes, event_listener):
+    master, minions, salt_run_cli, nodes, event_listener
+):
     start = time.time()
     # The real command line, as an operator types it.
     salt_run = pathlib.Path(sys.executable).parent / "salt-run"
     cmdline = [str(salt_run), f"--config-dir={master.config_dir}", "--out=json", "rolling.request", *update_args()]
-    proc = subprocess.run(cmdline, capture_output=True, text=True, timeout=120, check=False,
-                          env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    proc = subprocess.run(
+        cmdline, capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ, PYTHONWARNINGS="ignore")
+    )
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout)
     assert answer["status"] == "requested" and answer["requester"] == "master", answer
@@ -128,7 +138,8 @@ def _publish_request(call, *args):
 
 
 def test_an_allowed_minion_gets_a_rollout_within_its_limits_and_nothing_beyond(
-        master, minions, salt_run_cli, nodes, event_listener):
+    master, minions, salt_run_cli, nodes, event_listener
+):
     call = minions[0].salt_call_cli(timeout=90)  # node1: allowed node*, version NEW, applications ndbmtd
     start = time.time()
     before = {n: changing_commands(node) for n, node in nodes.items()}
@@ -155,8 +166,9 @@ def test_an_allowed_minion_gets_a_rollout_within_its_limits_and_nothing_beyond(
 
     # Within its limits: node2 and node3 by id, the default installer, ndbmtd.
     start = time.time()
-    answer = _publish_request(call, "tgt=node2,node3", "tgt_type=list", f"version={NEW}", "applications=[ndbmtd]",
-                              "node_timeout=60")
+    answer = _publish_request(
+        call, "tgt=node2,node3", "tgt_type=list", f"version={NEW}", "applications=[ndbmtd]", "node_timeout=60"
+    )
     assert answer["status"] == "requested" and answer["requester"] == "node1", answer
     _wait_for_finish(event_listener, master, start)
     assert [nodes[n].state()["running_version"] for n in NODE_IDS] == ["5.25.2", NEW, NEW]

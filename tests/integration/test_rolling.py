@@ -9,8 +9,8 @@ import signal
 import time
 
 import pytest
-from expressware_sim import down_intervals, max_nodes_down, merged_journal
 
+from expressware_sim import down_intervals, max_nodes_down, merged_journal
 from tests.conftest import NEW, NEWER, OLD, changing_commands
 from tests.integration.conftest import NODE_IDS, sia_url
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
@@ -28,8 +28,9 @@ from tests.integration.rollouts import (  # noqa: F401 (fixtures)
 def first_down(nodes):
     """Minions in the order they first went down."""
     intervals = down_intervals(roots(nodes))
-    return [name for name, spans in sorted(intervals.items(), key=lambda item: item[1][0][0] if item[1] else 1e20)
-            if spans]
+    return [
+        name for name, spans in sorted(intervals.items(), key=lambda item: item[1][0][0] if item[1] else 1e20) if spans
+    ]
 
 
 def test_happy_path_one_node_at_a_time_with_one_build_per_group(salt_run_cli, nodes):
@@ -116,15 +117,18 @@ def test_preflight_refuses_degraded_cluster_and_touches_nothing(salt_run_cli, no
     assert {n: changing_commands(node) for n, node in nodes.items()} == before
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"version": "5.x"}, "not an eXpressWare version"),
-    ({"version": "$(reboot)"}, "not an eXpressWare version"),
-    ({"sia": "Dolphin_eXpressWare-5.26.0.sh; rm -rf /"}, "salt:// URL or an absolute path"),
-    ({"node_timeout": -1}, "node_timeout"),
-    ({"canary": "two"}, "canary"),
-    ({"applications": "ndbmtd"}, "applications must be a list"),
-    ({"cluster": "../etc"}, "cluster"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"version": "5.x"}, "not an eXpressWare version"),
+        ({"version": "$(reboot)"}, "not an eXpressWare version"),
+        ({"sia": "Dolphin_eXpressWare-5.26.0.sh; rm -rf /"}, "salt:// URL or an absolute path"),
+        ({"node_timeout": -1}, "node_timeout"),
+        ({"canary": "two"}, "canary"),
+        ({"applications": "ndbmtd"}, "applications must be a list"),
+        ({"cluster": "../etc"}, "cluster"),
+    ],
+)
 def test_bad_arguments_are_refused_before_anything(salt_run_cli, nodes, bad, message):
     before = {n: changing_commands(node) for n, node in nodes.items()}
     ret = salt_run_cli.run("rolling.update", *update_args(**bad), _timeout=60)
@@ -190,8 +194,11 @@ def test_master_restart_mid_rollout_then_resume(master, salt_run_cli, nodes):
     nodes["node2"].set_delays(install=3)  # a long install to restart the master in
     proc = background_update(salt_run_cli, *update_args())
     try:
-        wait_for(lambda: commands(nodes["node2"], "--install-node") or nodes["node2"].state()["installed_version"] == NEW,
-                  120, "node2's installation to start")
+        wait_for(
+            lambda: commands(nodes["node2"], "--install-node") or nodes["node2"].state()["installed_version"] == NEW,
+            120,
+            "node2's installation to start",
+        )
         with master.stopped():
             # The operator's salt-run dies with the master (or the terminal).
             os.killpg(proc.pid, signal.SIGKILL)
@@ -235,15 +242,21 @@ def test_reactor_starts_a_rollout_and_refuses_a_concurrent_one(master, salt_run_
         ret = salt_run_cli.run("rolling.request", *update_args())
         assert ret.returncode == 0, ret
         assert ret.data["status"] == "requested", ret.data
-    refused = event_listener.wait_for_events([(master.id, "expressware/rolling/refused")], after_time=start,
-                                             timeout=120)
+    refused = event_listener.wait_for_events(
+        [(master.id, "expressware/rolling/refused")], after_time=start, timeout=120
+    )
     assert refused.found_all_events, "the second request was not refused"
     (refusal,) = refused.matches
     assert "busy" in refusal.data["reason"], refusal.data  # not refused for another reason
-    finished = event_listener.wait_for_events([(master.id, "expressware/rolling/*/finish")], after_time=start,
-                                              timeout=300)
-    ended = [(e.tag, e.data) for e in event_listener.get_events(
-        [(master.id, "expressware/rolling/*/halted"), (master.id, "expressware/rolling/refused")], after_time=start)]
+    finished = event_listener.wait_for_events(
+        [(master.id, "expressware/rolling/*/finish")], after_time=start, timeout=300
+    )
+    ended = [
+        (e.tag, e.data)
+        for e in event_listener.get_events(
+            [(master.id, "expressware/rolling/*/halted"), (master.id, "expressware/rolling/refused")], after_time=start
+        )
+    ]
     assert finished.found_all_events, f"the rollout started by the reactor did not finish: {ended}"
     assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
     assert max_nodes_down(roots(nodes)) == 1

@@ -5,8 +5,8 @@ import subprocess
 import time
 
 import pytest
-from expressware_sim import max_nodes_down, merged_journal
 
+from expressware_sim import max_nodes_down, merged_journal
 from tests.conftest import NEW, OLD, OLDER, changing_commands
 from tests.integration.conftest import NODE_IDS, sia_url
 
@@ -64,9 +64,11 @@ def test_apply_on_all_nodes_at_once_never_takes_two_down(salt_cli, nodes, releas
 def test_highstate_from_pillar(master, salt_cli, nodes, release_leases):
     top = "base:\n  '*':\n    - expressware\n"
     data = f"expressware:\n  version: '{NEW}'\n  applications: [ndbmtd]\n"
-    with master.state_tree.base.temp_file("top.sls", top), master.pillar_tree.base.temp_file(
-        "top.sls", "base:\n  '*':\n    - expressware\n"
-    ), master.pillar_tree.base.temp_file("expressware.sls", data):
+    with (
+        master.state_tree.base.temp_file("top.sls", top),
+        master.pillar_tree.base.temp_file("top.sls", "base:\n  '*':\n    - expressware\n"),
+        master.pillar_tree.base.temp_file("expressware.sls", data),
+    ):
         salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*")
         ret = salt_cli.run("state.highstate", minion_tgt="*", _timeout=240)
     assert ret.returncode == 0, ret
@@ -140,8 +142,9 @@ def test_node_that_never_becomes_active_keeps_the_lease(salt_cli, salt_run_cli, 
     # Every other node defers and is not touched while node2 holds the lease.
     others = ["node1", "node3"]
     before = {node_id: changing_commands(nodes[node_id]) for node_id in others}
-    ret = salt_cli.run("state.apply", "expressware", pillar(version=NEW, lease_wait=2), "-L",
-                       minion_tgt="node1,node3", _timeout=120)
+    ret = salt_cli.run(
+        "state.apply", "expressware", pillar(version=NEW, lease_wait=2), "-L", minion_tgt="node1,node3", _timeout=120
+    )
     for node_id in others:
         result = _state_results(ret.data[node_id])
         assert result["result"] is False
@@ -153,8 +156,7 @@ def test_node_that_never_becomes_active_keeps_the_lease(salt_cli, salt_run_cli, 
     nodes["node2"].clear_faults()
     ret = salt_run_cli.run("expressware_lease.release", "cluster=default")
     assert ret.data["released"] is True and ret.data["holder"] == "node2"
-    ret = salt_cli.run("state.apply", "expressware", pillar(version=NEW), "-L", minion_tgt="node1,node3",
-                       _timeout=120)
+    ret = salt_cli.run("state.apply", "expressware", pillar(version=NEW), "-L", minion_tgt="node1,node3", _timeout=120)
     assert all(_state_results(ret.data[n])["result"] is True for n in others), ret.data
 
 
@@ -172,9 +174,12 @@ def test_masterless_works_without_lease(minions, nodes, master):
 
 def test_missing_sia_is_refused_before_anything_stops(salt_cli, nodes, release_leases):
     before = changing_commands(nodes["node1"])
-    ret = salt_cli.run("state.apply", "expressware",
-                       pillar(version=NEW, sia="salt://expressware/Dolphin_eXpressWare-9.9.9.sh"),
-                       minion_tgt="node1")
+    ret = salt_cli.run(
+        "state.apply",
+        "expressware",
+        pillar(version=NEW, sia="salt://expressware/Dolphin_eXpressWare-9.9.9.sh"),
+        minion_tgt="node1",
+    )
     result = _state_results(ret.data)
     assert result["result"] is False
     assert "not found on the master" in result["comment"]
@@ -207,9 +212,17 @@ def test_gated_state_changes_nothing_until_released(master, salt_cli, nodes, eve
     master would say no; test_faults.py has a job that ends on that answer.)"""
     gate = f"test:{release}"
     start = time.time()
-    cmdline = salt_cli.cmdline("state.single", "expressware.installed", NEW, f"sia={sia_url(NEW)}",
-                               "applications=[ndbmtd]", "lease=False", f"gate={gate}", "gate_timeout=120",
-                               minion_tgt="node1")
+    cmdline = salt_cli.cmdline(
+        "state.single",
+        "expressware.installed",
+        NEW,
+        f"sia={sia_url(NEW)}",
+        "applications=[ndbmtd]",
+        "lease=False",
+        f"gate={gate}",
+        "gate_timeout=120",
+        minion_tgt="node1",
+    )
     proc = subprocess.Popen(cmdline, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready = event_listener.wait_for_events([(master.id, "expressware/node/phase")], after_time=start, timeout=120)
@@ -223,15 +236,20 @@ def test_gated_state_changes_nothing_until_released(master, salt_cli, nodes, eve
         assert nodes["node1"].application_running("ndbmtd") is True
         # Another gate's go, and a cancel of another gate, do not release it.
         assert salt_cli.run("event.fire", '{"gate": "test:other"}', "expressware/gate/go", minion_tgt="node1").data
-        assert salt_cli.run("event.fire", '{"gates": ["test:other"]}', "expressware/gate/cancel",
-                            minion_tgt="node1").data
+        assert salt_cli.run(
+            "event.fire", '{"gates": ["test:other"]}', "expressware/gate/cancel", minion_tgt="node1"
+        ).data
         time.sleep(0.5)
         assert proc.poll() is None and changing_commands(nodes["node1"]) == []
         if release == "go":
             fired = salt_cli.run("event.fire", json.dumps({"gate": gate}), "expressware/gate/go", minion_tgt="node1")
         else:
-            fired = salt_cli.run("event.fire", json.dumps({"gates": [gate], "reason": "the test said so"}),
-                                 "expressware/gate/cancel", minion_tgt="node1")
+            fired = salt_cli.run(
+                "event.fire",
+                json.dumps({"gates": [gate], "reason": "the test said so"}),
+                "expressware/gate/cancel",
+                minion_tgt="node1",
+            )
         assert fired.data is True, fired
         out, err = proc.communicate(timeout=120)
     finally:
@@ -252,16 +270,30 @@ def test_gated_state_changes_nothing_until_released(master, salt_cli, nodes, eve
 
 
 def test_gate_must_be_a_token(salt_cli, nodes):
-    ret = salt_cli.run("state.single", "expressware.installed", NEW, f"sia={sia_url(NEW)}", "lease=False",
-                       "gate=$(reboot)", minion_tgt="node1")
+    ret = salt_cli.run(
+        "state.single",
+        "expressware.installed",
+        NEW,
+        f"sia={sia_url(NEW)}",
+        "lease=False",
+        "gate=$(reboot)",
+        minion_tgt="node1",
+    )
     result = _state_results(ret.data)
     assert result["result"] is False and result["comment"].startswith("gate must be a token"), result
     assert changing_commands(nodes["node1"]) == []
 
 
 def test_a_misspelt_argument_is_refused_before_anything(salt_cli, nodes):
-    ret = salt_cli.run("state.single", "expressware.installed", NEW, f"sia={sia_url(NEW)}", "aplications=[ndbmtd]",
-                       "lease=False", minion_tgt="node1")
+    ret = salt_cli.run(
+        "state.single",
+        "expressware.installed",
+        NEW,
+        f"sia={sia_url(NEW)}",
+        "aplications=[ndbmtd]",
+        "lease=False",
+        minion_tgt="node1",
+    )
     result = _state_results(ret.data)
     assert result["result"] is False
     assert result["comment"] == "unknown argument(s) of expressware.installed: 'aplications'"
@@ -277,20 +309,37 @@ def test_a_state_run_queued_behind_a_prepared_job_runs_once_it_ends(master, salt
     start = time.time()
     common = [f"sia={sia_url(NEW)}", "applications=[ndbmtd]", "lease=False"]
     first = subprocess.Popen(
-        salt_cli.cmdline("state.single", "expressware.installed", NEW, *common, f"gate={gate}", "gate_timeout=120",
-                         minion_tgt="node1"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        salt_cli.cmdline(
+            "state.single",
+            "expressware.installed",
+            NEW,
+            *common,
+            f"gate={gate}",
+            "gate_timeout=120",
+            minion_tgt="node1",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     second = None
     try:
         ready = event_listener.wait_for_events([(master.id, "expressware/node/phase")], after_time=start, timeout=120)
         assert ready.found_all_events, "no ready announced"
         second = subprocess.Popen(
             salt_cli.cmdline("state.single", "expressware.installed", NEW, *common, "queue=True", minion_tgt="node1"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(3)
         assert second.poll() is None and changing_commands(nodes["node1"]) == []  # it waits in the queue
-        fired = salt_cli.run("event.fire", json.dumps({"gates": [gate], "reason": "the test said so"}),
-                             "expressware/gate/cancel", minion_tgt="node1")
+        fired = salt_cli.run(
+            "event.fire",
+            json.dumps({"gates": [gate], "reason": "the test said so"}),
+            "expressware/gate/cancel",
+            minion_tgt="node1",
+        )
         assert fired.data is True, fired
         first_out, _ = first.communicate(timeout=120)
         second_out, second_err = second.communicate(timeout=180)

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from expressware_sim import max_nodes_down, merged_journal
 from expressware_sim.output import long_date
-
 from tests.conftest import NEW, OLD
 from tests.integration.conftest import NODE_IDS
 from tests.integration.rollouts import data_nodes, no_leftover_lease, roots, update_args  # noqa: F401 (fixtures)
@@ -98,4 +98,5 @@ def test_rolling_update_through_the_operators_salt_run(master, minions, salt_cli
     assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
     state = salt_cli.run("expressware.node_state", minion_tgt="*")
     assert {node_id: (answer["state"], answer["running"]) for node_id, answer in state.data.items()} == {
-        node_id: ("active", NEW) for node_id in NODE_IDS}
+        node_id: ("active", NEW) for node_id in NODE_IDS
+    }

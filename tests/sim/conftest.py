@@ -27,7 +27,7 @@ def clean_env() -> dict:
 
 def run(args, cwd=None, timeout=30) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(a) for a in args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout
+        [str(a) for a in args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -36,7 +36,12 @@ def cli(*args, cwd=None) -> subprocess.CompletedProcess:
     env["PYTHONPATH"] = SRC_DIR + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return subprocess.run(
         [sys.executable, "-m", "expressware_sim", *[str(a) for a in args]],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=30,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
     )
 
 

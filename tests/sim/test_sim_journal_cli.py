@@ -68,7 +68,7 @@ def test_max_nodes_down_sequential_and_overlapping(sim_node, sim_run, sim_wait):
     roots = [n.root for n in nodes]
     for node in nodes:  # one at a time, waiting for active before the next one
         sim_run([node.dis_services, "restart"])
-        assert sim_wait(lambda: sim_run([node.dis_diag]).returncode == 0)
+        assert sim_wait(lambda node=node: sim_run([node.dis_diag]).returncode == 0)
     assert max_nodes_down(roots) == 1
     intervals = down_intervals(roots)
     assert sorted(intervals) == ["n1", "n2", "n3"]
@@ -87,8 +87,7 @@ def test_many_nodes_updated_concurrently(sim_node, sim_sia, sim_run, sim_wait):
     nodes = [sim_node(f"n{i}", install=0.3, link_training=0.1) for i in range(1, 7)]
     sia = sim_sia("5.26.0")
     with cf.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        results = list(pool.map(
-            lambda n: sim_run(["sh", sia, "--install-node", "--batch"], cwd=n.workdir), nodes))
+        results = list(pool.map(lambda n: sim_run(["sh", sia, "--install-node", "--batch"], cwd=n.workdir), nodes))
     assert [r.returncode for r in results] == [0] * len(nodes), [r.stderr for r in results]
     assert sim_wait(lambda: all(n.is_active() for n in nodes))
     assert {n.state()["running_version"] for n in nodes} == {"5.26.0"}
@@ -100,10 +99,29 @@ def test_many_nodes_updated_concurrently(sim_node, sim_sia, sim_run, sim_wait):
 
 # --------------------------------------------------------------------------- CLI
 
+
 def test_cli_node_lifecycle(tmp_path, sim_cli, sim_run, sim_wait):
     root = tmp_path / "n1"
-    r = sim_cli("node", "create", root, "--name", "alpha", "--version", "5.26.0-d", "--product", "MX",
-                "--stopped", "--link-training", "0.05", "--reboot", "0.2", "--build", "0", "--install", "0")
+    r = sim_cli(
+        "node",
+        "create",
+        root,
+        "--name",
+        "alpha",
+        "--version",
+        "5.26.0-d",
+        "--product",
+        "MX",
+        "--stopped",
+        "--link-training",
+        "0.05",
+        "--reboot",
+        "0.2",
+        "--build",
+        "0",
+        "--install",
+        "0",
+    )
     assert r.returncode == 0, r.stderr
     created = json.loads(r.stdout)
     assert (created["name"], created["product"], created["installed_version"]) == ("alpha", "MX", "5.26.0-d")
@@ -151,7 +169,7 @@ def test_cli_cluster_and_journal_check(tmp_path, sim_cli, sim_run, sim_wait):
     roots = [tmp_path / "c" / n for n in ("node1", "node2", "node3")]
     for root in roots:
         sim_run([Node(root).dis_services, "restart"])
-        assert sim_wait(lambda: Node(root).is_active())
+        assert sim_wait(lambda root=root: Node(root).is_active())
     r = sim_cli("journal", *roots, "--check-one-down")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
@@ -163,20 +181,23 @@ def test_cli_cluster_and_journal_check(tmp_path, sim_cli, sim_run, sim_wait):
     assert sim_cli("journal", *roots).returncode == 0
 
 
-@pytest.mark.parametrize("args", [
-    ["node", "create", "{tmp}/x", "--version", "5.2"],
-    ["node", "create", "{tmp}/x", "--product", "QX"],
-    ["node", "create", "{tmp}/x", "--role", "boss"],
-    ["node", "show", "{tmp}"],
-    ["fault", "{node}", "melted"],
-    ["fault", "{node}", "all"],
-    ["delay", "{node}", "--reboot", "-1"],
-    ["reboot", "{tmp}"],
-    ["sia", "{tmp}", "latest"],
-    ["journal", "{tmp}"],
-    ["cluster", "{tmp}/c", "--version", "x"],
-    ["frobnicate"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["node", "create", "{tmp}/x", "--version", "5.2"],
+        ["node", "create", "{tmp}/x", "--product", "QX"],
+        ["node", "create", "{tmp}/x", "--role", "boss"],
+        ["node", "show", "{tmp}"],
+        ["fault", "{node}", "melted"],
+        ["fault", "{node}", "all"],
+        ["delay", "{node}", "--reboot", "-1"],
+        ["reboot", "{tmp}"],
+        ["sia", "{tmp}", "latest"],
+        ["journal", "{tmp}"],
+        ["cluster", "{tmp}/c", "--version", "x"],
+        ["frobnicate"],
+    ],
+)
 def test_cli_bad_input(tmp_path, sim_cli, sim_node, args):
     node = sim_node()
     args = [a.replace("{tmp}", str(tmp_path)).replace("{node}", str(node.root)) for a in args]

@@ -31,7 +31,12 @@ def test_member_and_cluster_states():
     stopped = dict(up(), active=False, services={"dis_nodemgr": {"running": False}})
     training = dict(up(), active=False)
     assert [member_state(s) for s in (up(), training, stopped, dict(up(), rebooting=True), None)] == [
-        "UP", "DEGRADED", "REDUCED", "FAILED", "FAILED"]
+        "UP",
+        "DEGRADED",
+        "REDUCED",
+        "FAILED",
+        "FAILED",
+    ]
     assert internal_state({"a": up(), "b": up()}) == ("UP", None)
     assert internal_state({"a": up(), "b": up()}, degraded=True) == ("DEGRADED", None)
     assert internal_state({"a": training, "b": stopped, "c": None}) == ("FAILED", "c")
@@ -97,21 +102,36 @@ def test_the_cluster_state_follows_the_nodes_and_each_change_runs_the_script(clu
     assert [(n["state"], n["node"]) for n in manager.step()] == [("FAILED", "node3")]
 
     assert [r["argv"] for r in recorded(record)] == [
-        ["REDUCED", "node2"], ["DEGRADED", "node2"], ["UP", "node2"], ["FAILED", "node3"]]
+        ["REDUCED", "node2"],
+        ["DEGRADED", "node2"],
+        ["UP", "node2"],
+        ["FAILED", "node3"],
+    ]
     journal = read_journal(frontend.root)
     states = [(e["state"], e.get("cause")) for e in journal if e.get("event") == "cluster-state"]
     assert states == [("UP", None), ("REDUCED", "node2"), ("DEGRADED", "node2"), ("UP", "node2"), ("FAILED", "node3")]
     runs = [e for e in journal if e.get("command", "").startswith("notify")]
     assert [(e["command"], e["outcome"], e["seq"]) for e in runs] == [
-        ("notify REDUCED", "ok", 1), ("notify DEGRADED", "ok", 2), ("notify UP", "ok", 3), ("notify FAILED", "ok", 4)]
+        ("notify REDUCED", "ok", 1),
+        ("notify DEGRADED", "ok", 2),
+        ("notify UP", "ok", 3),
+        ("notify FAILED", "ok", 4),
+    ]
 
 
 def test_degrade_on_demand(cluster, tmp_path):
     frontend, members = cluster
     script, record = recorder(tmp_path)
     manager = NetworkManager(frontend.root)
-    manager.configure(members=[n.root for n in members], script=str(script), env={"RECORD": str(record)},
-                      state_arg=None, state_env="NM_STATE", node_arg=None, node_env="NM_NODE")
+    manager.configure(
+        members=[n.root for n in members],
+        script=str(script),
+        env={"RECORD": str(record)},
+        state_arg=None,
+        state_env="NM_STATE",
+        node_arg=None,
+        node_env="NM_NODE",
+    )
     manager.degrade()
     assert [n["state"] for n in manager.step()] == ["DEGRADED"]
     manager.degrade(False)
@@ -122,8 +142,7 @@ def test_degrade_on_demand(cluster, tmp_path):
 def test_unstable_when_nodes_restart_one_after_the_other(cluster, sim_run):
     frontend, (node1, node2, _) = cluster
     manager = NetworkManager(frontend.root)
-    manager.configure(members=[n.root for n in cluster[1]], unstable_changes=3, unstable_window=30,
-                      unstable_grace=0)
+    manager.configure(members=[n.root for n in cluster[1]], unstable_changes=3, unstable_window=30, unstable_grace=0)
     shown = []
     for node in (node1, node2):
         sim_run([node.dis_services, "stop"])
@@ -153,13 +172,16 @@ def test_run_notifies_in_order_while_it_keeps_looking(cluster, tmp_path, sim_run
     assert [r["argv"] for r in recorded(record)] == [["REDUCED", "node1"], ["DEGRADED", "node1"], ["UP", "node1"]]
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"state_arg": 2, "node_arg": 2}, "same position"),
-    ({"state_arg": None}, "state_arg or state_env"),
-    ({"state_env": "1BAD"}, "environment variable name"),
-    ({"state_arg": 0}, "argument position"),
-    ({"colour": "red"}, "unknown Network Manager settings"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"state_arg": 2, "node_arg": 2}, "same position"),
+        ({"state_arg": None}, "state_arg or state_env"),
+        ({"state_env": "1BAD"}, "environment variable name"),
+        ({"state_arg": 0}, "argument position"),
+        ({"colour": "red"}, "unknown Network Manager settings"),
+    ],
+)
 def test_bad_settings_are_refused_and_nothing_is_written(cluster, settings, message):
     frontend, _ = cluster
     manager = NetworkManager(frontend.root)
@@ -177,8 +199,23 @@ def test_a_member_must_be_a_simulated_node(cluster, tmp_path):
 def test_the_command_line(cluster, tmp_path, sim_cli, sim_run):
     frontend, (node1, node2, _) = cluster
     script, record = recorder(tmp_path)
-    ret = sim_cli("netmgr", "configure", frontend.root, "--member", node1.root, "--member", node2.root,
-                  "--script", script, "--env", f"RECORD={record}", "--state-arg", "2", "--node-arg", "1")
+    ret = sim_cli(
+        "netmgr",
+        "configure",
+        frontend.root,
+        "--member",
+        node1.root,
+        "--member",
+        node2.root,
+        "--script",
+        script,
+        "--env",
+        f"RECORD={record}",
+        "--state-arg",
+        "2",
+        "--node-arg",
+        "1",
+    )
     assert ret.returncode == 0, ret.stderr
     assert json.loads(ret.stdout)["state"] == "UP"
     ret = sim_cli("netmgr", "degrade", frontend.root)
@@ -200,11 +237,16 @@ echo '{"local": true}'
 """
 
 
-@pytest.mark.parametrize("passing, conf", [
-    ({}, "state_from = arg:1\nnode_from = arg:2\n"),
-    ({"state_arg": None, "state_env": "DIS_STATE", "node_arg": None, "node_env": "DIS_NODE"},
-     "state_from = env:DIS_STATE\nnode_from = env:DIS_NODE\n"),
-])
+@pytest.mark.parametrize(
+    "passing, conf",
+    [
+        ({}, "state_from = arg:1\nnode_from = arg:2\n"),
+        (
+            {"state_arg": None, "state_env": "DIS_STATE", "node_arg": None, "node_env": "DIS_NODE"},
+            "state_from = env:DIS_STATE\nnode_from = env:DIS_NODE\n",
+        ),
+    ],
+)
 def test_the_shipped_script_as_the_network_manager_runs_it(cluster, tmp_path, sim_run, passing, conf):
     """The formula's cluster-notify.sh, run by the simulated Network Manager (salt-call replaced by a stand-in)."""
     frontend, (node1, _, _) = cluster
@@ -212,11 +254,16 @@ def test_the_shipped_script_as_the_network_manager_runs_it(cluster, tmp_path, si
     salt_call.write_text(FAKE_SALT_CALL)
     salt_call.chmod(0o755)
     config = tmp_path / "notify.conf"
-    config.write_text(conf + f"salt_call = {salt_call}\nsalt_config_dir = /etc/salt-test\n"
-                      f"state_dir = {tmp_path / 'state'}\n")
+    config.write_text(
+        conf + f"salt_call = {salt_call}\nsalt_config_dir = /etc/salt-test\nstate_dir = {tmp_path / 'state'}\n"
+    )
     manager = NetworkManager(frontend.root)
-    manager.configure(members=[n.root for n in cluster[1]], script=str(SHIPPED_SCRIPT),
-                      env={"EXPRESSWARE_NOTIFY_CONF": str(config)}, **passing)
+    manager.configure(
+        members=[n.root for n in cluster[1]],
+        script=str(SHIPPED_SCRIPT),
+        env={"EXPRESSWARE_NOTIFY_CONF": str(config)},
+        **passing,
+    )
     sim_run([node1.dis_services, "stop"])
     manager.step()
     run = [e for e in read_journal(frontend.root) if e.get("command") == "notify REDUCED"]
@@ -230,14 +277,17 @@ def test_the_shipped_script_as_the_network_manager_runs_it(cluster, tmp_path, si
     assert json.loads((tmp_path / "state" / "state.json").read_text()) == payload
 
 
-@pytest.mark.parametrize("argv, env, conf, message", [
-    (["SIDEWAYS", "node1"], {}, "", "not a cluster state"),
-    (["UP", "node1; reboot"], {}, "", "not a node name"),
-    (["UP"], {}, "state_from = env:\n", "not env:NAME"),
-    (["UP"], {}, "state_from = arg:x\n", "not arg:N"),
-    (["UP"], {}, "colour = red\n", "unknown key 'colour'"),
-    (["UP"], {}, "just words\n", "not a 'key = value' line"),
-])
+@pytest.mark.parametrize(
+    "argv, env, conf, message",
+    [
+        (["SIDEWAYS", "node1"], {}, "", "not a cluster state"),
+        (["UP", "node1; reboot"], {}, "", "not a node name"),
+        (["UP"], {}, "state_from = env:\n", "not env:NAME"),
+        (["UP"], {}, "state_from = arg:x\n", "not arg:N"),
+        (["UP"], {}, "colour = red\n", "unknown key 'colour'"),
+        (["UP"], {}, "just words\n", "not a 'key = value' line"),
+    ],
+)
 def test_the_shipped_script_refuses_bad_input_and_sends_nothing(tmp_path, sim_run, argv, env, conf, message):
     salt_call = tmp_path / "salt-call"
     salt_call.write_text(FAKE_SALT_CALL)
@@ -246,8 +296,14 @@ def test_the_shipped_script_refuses_bad_input_and_sends_nothing(tmp_path, sim_ru
     config.write_text(conf + f"salt_call = {salt_call}\nstate_dir = {tmp_path / 'state'}\n")
     import subprocess  # pylint: disable=import-outside-toplevel
 
-    ret = subprocess.run(["sh", str(SHIPPED_SCRIPT), *argv], env=dict(os.environ, EXPRESSWARE_NOTIFY_CONF=str(config),
-                         **env), capture_output=True, text=True, timeout=30, check=False)
+    ret = subprocess.run(
+        ["sh", str(SHIPPED_SCRIPT), *argv],
+        env=dict(os.environ, EXPRESSWARE_NOTIFY_CONF=str(config), **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert ret.returncode == 2 and message in ret.stderr, ret.stderr
     assert not (tmp_path / "salt-call.args").exists()
     assert not (tmp_path / "state" / "state.json").exists()

@@ -25,8 +25,9 @@ def dated_status_running(version, pid, date, short, built, product="PX"):
     )
 
 
-STATUS_NOT_RUNNING = "".join(f"Dolphin {name} is not running.\n"
-                             for name in ("KOSIF", "PX", "IRM", "Node Manager", "SISCI", "SuperSockets"))
+STATUS_NOT_RUNNING = "".join(
+    f"Dolphin {name} is not running.\n" for name in ("KOSIF", "PX", "IRM", "Node Manager", "SISCI", "SuperSockets")
+)
 
 
 def test_dates_of_a_version():
@@ -67,8 +68,11 @@ def test_dated_diag(sim_node, sim_run, sim_wait):
     proc = sim_run([node.dis_diag, "-V", "0"])
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
-    assert lines[:3] == ["dis_diag version: 5.25.2", "Driver version: Dolphin IRM (GX) 5.25.2",
-                         "ExpressWare release line shown by driver: DIS_RELEASE_5_25_2_APR_24_2026"]
+    assert lines[:3] == [
+        "dis_diag version: 5.25.2",
+        "Driver version: Dolphin IRM (GX) 5.25.2",
+        "ExpressWare release line shown by driver: DIS_RELEASE_5_25_2_APR_24_2026",
+    ]
     assert lines[-2:] == ["TEST RESULT: PASSED", "0 warnings and 0 errors"]  # the summary after the verdict
     parsed = vendor.parse_diag(proc.stdout)
     assert parsed["passed"] is True

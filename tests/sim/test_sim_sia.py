@@ -9,15 +9,29 @@ import time
 
 import pytest
 
-NODE_RPMS = ["Dolphin-PX-5.26.0-1.x86_64.rpm", "Dolphin-SISCI-5.26.0-1.x86_64.rpm",
-             "Dolphin-SuperSockets-5.26.0-1.x86_64.rpm"]
+NODE_RPMS = [
+    "Dolphin-PX-5.26.0-1.x86_64.rpm",
+    "Dolphin-SISCI-5.26.0-1.x86_64.rpm",
+    "Dolphin-SuperSockets-5.26.0-1.x86_64.rpm",
+]
 
 
 def snapshot(node):
     """What an install must not change: packages, services, faults (time fields excluded)."""
     st = node.state()
-    return {k: st[k] for k in ("installed_version", "running_version", "packages", "services", "faults",
-                               "active", "rebooting", "frontend_version")}
+    return {
+        k: st[k]
+        for k in (
+            "installed_version",
+            "running_version",
+            "packages",
+            "services",
+            "faults",
+            "active",
+            "rebooting",
+            "frontend_version",
+        )
+    }
 
 
 def installed_events(node):
@@ -42,18 +56,27 @@ def test_build_rpm(sim_node, sim_sia, sim_run):
     assert "Verifying archive integrity... All good." in r.stdout
     assert sorted(p.name for p in (node.workdir / "node_RPMS").iterdir()) == NODE_RPMS
     assert sorted(p.name for p in (node.workdir / "frontend_RPMS").iterdir()) == [
-        "Dolphin-NetworkHosts-5.26.0-1.x86_64.rpm", "Dolphin-NetworkManager-5.26.0-1.x86_64.rpm"]
+        "Dolphin-NetworkHosts-5.26.0-1.x86_64.rpm",
+        "Dolphin-NetworkManager-5.26.0-1.x86_64.rpm",
+    ]
     meta = json.loads((node.workdir / "node_RPMS" / NODE_RPMS[0]).read_text())
     assert {k: meta[k] for k in ("name", "version", "arch", "kernel", "product", "role")} == {
-        "name": "Dolphin-PX", "version": "5.26.0", "arch": "x86_64", "kernel": "5.14.0-362.el9.x86_64",
-        "product": "PX", "role": "node"}
+        "name": "Dolphin-PX",
+        "version": "5.26.0",
+        "arch": "x86_64",
+        "kernel": "5.14.0-362.el9.x86_64",
+        "product": "PX",
+        "role": "node",
+    }
     assert snapshot(node) == before  # building installs nothing
     # a snapshot build: RELEASE carries the suffix; stale RPMs of the old build are replaced
     r = sim_run(["sh", sim_sia("5.27.0-d"), "--build-rpm"], cwd=node.workdir)
     assert r.returncode == 0
     assert sorted(p.name for p in (node.workdir / "node_RPMS").iterdir()) == [
-        "Dolphin-PX-5.27.0-d.x86_64.rpm", "Dolphin-SISCI-5.27.0-d.x86_64.rpm",
-        "Dolphin-SuperSockets-5.27.0-d.x86_64.rpm"]
+        "Dolphin-PX-5.27.0-d.x86_64.rpm",
+        "Dolphin-SISCI-5.27.0-d.x86_64.rpm",
+        "Dolphin-SuperSockets-5.27.0-d.x86_64.rpm",
+    ]
 
 
 def test_build_fails_fault(sim_node, sim_sia, sim_run):
@@ -62,8 +85,10 @@ def test_build_fails_fault(sim_node, sim_sia, sim_run):
     for args in (["--build-rpm"], ["--install-node", "--batch"]):
         r = sim_run(["sh", sim_sia("5.26.0"), *args], cwd=node.workdir)
         assert r.returncode == 1
-        assert "ERROR: kernel header files for 5.14.0-362.el9.x86_64 not found " \
-               "(kernel-devel-5.14.0-362.el9.x86_64)" in r.stderr
+        assert (
+            "ERROR: kernel header files for 5.14.0-362.el9.x86_64 not found "
+            "(kernel-devel-5.14.0-362.el9.x86_64)" in r.stderr
+        )
     assert list(node.workdir.iterdir()) == []
     assert node.state()["installed_version"] == "5.25.2"
 
@@ -127,10 +152,13 @@ def test_refuse_same_and_older_unless_enforced(sim_node, sim_sia, sim_run):
     assert node.state()["installed_version"] == "5.25.2"
 
 
-@pytest.mark.parametrize("field,value,create", [
-    ("kernel", "5.14.0-400.el9.x86_64", {"kernel": "5.14.0-400.el9.x86_64"}),
-    ("arch", "aarch64", {"arch": "aarch64"}),
-])
+@pytest.mark.parametrize(
+    "field,value,create",
+    [
+        ("kernel", "5.14.0-400.el9.x86_64", {"kernel": "5.14.0-400.el9.x86_64"}),
+        ("arch", "aarch64", {"arch": "aarch64"}),
+    ],
+)
 def test_refuse_rpms_of_other_kernel_or_arch(sim_node, sim_sia, sim_run, field, value, create):
     builder = sim_node("builder")
     other = sim_node("other", **create)
@@ -185,15 +213,18 @@ def test_no_node_above_cwd(sim_sia, sim_run, tmp_path):
     assert str(elsewhere) in r.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["--install-node", "--bogus"],
-    ["--install-node", "--use-rpms"],
-    ["--install-node", "--use-rpms", "--reboot"],
-    [],
-    ["--batch"],
-    ["--build-rpm", "--install-node"],
-    ["--build-rpm", "--reboot"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--install-node", "--bogus"],
+        ["--install-node", "--use-rpms"],
+        ["--install-node", "--use-rpms", "--reboot"],
+        [],
+        ["--batch"],
+        ["--build-rpm", "--install-node"],
+        ["--build-rpm", "--reboot"],
+    ],
+)
 def test_usage_errors(sim_node, sim_sia, sim_run, args):
     node = sim_node()
     before = snapshot(node)

@@ -57,6 +57,7 @@ def nodemgr_pid(node):
 
 # --------------------------------------------------------------------------- versions
 
+
 def test_version_syntax_and_order():
     assert parse_version("5.25.2") == (5, 25, 2, None)
     assert parse_version("5.26.0-d") == (5, 26, 0, "d")
@@ -114,6 +115,7 @@ def test_create_node_layout_and_validation(tmp_path):
 
 # --------------------------------------------------------------------------- dis_services
 
+
 def test_dis_services_stop_start_status_exact(sim_node, sim_run):
     node = sim_node()
     pid = nodemgr_pid(node)
@@ -170,7 +172,7 @@ def test_tools_find_their_root_from_their_location(tmp_path, sim_run):
     node = create_node(tmp_path / "with space" / "n1", link_training=0.05)
     r = sim_run([os.path.relpath(node.dis_services, tmp_path), "status"], cwd=tmp_path)
     assert r.returncode == 0 and "Dolphin PX 5.25.2 is running." in r.stdout
-    r = sim_run(["sh", "-c", "cd / && \"$0\" -qa", node.rpm])
+    r = sim_run(["sh", "-c", 'cd / && "$0" -qa', node.rpm])
     assert r.returncode == 0 and "Dolphin-PX-5.25.2-1.x86_64" in r.stdout
     # a node whose state file vanished: clear error, non-zero
     (node.root / "var/lib/expressware-sim/node.json").unlink()
@@ -179,6 +181,7 @@ def test_tools_find_their_root_from_their_location(tmp_path, sim_run):
 
 
 # --------------------------------------------------------------------------- dis_diag
+
 
 def test_dis_diag_link_training(sim_node, sim_run, sim_wait):
     node = sim_node(link_training=1.0)
@@ -231,11 +234,14 @@ def test_dis_diag_partial_services(sim_node, sim_run):
 
 # --------------------------------------------------------------------------- rpm
 
+
 def test_rpm_queries_as_the_salt_module_runs_them(sim_node, sim_run):
     node = sim_node()
     r = sim_run([node.rpm, "-qa", "--queryformat", "%{NAME} %{VERSION}-%{RELEASE}\\n", "Dolphin-*"])
     assert (r.returncode, r.stdout) == (
-        0, "Dolphin-PX 5.25.2-1\nDolphin-SISCI 5.25.2-1\nDolphin-SuperSockets 5.25.2-1\n")
+        0,
+        "Dolphin-PX 5.25.2-1\nDolphin-SISCI 5.25.2-1\nDolphin-SuperSockets 5.25.2-1\n",
+    )
     r = sim_run([node.rpm, "-q", "--queryformat", "%{VERSION}\\n", "Dolphin-PX"])
     assert (r.returncode, r.stdout) == (0, "5.25.2\n")
     r = sim_run([node.rpm, "-q", "--queryformat", "%{VERSION}\\n", "Dolphin-MX"])
@@ -245,8 +251,9 @@ def test_rpm_queries_as_the_salt_module_runs_them(sim_node, sim_run):
 def test_rpm_formats_and_errors(sim_node, sim_run):
     node = sim_node(version="5.26.0-d", arch="aarch64", kernel="6.1.0-rpi")
     r = sim_run([node.rpm, "-qa"])
-    assert r.stdout == ("Dolphin-PX-5.26.0-d.aarch64\nDolphin-SISCI-5.26.0-d.aarch64\n"
-                        "Dolphin-SuperSockets-5.26.0-d.aarch64\n")
+    assert r.stdout == (
+        "Dolphin-PX-5.26.0-d.aarch64\nDolphin-SISCI-5.26.0-d.aarch64\nDolphin-SuperSockets-5.26.0-d.aarch64\n"
+    )
     r = sim_run([node.rpm, "-qa", "--qf=%{NAME}\\t%{RELEASE}\\n", "*SISCI*", "Dolphin-PX"])
     assert r.stdout == "Dolphin-PX\td\nDolphin-SISCI\td\n"
     r = sim_run([node.rpm, "-qa", "--queryformat=[%{ARCH}]", "nothing*"])
@@ -263,12 +270,18 @@ def test_rpm_formats_and_errors(sim_node, sim_run):
 def test_frontend_role_packages(sim_node, sim_run):
     node = sim_node("fe", role="frontend")
     r = sim_run([node.rpm, "-qa", "--qf", "%{NAME}\\n", "Dolphin-*"])
-    assert r.stdout.split() == ["Dolphin-NetworkHosts", "Dolphin-NetworkManager", "Dolphin-PX",
-                                "Dolphin-SISCI", "Dolphin-SuperSockets"]
+    assert r.stdout.split() == [
+        "Dolphin-NetworkHosts",
+        "Dolphin-NetworkManager",
+        "Dolphin-PX",
+        "Dolphin-SISCI",
+        "Dolphin-SuperSockets",
+    ]
     assert node.state()["frontend_version"] == "5.25.2"
 
 
 # --------------------------------------------------------------------------- faults
+
 
 def test_fault_stop_blocked(sim_node, sim_run):
     node = sim_node()

@@ -8,4 +8,5 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", "deterministic simulation")
         terminalreporter.write_line(
             f"{EXPLORED['schedules']} schedules (seeds {EXPLORED['seeds']}), {EXPLORED['crash_points']} crash points "
-            f"explored, {EXPLORED['resumes']} resumes, {EXPLORED['failures']} failure(s), {EXPLORED['seconds']} s")
+            f"explored, {EXPLORED['resumes']} resumes, {EXPLORED['failures']} failure(s), {EXPLORED['seconds']} s"
+        )

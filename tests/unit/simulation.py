@@ -50,24 +50,28 @@ class Crash(BaseException):
 class Node:
     def __init__(self, name):
         self.name, self.version, self.active, self.connected, self.down = name, OLD, True, True, False
-        self.rpms = False        # node RPMs of the target built or staged in its work directory
-        self.current = None      # the state job running (one at a time: Salt's state queue)
-        self.queue = []          # state jobs waiting for it
+        self.rpms = False  # node RPMs of the target built or staged in its work directory
+        self.current = None  # the state job running (one at a time: Salt's state queue)
+        self.queue = []  # state jobs waiting for it
         self.installs = 0
         self.failed_since = None  # taken down by something else than the rollout (an external failure)
 
     def state(self):
-        return {"state": "active" if self.active else "inactive", "active": self.active, "installed": self.version,
-                "running": self.version if self.active else None,
-                "reasons": [] if self.active else ["services not running: IRM"]}
+        return {
+            "state": "active" if self.active else "inactive",
+            "active": self.active,
+            "installed": self.version,
+            "running": self.version if self.active else None,
+            "reasons": [] if self.active else ["services not running: IRM"],
+        }
 
 
 class Job:
     def __init__(self, jid, minion, kwarg):
         self.jid, self.minion, self.gate = jid, minion, kwarg.get("gate")
         self.kwarg = kwarg
-        self.listening = False   # at its gate, listening for go/cancel
-        self.changing = False    # released (or never gated): it changes the node
+        self.listening = False  # at its gate, listening for go/cancel
+        self.changing = False  # released (or never gated): it changes the node
         self.lost = False
 
 
@@ -121,15 +125,18 @@ class Cluster:
         if self.faults and self.rng.random() < 0.02:
             names = sorted(self.nodes)
             victim, sender = self.rng.choice(names), self.rng.choice(names)
-            tag, data = self.rng.choice([
-                (protocol.NODE_ACTIVE, {"id": sender, "data": {"node_state": {"active": True}}}),
-                (protocol.beacon_tag(victim, "active"), {"id": sender}),
-                (protocol.NODE_PHASE, {"data": {"phase": "waiting"}}),
-            ])
+            tag, data = self.rng.choice(
+                [
+                    (protocol.NODE_ACTIVE, {"id": sender, "data": {"node_state": {"active": True}}}),
+                    (protocol.beacon_tag(victim, "active"), {"id": sender}),
+                    (protocol.NODE_PHASE, {"data": {"phase": "waiting"}}),
+                ]
+            )
             # (A node's own word that it is active is not noise: one that failed on its own does not say it.)
-            if (tag, data.get("id")) not in ((protocol.NODE_ACTIVE, victim), (protocol.beacon_tag(victim, "active"),
-                                                                               victim)) and not (
-                    tag == protocol.NODE_ACTIVE and self.nodes[sender].failed_since is not None):
+            if (tag, data.get("id")) not in (
+                (protocol.NODE_ACTIVE, victim),
+                (protocol.beacon_tag(victim, "active"), victim),
+            ) and not (tag == protocol.NODE_ACTIVE and self.nodes[sender].failed_since is not None):
                 self.emit(tag, data, reliable=True)
 
     # -- invariants ------------------------------------------------------------------------------------------
@@ -143,8 +150,11 @@ class Cluster:
         # Counted from the driver's decision (its go-ahead, or the publish of an ordinary job, which may wait long
         # in the node's state queue: past the decision only the node itself could look again).
         decided = node.current.decided if node.current is not None else self.now
-        failed = [n.name for n in self.nodes.values()
-                  if n is not node and n.failed_since is not None and decided - n.failed_since > DETECTION]
+        failed = [
+            n.name
+            for n in self.nodes.values()
+            if n is not node and n.failed_since is not None and decided - n.failed_since > DETECTION
+        ]
         if failed:
             raise Violation(f"{node.name} goes down while {', '.join(failed)} is down (failed on its own)")
         node.down, node.active = True, False
@@ -161,6 +171,7 @@ class Cluster:
             if node.failed_since is not None and not node.down:
                 node.failed_since, node.active = None, True
                 self.emit(protocol.beacon_tag(name, "active"), {"id": name, "tag": "active"}, reliable=True)
+
         self.at(length, back)
 
     # -- jobs ------------------------------------------------------------------------------------------------
@@ -197,12 +208,16 @@ class Cluster:
             self.emit(protocol.NODE_ACTIVE, {"id": node.name, "data": protocol.node_event(node.state())}, 0.2)
             self.finish(node, job, 0.3, ok=True)
         elif job.gate:
+
             def ready():
                 if node.current is job and not job.lost:
                     job.listening = True
-                    self.emit(protocol.NODE_PHASE, {"id": node.name, "data": protocol.phase_event(
-                        protocol.READY, NEW, gate=job.gate)})
+                    self.emit(
+                        protocol.NODE_PHASE,
+                        {"id": node.name, "data": protocol.phase_event(protocol.READY, NEW, gate=job.gate)},
+                    )
                     self.at(10, lambda: self.gate_check(node, job))
+
             self.at(self.rng.uniform(0.2, 3), ready)
         else:
             self.proceed(node, job)
@@ -235,11 +250,13 @@ class Cluster:
                 if change:
                     change()
                 self.emit(protocol.NODE_PHASE, {"id": node.name, "data": protocol.phase_event(phase, NEW)})
+
             return act
 
         self.at(d[0], step("stopping", lambda: self.go_down(node)))
         self.at(d[0] + d[1], step("installing"))
         if restart:
+
             def reboot():
                 if node.current is not job:
                     return
@@ -253,6 +270,7 @@ class Cluster:
                 if self.rng.random() < 0.5:
                     self.emit(protocol.beacon_tag(node.name, "active"), {"id": node.name, "tag": "active"})
                 self.next_job(node)
+
             self.at(d[0] + d[1] + d[2], reboot)
             self.at(d[0] + d[1] + d[2] + self.rng.uniform(1, 8), back)
             return
@@ -265,21 +283,30 @@ class Cluster:
             node.failed_since = None
             self.emit(protocol.NODE_ACTIVE, {"id": node.name, "data": protocol.node_event(node.state())})
             self.finish(node, job, self.rng.uniform(0, 0.5), ok=True)
+
         self.at(d[0] + d[1] + d[2] + d[3], up)
 
     def finish(self, node, job, delay, ok, comment="ok"):
         def done():
             if node.current is job:
                 node.current = None
-                self.emit(protocol.job_return_tag(job.jid, node.name), {"id": node.name, "return": {
-                    "expressware_|-x_|-x_|-installed": {"result": ok, "comment": comment}}})
+                self.emit(
+                    protocol.job_return_tag(job.jid, node.name),
+                    {
+                        "id": node.name,
+                        "return": {"expressware_|-x_|-x_|-installed": {"result": ok, "comment": comment}},
+                    },
+                )
                 self.next_job(node)
+
         self.at(delay, done)
 
     def probe(self, node, jid, timeout, waited=0.0):
         if node.active or waited >= timeout:
-            self.emit(protocol.NODE_ACTIVE if node.active else protocol.NODE_INACTIVE,
-                      {"id": node.name, "data": protocol.node_event(node.state())})
+            self.emit(
+                protocol.NODE_ACTIVE if node.active else protocol.NODE_INACTIVE,
+                {"id": node.name, "data": protocol.node_event(node.state())},
+            )
             self.emit(protocol.job_return_tag(jid, node.name), {"id": node.name, "return": node.state()})
         else:
             self.at(1, lambda: self.probe(node, jid, timeout, waited + 1))
@@ -290,8 +317,12 @@ class Cluster:
         for name in minions:
             node = self.nodes[name]
             if node.connected:
-                self.at(self.rng.uniform(0.01, 0.3), lambda node=node: self.emit(
-                    protocol.job_return_tag(jid, node.name), {"id": node.name, "return": node.state()}))
+                self.at(
+                    self.rng.uniform(0.01, 0.3),
+                    lambda node=node: self.emit(
+                        protocol.job_return_tag(jid, node.name), {"id": node.name, "return": node.state()}
+                    ),
+                )
         return jid
 
     # -- minion functions, answered at once (a call) ------------------------------------------------------------
@@ -306,8 +337,14 @@ class Cluster:
             return node.state()
         if fun == "expressware.preflight":
             action = "none" if node.version == NEW else "install"
-            return {"grains": GRAINS, "workdir": "/var/cache/expressware", "node_state": node.state(),
-                    "installed": node.version, "decision": {"action": action, "reason": "sim"}, "sia": {}}
+            return {
+                "grains": GRAINS,
+                "workdir": "/var/cache/expressware",
+                "node_state": node.state(),
+                "installed": node.version,
+                "decision": {"action": action, "reason": "sim"},
+                "sia": {},
+            }
         if fun == "event.fire":
             data, tag = arg
             job = node.current
@@ -320,8 +357,14 @@ class Cluster:
             return True
         if fun == "saltutil.running":
             jobs = ([node.current] if node.current and not node.current.lost else []) + node.queue
-            return [{"fun": "state.single", "jid": j.jid,
-                     "arg": ["expressware.installed", NEW, dict(j.kwarg, __kwarg__=True)]} for j in jobs]
+            return [
+                {
+                    "fun": "state.single",
+                    "jid": j.jid,
+                    "arg": ["expressware.installed", NEW, dict(j.kwarg, __kwarg__=True)],
+                }
+                for j in jobs
+            ]
         if fun == "saltutil.kill_job":
             for job in [node.current] + node.queue:
                 if job is not None and job.jid == arg[0]:
@@ -461,11 +504,16 @@ class Records:
             entry = record["nodes"].get(name)
             if entry is None:
                 continue
-            if node.down and entry["phase"] not in plan_lib.IN_FLIGHT + (plan_lib.FAILED,) and not (
+            if (
+                node.down
+                and entry["phase"] not in plan_lib.IN_FLIGHT + (plan_lib.FAILED,)
+                and not (
                     # A failed node that resume tries again (it is the walk's next node) may still be rebooting.
-                    entry["phase"] in (plan_lib.PENDING, plan_lib.STAGED) and entry["attempts"] > 0
-                    and name == next((m for m in record["order"] if record["nodes"][m]["phase"] in plan_lib.TODO),
-                                     None)):
+                    entry["phase"] in (plan_lib.PENDING, plan_lib.STAGED)
+                    and entry["attempts"] > 0
+                    and name == next((m for m in record["order"] if record["nodes"][m]["phase"] in plan_lib.TODO), None)
+                )
+            ):
                 raise Violation(f"{name} is down but recorded {entry['phase']}")
             if entry["phase"] == plan_lib.ACTIVE and node.version != NEW:
                 raise Violation(f"{name} is recorded active on {NEW} but is on {node.version}")
@@ -484,10 +532,26 @@ class Leases:
             self.holders.pop(cluster, None)
 
 
-ARGS = {"tgt": "*", "tgt_type": "glob", "version": NEW, "sia": "salt://x.sh", "cluster": "default", "order": None,
-        "sort": "name", "timeout": 5,
-        "options": {"reboot": False, "enforce": False, "applications": [], "node_timeout": NODE_TIMEOUT,
-                    "compat": None, "canary": 0, "frontend": None, "build": False}}
+ARGS = {
+    "tgt": "*",
+    "tgt_type": "glob",
+    "version": NEW,
+    "sia": "salt://x.sh",
+    "cluster": "default",
+    "order": None,
+    "sort": "name",
+    "timeout": 5,
+    "options": {
+        "reboot": False,
+        "enforce": False,
+        "applications": [],
+        "node_timeout": NODE_TIMEOUT,
+        "compat": None,
+        "canary": 0,
+        "frontend": None,
+        "build": False,
+    },
+}
 
 
 def simulate(seed, crash_at=None, nodes=4, rounds=10):
@@ -509,9 +573,15 @@ def simulate(seed, crash_at=None, nodes=4, rounds=10):
             cluster.faults = False  # the network heals: the rollout must then finish
         salt = FakeSalt(cluster)
         records.salt = salt
-        driver = driver_lib.Driver(salt, records, leases, copy.deepcopy(args), staging=FakeStaging(cluster),
-                                   file_recv=True,
-                                   identity={"pid": 1000 + attempt, "host": "master"})
+        driver = driver_lib.Driver(
+            salt,
+            records,
+            leases,
+            copy.deepcopy(args),
+            staging=FakeStaging(cluster),
+            file_recv=True,
+            identity={"pid": 1000 + attempt, "host": "master"},
+        )
         drivers += 1
         cluster.live_driver = rollout_id
         try:

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 import yaml
-from expressware_sim import create_node
 
+from expressware_sim import create_node
 from saltext.expressware import demo
 from saltext.expressware.utils import expressware_rollout as rollout
 from saltext.expressware.utils import expressware_store
@@ -95,12 +95,15 @@ def test_node_timeout_is_fitted_to_the_default_delays():
     assert args.node_timeout <= 30
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--reboot", "10"], 2 * (2 * 1.0 + 10 + 1.5) + 10),
-    (["--build", "30"], 2 * 30 + 10),
-    (["--install", "0", "--link-training", "0", "--reboot", "0", "--build", "0"], 10),
-    (["--link-training", "0.3"], math.ceil(2 * (2 * 1.0 + 2.0 + 0.3) + 10)),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--reboot", "10"], 2 * (2 * 1.0 + 10 + 1.5) + 10),
+        (["--build", "30"], 2 * 30 + 10),
+        (["--install", "0", "--link-training", "0", "--reboot", "0", "--build", "0"], 10),
+        (["--link-training", "0.3"], math.ceil(2 * (2 * 1.0 + 2.0 + 0.3) + 10)),
+    ],
+)
 def test_node_timeout_follows_the_delays(argv, expected):
     assert demo.parse_args(argv).node_timeout == expected
 
@@ -137,22 +140,45 @@ def test_the_rollout_gets_the_node_timeout(monkeypatch, tmp_path):
     args = demo.parse_args(["--link-training", "4"])
     assert demo.run_rolling(str(tmp_path), args, ["node1"]) == 0
     job = calls[-1]
-    assert job[job.index("rolling.update") + 1:] == [
-        "tgt=*", "version=5.26.0", "sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh", "applications=[ndbmtd]",
-        f"node_timeout={math.ceil(2 * (2 + 2 + 4) + 10)}"]
+    assert job[job.index("rolling.update") + 1 :] == [
+        "tgt=*",
+        "version=5.26.0",
+        "sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh",
+        "applications=[ndbmtd]",
+        f"node_timeout={math.ceil(2 * (2 + 2 + 4) + 10)}",
+    ]
 
 
 # -- the picture of the rollout ------------------------------------------------------------
 
 
 def _recorded_rollout(cachedir):
-    fact = {"decision": {"action": "install", "reason": "test", "installed": "5.25.2"},
-            "node_state": {"active": True, "reasons": []}, "installed": "5.25.2",
-            "grains": {"cpuarch": "x86_64", "os": "Debian", "osrelease": "12", "kernelrelease": "6.1"}, "workdir": "/w"}
-    options = {"reboot": False, "enforce": False, "applications": [], "node_timeout": 21, "compat": None,
-               "canary": 0, "frontend": None, "build": True}
-    record = rollout.new_record("20261201T120000-abcdef", "default", "5.26.0", "salt://x.sh",
-                                {"node1": dict(fact), "node2": dict(fact)}, options, 1000.0)
+    fact = {
+        "decision": {"action": "install", "reason": "test", "installed": "5.25.2"},
+        "node_state": {"active": True, "reasons": []},
+        "installed": "5.25.2",
+        "grains": {"cpuarch": "x86_64", "os": "Debian", "osrelease": "12", "kernelrelease": "6.1"},
+        "workdir": "/w",
+    }
+    options = {
+        "reboot": False,
+        "enforce": False,
+        "applications": [],
+        "node_timeout": 21,
+        "compat": None,
+        "canary": 0,
+        "frontend": None,
+        "build": True,
+    }
+    record = rollout.new_record(
+        "20261201T120000-abcdef",
+        "default",
+        "5.26.0",
+        "salt://x.sh",
+        {"node1": dict(fact), "node2": dict(fact)},
+        options,
+        1000.0,
+    )
     rollout.mark_phase(record, "node1", rollout.STOPPING, 1001.0)
     rollout.mark_failed(record, "node1", "not active within 21 s", 1022.0)
     expressware_store.rollout_store(str(cachedir)).save(record)
@@ -175,8 +201,9 @@ def test_report_outlasts_a_temporary_work_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(demo.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     path = demo.write_rollout_report(tmp_path / "work", demo.parse_args([]), str(cachedir))
     assert path == tmp_path / "tmp" / f"expressware-demo-{record['id']}.html" and path.is_file()
-    given = demo.write_rollout_report(tmp_path / "work", demo.parse_args(["--report", str(tmp_path / "r.html")]),
-                                      str(cachedir))
+    given = demo.write_rollout_report(
+        tmp_path / "work", demo.parse_args(["--report", str(tmp_path / "r.html")]), str(cachedir)
+    )
     assert given == tmp_path / "r.html" and given.is_file()
 
 

@@ -20,8 +20,16 @@ store = load("expressware_store")
 rollout = load("expressware_rollout")
 
 GRAINS = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"}
-OPTIONS = {"reboot": False, "enforce": False, "applications": [], "node_timeout": 60, "compat": None,
-           "canary": 0, "frontend": None, "build": True}
+OPTIONS = {
+    "reboot": False,
+    "enforce": False,
+    "applications": [],
+    "node_timeout": 60,
+    "compat": None,
+    "canary": 0,
+    "frontend": None,
+    "build": True,
+}
 ROLLOUT = "20261127T093042-4665d1"
 GATE = f"{ROLLOUT}:9a87b8fd"
 
@@ -44,9 +52,16 @@ def master(tmp_path, monkeypatch):
     rollouts = store.RolloutStore(os.path.join(opts["cachedir"], "expressware", "rollouts"))
 
     def save(driver_pid, status=rollout.RUNNING, gate=GATE):
-        facts = {m: {"decision": {"action": "install", "reason": "test", "installed": "5.25.2"},
-                     "installed": "5.25.2", "node_state": {"active": True, "reasons": []}, "grains": GRAINS,
-                     "workdir": "/var/cache/expressware"} for m in ("node1", "node2")}
+        facts = {
+            m: {
+                "decision": {"action": "install", "reason": "test", "installed": "5.25.2"},
+                "installed": "5.25.2",
+                "node_state": {"active": True, "reasons": []},
+                "grains": GRAINS,
+                "workdir": "/var/cache/expressware",
+            }
+            for m in ("node1", "node2")
+        }
         record = rollout.new_record(ROLLOUT, "default", "5.26.0", "salt://x.sh", facts, dict(OPTIONS), 100.0)
         record["driver"] = {"pid": driver_pid, "host": socket.gethostname(), "since": 100.0}
         rollout.mark_prepared(record, "node2", gate, 101.0)
@@ -61,7 +76,11 @@ def test_a_prepared_job_of_a_running_rollout_is_wanted(master, driver_process):
     _, save = master
     save(driver_process.pid)
     assert lease_runner.gate_wanted(GATE, minion="node2") == {
-        "gate": GATE, "minion": "node2", "wanted": True, "reason": None}
+        "gate": GATE,
+        "minion": "node2",
+        "wanted": True,
+        "reason": None,
+    }
 
 
 def test_a_prepared_job_whose_driver_was_killed_is_not(master, driver_process):
@@ -86,7 +105,8 @@ def test_a_job_at_another_gate_or_of_another_node_or_rollout_is_not(master, driv
     _, save = master
     save(driver_process.pid, gate=f"{ROLLOUT}:00000000")  # the runner prepared another job since
     assert lease_runner.gate_wanted(GATE, minion="node2")["reason"] == (
-        f"node2 is not prepared at gate {GATE} in rollout {ROLLOUT}")
+        f"node2 is not prepared at gate {GATE} in rollout {ROLLOUT}"
+    )
     assert lease_runner.gate_wanted(f"{ROLLOUT}:00000000", minion="node1")["wanted"] is False
     assert lease_runner.gate_wanted(f"{ROLLOUT}:00000000", minion="node9")["wanted"] is False
     answer = lease_runner.gate_wanted("20261127T000000-000000:00000000", minion="node2")
@@ -103,8 +123,23 @@ def test_a_minion_asks_only_for_itself(master, driver_process):
     assert answer["minion"] == "node1" and answer["wanted"] is False
 
 
-@pytest.mark.parametrize("gate", [None, 5, "", GATE + "\n", "x", f"{ROLLOUT}:", f"{ROLLOUT}:ab;rm -rf /",
-                                  "$(reboot):abcd", "`id`:abcd", "../x:abcd", f"{ROLLOUT}:--enforce", "a" * 100 + ":ab"])
+@pytest.mark.parametrize(
+    "gate",
+    [
+        None,
+        5,
+        "",
+        GATE + "\n",
+        "x",
+        f"{ROLLOUT}:",
+        f"{ROLLOUT}:ab;rm -rf /",
+        "$(reboot):abcd",
+        "`id`:abcd",
+        "../x:abcd",
+        f"{ROLLOUT}:--enforce",
+        "a" * 100 + ":ab",
+    ],
+)
 def test_bad_gates_are_refused(master, gate):
     answer = lease_runner.gate_wanted(gate, minion="node2")
     assert answer["status"] == "refused" and answer["retcode"] == 1

@@ -22,8 +22,10 @@ DOWN_STATE = {"state": "inactive", "active": False, "reasons": ["services not ru
 
 def beacon(minion, state, node_state=None, claimed_id=None):
     node_state = node_state or (ACTIVE_STATE if state == "active" else DOWN_STATE)
-    return (f"salt/beacon/{minion}/expressware/{state}",
-            {"id": claimed_id or minion, "node_state": node_state, "previous": None})
+    return (
+        f"salt/beacon/{minion}/expressware/{state}",
+        {"id": claimed_id or minion, "node_state": node_state, "previous": None},
+    )
 
 
 def node_event(sender, state, node_state=None):
@@ -49,8 +51,15 @@ def healthy(frontend=None, members=MEMBERS, now=10.0, health_wait=60, **kwargs):
 
 def test_a_healthy_cluster_goes():
     view = healthy()
-    assert view.verdict(11.0) == {"verdict": "go", "who": [], "why": None, "since": None, "waited": 0.0,
-                                  "problems": [], "ask": []}
+    assert view.verdict(11.0) == {
+        "verdict": "go",
+        "who": [],
+        "why": None,
+        "since": None,
+        "waited": 0.0,
+        "problems": [],
+        "ask": [],
+    }
 
 
 def test_members_never_heard_from_hold():
@@ -127,7 +136,7 @@ def test_health_wait_zero_halts_at_once():
     assert view.verdict(20.0)["verdict"] == "halt"
 
 
-@pytest.mark.parametrize("bad", [-1, "soon", True, None, 10 ** 9])
+@pytest.mark.parametrize("bad", [-1, "soon", True, None, 10**9])
 def test_bad_health_wait_is_refused(bad):
     with pytest.raises(health.HealthError, match="health_wait"):
         health.ClusterView(MEMBERS, health_wait=bad)
@@ -180,18 +189,21 @@ def test_a_member_that_does_not_answer_is_unknown_and_holds():
     assert "no node state: Minion did not return" in view.verdict(23.0)["why"]
 
 
-@pytest.mark.parametrize("event, note", [
-    (node_event("node9", "inactive"), "not a member"),
-    (beacon("node9", "inactive"), "not a member"),
-    # node1 sends a beacon-shaped event naming node3: the tag and the data disagree.
-    (beacon("node3", "inactive", claimed_id="node1"), "carries id 'node1'"),
-    # A node event names its sender only: node1 cannot speak for node3.
-    (("expressware/node/inactive", {"id": "node1", "data": {"node_state": DOWN_STATE, "id": "node3"}}), None),
-    # The tag and the node state it carries disagree.
-    (node_event("node3", "active", DOWN_STATE), "carries a node state that says otherwise"),
-    (("salt/beacon/node3/other/inactive", {"id": "node3"}), "not a health event"),
-    (("expressware/rolling/r1/start", {"id": "node3"}), "not a health event"),
-])
+@pytest.mark.parametrize(
+    "event, note",
+    [
+        (node_event("node9", "inactive"), "not a member"),
+        (beacon("node9", "inactive"), "not a member"),
+        # node1 sends a beacon-shaped event naming node3: the tag and the data disagree.
+        (beacon("node3", "inactive", claimed_id="node1"), "carries id 'node1'"),
+        # A node event names its sender only: node1 cannot speak for node3.
+        (("expressware/node/inactive", {"id": "node1", "data": {"node_state": DOWN_STATE, "id": "node3"}}), None),
+        # The tag and the node state it carries disagree.
+        (node_event("node3", "active", DOWN_STATE), "carries a node state that says otherwise"),
+        (("salt/beacon/node3/other/inactive", {"id": "node3"}), "not a health event"),
+        (("expressware/rolling/r1/start", {"id": "node3"}), "not a health event"),
+    ],
+)
 def test_events_naming_a_member_must_come_from_it(event, note):
     view = healthy()
     taken, why = view.event(*event, 20.0)
@@ -212,8 +224,18 @@ def test_cluster_state_only_from_the_configured_frontend():
     assert no_frontend.event(*cluster_event("FAILED"), 20.0) == (False, "no frontend is configured")
 
 
-@pytest.mark.parametrize("payload", [{"state": "SIDEWAYS"}, {"state": "up"}, {}, {"state": "UP", "seq": -1},
-                                     {"state": "UP", "seq": "7"}, {"state": "UP", "node": 5}, "UP"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"state": "SIDEWAYS"},
+        {"state": "up"},
+        {},
+        {"state": "UP", "seq": -1},
+        {"state": "UP", "seq": "7"},
+        {"state": "UP", "node": 5},
+        "UP",
+    ],
+)
 def test_a_malformed_cluster_report_is_ignored(payload):
     view = healthy(frontend=FRONTEND)
     taken, _ = view.event(health.TAG_CLUSTER_STATE, {"id": FRONTEND, "data": payload}, 20.0)

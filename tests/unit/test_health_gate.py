@@ -31,8 +31,15 @@ def _rollout(outage_length, health_wait):
             cluster.outage("node3", outage_length)
 
     cluster.go_down = first_down
-    driver = sim.driver_lib.Driver(salt, records, leases, args, staging=sim.FakeStaging(cluster), file_recv=True,
-                                   identity={"pid": 1, "host": "master"})
+    driver = sim.driver_lib.Driver(
+        salt,
+        records,
+        leases,
+        args,
+        staging=sim.FakeStaging(cluster),
+        file_recv=True,
+        identity={"pid": 1, "host": "master"},
+    )
     driver.resolve_members = lambda expr, name: list(expr)
     result = driver.start("r1")
     return result, records.load("r1"), salt.fired, downs

@@ -30,7 +30,10 @@ def test_the_record_is_written_before_the_preflight_and_says_refused_after():
     result = driver.start("r1")
     assert seen["record"]["status"] == plan_lib.PREFLIGHT and seen["record"]["driver"]["pid"] == 4242
     assert seen["lease"] == {"default": "rolling:r1"}
-    assert result["status"] == "refused" and result["problems"] == {"node1": "did not answer", "node2": "did not answer"}
+    assert result["status"] == "refused" and result["problems"] == {
+        "node1": "did not answer",
+        "node2": "did not answer",
+    }
     record = records.load("r1")
     assert record["status"] == plan_lib.REFUSED and record["reason"] == "pre-flight failed; nothing was touched"
     assert record["problems"] == result["problems"]
@@ -44,7 +47,7 @@ def _runner_on(tmp_path, monkeypatch):
     return rollouts, leases
 
 
-def _preflight(rollouts, leases, rollout_id, created, pid=2 ** 22 + 12345):
+def _preflight(rollouts, leases, rollout_id, created, pid=2**22 + 12345):
     record = plan_lib.preflight_record(rollout_id, "default", "5.26.0", "salt://x.sh", ARGS["options"], created)
     record["driver"] = {"pid": pid, "host": "elsewhere", "since": created}
     record["args"] = {k: v for k, v in ARGS.items() if k != "timeout"}

@@ -42,9 +42,18 @@ def run(options, clock_offset=0.0, cluster=None, names=("node1", "node2", "node3
     records.salt = salt
     args = copy.deepcopy(simulation.ARGS)
     args["options"].update(options)
-    driver = driver_lib.Driver(salt, records, Leases(), args, staging=FakeStaging(cluster), file_recv=True,
-                               progress=True, out=out, identity={"pid": 1, "host": "master"},
-                               clock=lambda: salt.time() + clock_offset)
+    driver = driver_lib.Driver(
+        salt,
+        records,
+        Leases(),
+        args,
+        staging=FakeStaging(cluster),
+        file_recv=True,
+        progress=True,
+        out=out,
+        identity={"pid": 1, "host": "master"},
+        clock=lambda: salt.time() + clock_offset,
+    )
     result = driver.start("r1")
     return result, records, out.getvalue(), cluster
 
@@ -61,7 +70,8 @@ def test_a_window_that_closes_between_nodes_holds_the_next_node_until_it_opens()
     offset = (T0 + 100 - 15) - T0
     reopens = T0 + 100 + 120
     result, records, out, cluster = run(
-        {"window": "Tue 22:00-22:15; Tue 22:17-23:00", "window_tz": "UTC", "node_timeout": 10}, offset)
+        {"window": "Tue 22:00-22:15; Tue 22:17-23:00", "window_tz": "UTC", "node_timeout": 10}, offset
+    )
     assert result["status"] == plan_lib.DONE, (result, out)
     assert all(node.version == NEW and node.installs == 1 for node in cluster.nodes.values())
     record = records.load("r1")
@@ -90,8 +100,7 @@ def test_a_rollout_started_outside_its_window_waits_from_the_start():
     record = records.load("r1")
     first = min(node["started"] for node in record["nodes"].values())
     assert first >= T0 + 1000  # 22:30:00
-    assert records.history[[s["status"] for s in records.history].index(plan_lib.WAITING)]["counts"] == {
-        "pending": 3}
+    assert records.history[[s["status"] for s in records.history].index(plan_lib.WAITING)]["counts"] == {"pending": 3}
     assert "outside the maintenance window daily 22:30-23:30 (UTC); goes on by itself at Tue 2023-11-14 22:30" in out
 
 
@@ -103,9 +112,19 @@ def test_no_opening_long_enough_halts_with_the_reason():
 
 
 def test_resume_keeps_the_window():
-    record = {"id": "r", "status": plan_lib.WAITING, "reason": "x", "resume_at": 5, "canary": {"released": False},
-              "nodes": {}, "order": [], "groups": {}, "frontend": None, "log": [],
-              "options": {"window": "daily 01:00-02:00"}}
+    record = {
+        "id": "r",
+        "status": plan_lib.WAITING,
+        "reason": "x",
+        "resume_at": 5,
+        "canary": {"released": False},
+        "nodes": {},
+        "order": [],
+        "groups": {},
+        "frontend": None,
+        "log": [],
+        "options": {"window": "daily 01:00-02:00"},
+    }
     plan_lib.resume(record, 1)
     assert record["status"] == plan_lib.RUNNING and "resume_at" not in record
     assert record["canary"]["released"] is False  # only a paused canary is released by a resume
@@ -123,8 +142,11 @@ class NeverActive(Cluster):
         job.listening, job.changing = False, True
         self.go_down(node)
         for delay, phase in ((0.5, "stopping"), (1, "installing"), (2, "waiting")):
-            self.emit(simulation.protocol.NODE_PHASE, {"id": node.name, "data": simulation.protocol.phase_event(
-                phase, NEW)}, delay)
+            self.emit(
+                simulation.protocol.NODE_PHASE,
+                {"id": node.name, "data": simulation.protocol.phase_event(phase, NEW)},
+                delay,
+            )
         return None
 
 
@@ -176,14 +198,18 @@ def test_window_arguments_are_checked_and_kept_in_the_options(monkeypatch):
     options = check(_given(window="Sat-Sun 01:00-05:00", window_tz="Europe/Oslo"))["options"]
     assert (options["window"], options["window_tz"]) == ("Sat-Sun 01:00-05:00", "Europe/Oslo")
     assert check(_given())["options"]["window"] is None
-    for bad, says in (({"window": "Sat-Sun 25:00-26:00"}, "window"), ({"window": "*", "window_tz": "Mars/Base"},
-                                                                      "unknown time zone"),
-                      ({"window_tz": "UTC"}, "window_tz needs a window"), ({"window": 5}, "window must be")):
+    for bad, says in (
+        ({"window": "Sat-Sun 25:00-26:00"}, "window"),
+        ({"window": "*", "window_tz": "Mars/Base"}, "unknown time zone"),
+        ({"window_tz": "UTC"}, "window_tz needs a window"),
+        ({"window": 5}, "window must be"),
+    ):
         with pytest.raises(runner.SaltInvocationError, match=says):
             check(_given(**bad))
     # The cluster's default from the master configuration; an argument wins.
-    monkeypatch.setattr(runner, "__opts__", {"expressware": {"window": {"db1": "daily 01:00-03:00"},
-                                                             "window_tz": "UTC"}}, raising=False)
+    monkeypatch.setattr(
+        runner, "__opts__", {"expressware": {"window": {"db1": "daily 01:00-03:00"}, "window_tz": "UTC"}}, raising=False
+    )
     options = check(_given(cluster="db1"))["options"]
     assert (options["window"], options["window_tz"]) == ("daily 01:00-03:00", "UTC")
     assert check(_given(cluster="db2"))["options"]["window"] is None
@@ -199,8 +225,15 @@ def test_a_node_in_flight_when_the_driver_died_is_finished_outside_the_window():
     records.salt = salt
     args = copy.deepcopy(simulation.ARGS)
     args["options"].update(window="daily 22:00-23:00", window_tz="UTC", node_timeout=30)
-    driver = driver_lib.Driver(salt, records, Leases(), args, staging=FakeStaging(cluster), file_recv=True,
-                               identity={"pid": 1, "host": "master"})
+    driver = driver_lib.Driver(
+        salt,
+        records,
+        Leases(),
+        args,
+        staging=FakeStaging(cluster),
+        file_recv=True,
+        identity={"pid": 1, "host": "master"},
+    )
     # The first driver dies right after node1 began (its "stopping" saved).
     real_save = records.save
 
@@ -209,6 +242,7 @@ def test_a_node_in_flight_when_the_driver_died_is_finished_outside_the_window():
         if record["nodes"].get("node1", {}).get("phase") == plan_lib.STOPPING:
             salt.dead = True
             raise simulation.Crash()
+
     records.save, records.save_node = dying_save, lambda record, minion: dying_save(record)
     with pytest.raises(simulation.Crash):
         driver.start("r1")
@@ -216,9 +250,18 @@ def test_a_node_in_flight_when_the_driver_died_is_finished_outside_the_window():
     # Resumed an hour later, when the window is closed (until 22:00 tomorrow).
     salt2, out = FakeSalt(cluster), io.StringIO()
     records.salt = salt2
-    late = driver_lib.Driver(salt2, records, Leases(), args, staging=FakeStaging(cluster), file_recv=True,
-                             progress=True, out=out, identity={"pid": 2, "host": "master"},
-                             clock=lambda: salt2.time() + 3600)
+    late = driver_lib.Driver(
+        salt2,
+        records,
+        Leases(),
+        args,
+        staging=FakeStaging(cluster),
+        file_recv=True,
+        progress=True,
+        out=out,
+        identity={"pid": 2, "host": "master"},
+        clock=lambda: salt2.time() + 3600,
+    )
     record = records.load("r1")
     assert record["nodes"]["node1"]["phase"] == plan_lib.STOPPING
     abort_after = {"n": 0}
@@ -226,6 +269,7 @@ def test_a_node_in_flight_when_the_driver_died_is_finished_outside_the_window():
     def abort_requested(rollout_id):  # the operator aborts once node2 waits
         abort_after["n"] += records.load(rollout_id)["status"] == plan_lib.WAITING
         return abort_after["n"] > 2
+
     records.abort_requested = abort_requested
     result = late.resume(record, [], alive=False)
     assert result["status"] == plan_lib.ABORTED, out.getvalue()

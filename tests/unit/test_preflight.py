@@ -11,9 +11,14 @@ runner = load("rolling", "_runners")
 driver_lib = runner.driver_lib
 
 GRAINS = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"}
-FACT = {"decision": {"action": "install", "reason": "test", "installed": "5.25.2"}, "installed": "5.25.2",
-        "node_state": {"active": True, "reasons": []}, "grains": GRAINS, "workdir": "/var/cache/expressware",
-        "sia_error": None}
+FACT = {
+    "decision": {"action": "install", "reason": "test", "installed": "5.25.2"},
+    "installed": "5.25.2",
+    "node_state": {"active": True, "reasons": []},
+    "grains": GRAINS,
+    "workdir": "/var/cache/expressware",
+    "sia_error": None,
+}
 
 
 class Minions:
@@ -41,8 +46,14 @@ class Salt:
 
 
 def make_driver(minions):
-    args = {"tgt": "*", "tgt_type": "glob", "version": "5.26.0", "sia": "salt://x.sh", "timeout": 60,
-            "options": {"enforce": False, "compat": None, "build": True, "frontend": None}}
+    args = {
+        "tgt": "*",
+        "tgt_type": "glob",
+        "version": "5.26.0",
+        "sia": "salt://x.sh",
+        "timeout": 60,
+        "options": {"enforce": False, "compat": None, "build": True, "frontend": None},
+    }
     return driver_lib.Driver(Salt(minions), rollouts=None, leases=None, args=args, staging=None, file_recv=True)
 
 

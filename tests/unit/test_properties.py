@@ -31,20 +31,43 @@ NUMBER = r"(?:0|[1-9][0-9]{0,5})"
 GRAMMAR = re.compile(rf"{NUMBER}\.{NUMBER}\.{NUMBER}(?:-[A-Za-z][A-Za-z0-9]{{0,15}})?")
 
 #: Strings an attacker or a typo could slip into an argument.
-HOSTILE = [";rm -rf /", "$(reboot)", "$(id)", "`id`", "\n", "\r\n", "../", "/..", "--enforce", " ", "\0",
-           "|sh", "&&", "'", '"', "*", "\t"]
+HOSTILE = [
+    ";rm -rf /",
+    "$(reboot)",
+    "$(id)",
+    "`id`",
+    "\n",
+    "\r\n",
+    "../",
+    "/..",
+    "--enforce",
+    " ",
+    "\0",
+    "|sh",
+    "&&",
+    "'",
+    '"',
+    "*",
+    "\t",
+]
 
 numbers = st.integers(0, 999_999).map(str)
 suffixes = st.from_regex(r"\A[A-Za-z][A-Za-z0-9]{0,15}\Z")
-versions = st.builds(lambda a, b, c, s: f"{a}.{b}.{c}" + (f"-{s}" if s else ""),
-                     numbers, numbers, numbers, st.none() | suffixes)
+versions = st.builds(
+    lambda a, b, c, s: f"{a}.{b}.{c}" + (f"-{s}" if s else ""), numbers, numbers, numbers, st.none() | suffixes
+)
 #: Small numbers, so that generated versions share triples and test the ordering hard.
-close_versions = st.builds(lambda a, b, c, s: f"{a}.{b}.{c}" + (f"-{s}" if s else ""),
-                           st.integers(0, 2).map(str), st.integers(0, 2).map(str), st.integers(0, 2).map(str),
-                           st.none() | st.sampled_from(["a", "b", "d", "rc1"]))
+close_versions = st.builds(
+    lambda a, b, c, s: f"{a}.{b}.{c}" + (f"-{s}" if s else ""),
+    st.integers(0, 2).map(str),
+    st.integers(0, 2).map(str),
+    st.integers(0, 2).map(str),
+    st.none() | st.sampled_from(["a", "b", "d", "rc1"]),
+)
 #: Text near the grammar: digits (also non-ASCII ones), dots, dashes, letters, hostile bits.
-versionish = st.text(alphabet=st.sampled_from(list("0123456789..--adZ") + ["٥", "５", "\n", " ", ";", "$", "/"]),
-                     max_size=24)
+versionish = st.text(
+    alphabet=st.sampled_from(list("0123456789..--adZ") + ["٥", "５", "\n", " ", ";", "$", "/"]), max_size=24
+)
 hostile = st.sampled_from(HOSTILE)
 #: A character that cannot be in a cluster name, a rollout id or an installer's file name.
 NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
@@ -74,7 +97,11 @@ def test_a_version_is_exactly_what_the_grammar_says(text):
             vendor.check_version(text)
 
 
-@given(st.one_of(st.none(), st.integers(), st.floats(), st.binary(), st.lists(versions), st.dictionaries(versions, versions)))
+@given(
+    st.one_of(
+        st.none(), st.integers(), st.floats(), st.binary(), st.lists(versions), st.dictionaries(versions, versions)
+    )
+)
 def test_only_text_can_be_a_version(value):
     assert vendor.is_version(value) is False
     with pytest.raises(ValueError):
@@ -155,8 +182,13 @@ def test_hostile_text_never_makes_a_valid_name(name, bad):
 SIA_CHARS = re.compile(r"[A-Za-z0-9._+-]+")
 
 
-@given(st.one_of(st.text(), st.builds(lambda a, b: f"Dolphin_eXpressWare-{a}{b}.sh", st.text(max_size=12), versionish),
-                 st.builds(lambda v: f"Dolphin_eXpressWare-{v}.sh", versions)))
+@given(
+    st.one_of(
+        st.text(),
+        st.builds(lambda a, b: f"Dolphin_eXpressWare-{a}{b}.sh", st.text(max_size=12), versionish),
+        st.builds(lambda v: f"Dolphin_eXpressWare-{v}.sh", versions),
+    )
+)
 @example("Dolphin_eXpressWare-$(reboot)-5.26.0.sh")
 @example("Dolphin_eXpressWare-;rm -rf /-5.26.0.sh")
 @example("Dolphin_eXpressWare-`id`-5.26.0.sh")
@@ -199,17 +231,38 @@ def test_hostile_text_never_makes_an_sia_name(version, bad, where):
 def _specs_matching(version):
     """Version specifications (exact, glob, constraints) that match ``version``."""
     major, minor = version.split(".")[:2]
-    return st.sampled_from([version, "*", f"{major}.*", f"{major}.{minor}.*", f">={version}", f"<={version}",
-                            f"=={version}", f">={version},<={version}", f">=0.0.0,<=999999.999999.999999"])
+    return st.sampled_from(
+        [
+            version,
+            "*",
+            f"{major}.*",
+            f"{major}.{minor}.*",
+            f">={version}",
+            f"<={version}",
+            f"=={version}",
+            f">={version},<={version}",
+            ">=0.0.0,<=999999.999999.999999",
+        ]
+    )
 
 
-specs = st.one_of(versions, st.sampled_from(["*", "5.*", "5.2?.*", "6.[01].*"]),
-                  st.builds(lambda op, v: f"{op}{v}", st.sampled_from([">=", "<=", ">", "<", "==", "!="]), versions))
+specs = st.one_of(
+    versions,
+    st.sampled_from(["*", "5.*", "5.2?.*", "6.[01].*"]),
+    st.builds(lambda op, v: f"{op}{v}", st.sampled_from([">=", "<=", ">", "<", "==", "!="]), versions),
+)
 pairs = st.fixed_dictionaries({"from": specs, "to": specs})
 
 
-@given(versions, versions, st.data(), st.lists(pairs, max_size=3), st.lists(pairs | specs, max_size=3),
-       st.booleans(), st.booleans())
+@given(
+    versions,
+    versions,
+    st.data(),
+    st.lists(pairs, max_size=3),
+    st.lists(pairs | specs, max_size=3),
+    st.booleans(),
+    st.booleans(),
+)
 def test_a_declared_incompatibility_always_refuses(current, target, data, rolling, other, bare, first):
     to_spec = data.draw(_specs_matching(target))
     entry = to_spec if bare else {"from": data.draw(_specs_matching(current)), "to": to_spec}
@@ -243,10 +296,24 @@ def test_the_rule_is_allowed_or_refused_with_a_reason(current, target, rolling, 
 
 def _given(**changes):
     """The argument dict rolling.update hands to its check, with good defaults."""
-    given_args = {"tgt": "*", "version": "5.26.0", "sia": "salt://expressware/Dolphin_eXpressWare-5.26.0.sh",
-                  "tgt_type": "glob", "reboot": False, "enforce": False, "applications": None, "node_timeout": 1800,
-                  "compat": None, "order": None, "sort": "name", "canary": 0, "frontend": None, "cluster": None,
-                  "build": True, "timeout": 60}
+    given_args = {
+        "tgt": "*",
+        "version": "5.26.0",
+        "sia": "salt://expressware/Dolphin_eXpressWare-5.26.0.sh",
+        "tgt_type": "glob",
+        "reboot": False,
+        "enforce": False,
+        "applications": None,
+        "node_timeout": 1800,
+        "compat": None,
+        "order": None,
+        "sort": "name",
+        "canary": 0,
+        "frontend": None,
+        "cluster": None,
+        "build": True,
+        "timeout": 60,
+    }
     given_args.update(changes)
     return given_args
 
@@ -272,8 +339,10 @@ def test_runner_takes_no_target_with_a_line_break(text, bad):
         runner._check_args(_given(tgt=tgt))  # pylint: disable=protected-access
 
 
-@given(st.lists(st.one_of(st.just(""), st.integers(), st.none(), st.lists(st.text())), min_size=1, max_size=3),
-       st.lists(st.from_regex(r"\Anode[0-9]{1,3}\Z"), max_size=3))
+@given(
+    st.lists(st.one_of(st.just(""), st.integers(), st.none(), st.lists(st.text())), min_size=1, max_size=3),
+    st.lists(st.from_regex(r"\Anode[0-9]{1,3}\Z"), max_size=3),
+)
 def test_runner_target_lists_hold_only_minion_ids(bad, good):
     with pytest.raises(runner.SaltInvocationError, match="tgt"):
         runner._check_args(_given(tgt=good + bad))  # pylint: disable=protected-access
@@ -281,8 +350,19 @@ def test_runner_target_lists_hold_only_minion_ids(bad, good):
 
 @given(st.text(max_size=20))
 def test_runner_target_types_are_salts(tgt_type):
-    known = ("glob", "pcre", "list", "grain", "grain_pcre", "pillar", "pillar_pcre", "nodegroup", "range",
-             "compound", "ipcidr")
+    known = (
+        "glob",
+        "pcre",
+        "list",
+        "grain",
+        "grain_pcre",
+        "pillar",
+        "pillar_pcre",
+        "nodegroup",
+        "range",
+        "compound",
+        "ipcidr",
+    )
     if tgt_type in known:
         assert runner._check_args(_given(tgt_type=tgt_type))["tgt_type"] == tgt_type  # pylint: disable=protected-access
     else:
@@ -306,14 +386,17 @@ def test_runner_cluster_names_are_plain(cluster):
         runner._check_args(_given(cluster=cluster))  # pylint: disable=protected-access
 
 
-@given(st.lists(st.from_regex(r"\Anode[0-9]{1,2}\Z"), min_size=1, max_size=8, unique=True), st.data(),
-       st.sampled_from(["name", "reverse"]))
+@given(
+    st.lists(st.from_regex(r"\Anode[0-9]{1,2}\Z"), min_size=1, max_size=8, unique=True),
+    st.data(),
+    st.sampled_from(["name", "reverse"]),
+)
 def test_node_order_is_a_permutation_led_by_the_given_order(minions, data, sort):
     order = data.draw(st.lists(st.sampled_from(minions), unique=True, max_size=len(minions)))
     result = rollout.order_nodes(minions, order, sort)
     assert sorted(result) == sorted(minions)
     assert result[: len(order)] == order
-    rest = result[len(order):]
+    rest = result[len(order) :]
     assert rest == sorted(rest, reverse=(sort == "reverse"))
 
 

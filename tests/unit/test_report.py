@@ -13,17 +13,31 @@ rollout = load("expressware_rollout")
 report = load("expressware_report")
 
 GRAINS = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"}
-OPTIONS = {"reboot": False, "enforce": False, "applications": ["ndbmtd"], "node_timeout": 30, "compat": None,
-           "canary": 0, "frontend": None, "build": True}
+OPTIONS = {
+    "reboot": False,
+    "enforce": False,
+    "applications": ["ndbmtd"],
+    "node_timeout": 30,
+    "compat": None,
+    "canary": 0,
+    "frontend": None,
+    "build": True,
+}
 T0 = 1_764_000_000.0  # 2025-11-24 16:00 UTC
-TIMEOUT_ERROR = ("not active within 30 s (a timeout is a failure): inactive, installed 5.26.0, running 5.25.2; "
-                 "links down: <adapter 0>")
+TIMEOUT_ERROR = (
+    "not active within 30 s (a timeout is a failure): inactive, installed 5.26.0, running 5.25.2; "
+    "links down: <adapter 0>"
+)
 
 
 def fact(installed="5.25.2", action="install"):
-    return {"decision": {"action": action, "reason": "test", "installed": installed},
-            "node_state": {"active": True, "reasons": []}, "installed": installed, "grains": GRAINS,
-            "workdir": "/var/cache/expressware"}
+    return {
+        "decision": {"action": action, "reason": "test", "installed": installed},
+        "node_state": {"active": True, "reasons": []},
+        "installed": installed,
+        "grains": GRAINS,
+        "workdir": "/var/cache/expressware",
+    }
 
 
 class Clock:
@@ -39,9 +53,15 @@ def new(nodes=4, skipped=(), clock=None, **options):
     facts = {f"node{i}": fact() for i in range(1, nodes + 1)}
     for minion in skipped:
         facts[minion] = fact(installed="5.26.0", action="none")
-    return rollout.new_record("20251124T160000-abc123", "db1", "5.26.0",
-                              "salt://expressware/Dolphin_eXpressWare-5.26.0.sh", facts, dict(OPTIONS, **options),
-                              clock.now if clock else T0)
+    return rollout.new_record(
+        "20251124T160000-abc123",
+        "db1",
+        "5.26.0",
+        "salt://expressware/Dolphin_eXpressWare-5.26.0.sh",
+        facts,
+        dict(OPTIONS, **options),
+        clock.now if clock else T0,
+    )
 
 
 def run(record, clock, fail=None, runner_says=True):
@@ -229,8 +249,11 @@ def test_resumed_after_a_failure():
     (hold,) = facts["holds"]
     assert hold["kind"] == "halted" and hold["end"] - hold["start"] == pytest.approx(600.0, abs=1)
     # No handover across the halt: node1 -> node2 (the first try), then node2 -> node3 -> node4.
-    assert [(h["from"], h["to"]) for h in facts["handovers"]] == [("node1", "node2"), ("node2", "node3"),
-                                                                   ("node3", "node4")]
+    assert [(h["from"], h["to"]) for h in facts["handovers"]] == [
+        ("node1", "node2"),
+        ("node2", "node3"),
+        ("node3", "node4"),
+    ]
     figs = report.figures(record)
     assert figs["updated"] == 4 and figs["held"] == pytest.approx(600.0, abs=1)
     text = " ".join(parsed(record).text)
@@ -241,8 +264,7 @@ def test_a_wait_for_the_maintenance_window_is_a_hold():
     """The runner logs a window's wait as ``waiting: <reason>`` and its end as ``resumed``."""
     clock = Clock()
     record = new(clock=clock)
-    reason = ("outside the maintenance window Sat-Sun 01:00-05:00 (UTC); goes on by itself at "
-              "Sat 2025-11-29 01:00 UTC")
+    reason = "outside the maintenance window Sat-Sun 01:00-05:00 (UTC); goes on by itself at Sat 2025-11-29 01:00 UTC"
     rollout.log(record, clock(1.0), f"waiting: {reason}")
     rollout.log(record, clock(3600.0), "resumed")
     run(record, clock)
@@ -267,8 +289,10 @@ def test_lanes_from_the_record_when_the_log_is_gone():
     facts = report.timeline(record)
     node1 = next(n for n in facts["nodes"] if n["minion"] == "node1")
     (attempt,) = node1["attempts"]
-    assert (attempt["start"], attempt["end"]) == (record["nodes"]["node1"]["started"],
-                                                  record["nodes"]["node1"]["finished"])
+    assert (attempt["start"], attempt["end"]) == (
+        record["nodes"]["node1"]["started"],
+        record["nodes"]["node1"]["finished"],
+    )
     assert attempt["phases"] == [("in flight", attempt["start"])] and attempt["outcome"] == "active"
     assert "node1" in report.render_html(record)
 
@@ -280,7 +304,11 @@ def test_core_marks_alone_are_enough():
     facts = report.timeline(record)
     assert facts["builds"][0]["start"] is None and facts["builds"][0]["end"] is not None
     assert {n["minion"]: [a["outcome"] for a in n["attempts"]] for n in facts["nodes"]} == {
-        "node1": ["active"], "node2": ["active"], "node3": ["failed"], "node4": []}
+        "node1": ["active"],
+        "node2": ["active"],
+        "node3": ["failed"],
+        "node4": [],
+    }
     assert "the installer failed" in report.render_html(record)
 
 
@@ -299,7 +327,7 @@ def test_page_parses_and_is_self_contained(make):
         for name, value in attrs.items():
             assert not (name in ("href", "src", "xlink:href", "action") or name.startswith("on")), (tag, name, value)
     assert not re.search(r"https?:|url\(|@import", text, re.I)
-    style = text[text.index("<style>"):text.index("</style>")]
+    style = text[text.index("<style>") : text.index("</style>")]
     assert "//" not in style
     assert text.startswith("<!DOCTYPE html>")
 
@@ -322,8 +350,9 @@ def test_page_of_a_halted_rollout_shows_the_failure():
     assert "halted" in text
     assert TIMEOUT_ERROR in text  # in the nodes table and as the failure mark's full text
     svg = report.render_svg(record)
-    assert re.search(r'<text class="failure"[^>]*><title>' + re.escape(TIMEOUT_ERROR.replace("<", "&lt;")
-                                                                       .replace(">", "&gt;")), svg)
+    assert re.search(
+        r'<text class="failure"[^>]*><title>' + re.escape(TIMEOUT_ERROR.replace("<", "&lt;").replace(">", "&gt;")), svg
+    )
     assert "&lt;adapter 0&gt;" in report.render_html(record)  # minion text is escaped
     assert "not started" in text  # node3 and node4
 
@@ -382,9 +411,15 @@ def test_rollout_list_rows_most_recent_first():
     stopped["updated"] += 86400
     rows = report.rollout_list([done, stopped], tz=datetime.timezone.utc)
     assert [r["rollout"] for r in rows] == ["20251125T090000-def456", "20251124T160000-abc123"]
-    assert rows[1] == {"rollout": "20251124T160000-abc123", "cluster": "db1", "version": "5.26.0", "status": "done",
-                       "started": "2025-11-24T16:00:00+00:00",
-                       "duration": round(report.end_time(done) - T0, 1), "nodes": "3/3"}
+    assert rows[1] == {
+        "rollout": "20251124T160000-abc123",
+        "cluster": "db1",
+        "version": "5.26.0",
+        "status": "done",
+        "started": "2025-11-24T16:00:00+00:00",
+        "duration": round(report.end_time(done) - T0, 1),
+        "nodes": "3/3",
+    }
     assert rows[0]["status"] == "halted" and rows[0]["nodes"] == "1/4"
     assert json.loads(json.dumps(rows)) == rows  # salt-run --out=json
 
@@ -395,7 +430,12 @@ def test_rollout_list_empty():
 
 def test_duration_format():
     assert [report.duration(s) for s in (None, 0.84, 12.34, 245, 7620)] == [
-        "—", "0.84 s", "12.3 s", "4 min 05 s", "2 h 07 min"]
+        "—",
+        "0.84 s",
+        "12.3 s",
+        "4 min 05 s",
+        "2 h 07 min",
+    ]
 
 
 def test_percentile_is_an_observed_value():

@@ -11,8 +11,16 @@ store = load("expressware_store")
 
 GRAINS_A = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"}
 GRAINS_B = dict(GRAINS_A, kernelrelease="5.14.0-427.el9.x86_64")
-OPTIONS = {"reboot": False, "enforce": False, "applications": [], "node_timeout": 60, "compat": None,
-           "canary": 0, "frontend": None, "build": True}
+OPTIONS = {
+    "reboot": False,
+    "enforce": False,
+    "applications": [],
+    "node_timeout": 60,
+    "compat": None,
+    "canary": 0,
+    "frontend": None,
+    "build": True,
+}
 
 
 def fact(action="install", active=True, installed="5.25.2", grains=GRAINS_A, **extra):
@@ -395,9 +403,22 @@ def test_upcoming_after_a_failure_is_nothing_and_gates_are_kept_for_a_later_driv
 def test_frontend_already_on_target_is_skipped():
     record = plan({"n1": fact()}, frontend="fe")
     assert record["frontend"]["phase"] == rollout.PENDING
-    record = rollout.new_record("r2", "default", "5.26.0", "salt://x.sh", {"n1": fact()},
-                                dict(OPTIONS, frontend="fe"), 100.0,
-                                frontend_fact={"installed": "5.26.0", "decision": {"action": "none"}})
-    assert record["frontend"] == {"minion": "fe", "phase": rollout.SKIPPED, "error": None, "before": "5.26.0",
-                                  "after": "5.26.0", "note": "already on the target"}
+    record = rollout.new_record(
+        "r2",
+        "default",
+        "5.26.0",
+        "salt://x.sh",
+        {"n1": fact()},
+        dict(OPTIONS, frontend="fe"),
+        100.0,
+        frontend_fact={"installed": "5.26.0", "decision": {"action": "none"}},
+    )
+    assert record["frontend"] == {
+        "minion": "fe",
+        "phase": rollout.SKIPPED,
+        "error": None,
+        "before": "5.26.0",
+        "after": "5.26.0",
+        "note": "already on the target",
+    }
     assert [a[0] for a in drive(record)] == ["build", "update", "stage", "finish"]

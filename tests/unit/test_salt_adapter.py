@@ -29,8 +29,9 @@ class Client:
             return {}
         for minion in targeted:
             if minion in self.answering:
-                self.bus.events.append({"tag": f"salt/job/{jid}/ret/{minion}",
-                                        "data": {"id": minion, "return": self.answering[minion]}})
+                self.bus.events.append(
+                    {"tag": f"salt/job/{jid}/ret/{minion}", "data": {"id": minion, "return": self.answering[minion]}}
+                )
         return {"jid": jid, "minions": targeted}
 
 

@@ -23,8 +23,12 @@ def _copies():
 def test_every_loader_module_using_shared_code_has_the_same_shared():
     copies = _copies()
     # Every loader module that loads shared code has its copy (no module imports another's).
-    users = {f"{d}/{p.name}" for d in LOADER_DIRS for p in (REPO / d).glob("*.py")
-             if "_shared(\"expressware_" in p.read_text(encoding="utf-8")}
+    users = {
+        f"{d}/{p.name}"
+        for d in LOADER_DIRS
+        for p in (REPO / d).glob("*.py")
+        if '_shared("expressware_' in p.read_text(encoding="utf-8")
+    }
     assert users <= set(copies), f"loader modules using _shared without their own copy: {users - set(copies)}"
     assert len(copies) >= 7, copies.keys()
     reference = copies["_runners/rolling.py"]

@@ -24,7 +24,7 @@ def test_every_schedule_and_every_crash_point_keeps_the_invariants():
         crash = os.environ.get("SIM_CRASH", "none")
         seeds, crashes = [int(os.environ["SIM_SEED"])], ([None] if crash == "none" else [int(crash)])
     else:
-        base, count = int(os.environ.get("SIM_BASE", 0)), int(os.environ.get("SIM_SEEDS", 100))
+        base, count = int(os.environ.get("SIM_BASE", "0")), int(os.environ.get("SIM_SEEDS", "100"))
         seeds, crashes = range(base, base + count), None
     started = time.monotonic()
     schedules = crash_points = resumes = 0
@@ -46,11 +46,19 @@ def test_every_schedule_and_every_crash_point_keeps_the_invariants():
                 continue
             schedules, crash_points, resumes = schedules + 1, crash_points + 1, resumes + drivers - 1
     seconds = time.monotonic() - started
-    EXPLORED.update(schedules=schedules + len(failures), crash_points=crash_points, resumes=resumes,
-                    seeds=f"{seeds[0]}..{seeds[-1]}", seconds=round(seconds, 1), failures=len(failures))
+    EXPLORED.update(
+        schedules=schedules + len(failures),
+        crash_points=crash_points,
+        resumes=resumes,
+        seeds=f"{seeds[0]}..{seeds[-1]}",
+        seconds=round(seconds, 1),
+        failures=len(failures),
+    )
     print(f"simulation: {EXPLORED}")
-    assert not failures, "\n".join(f"seed {seed}, crash after save {crash}: {exc}\n  replay: {_replay(seed, crash)}"
-                                   for seed, crash, exc in failures[:10])
+    assert not failures, "\n".join(
+        f"seed {seed}, crash after save {crash}: {exc}\n  replay: {_replay(seed, crash)}"
+        for seed, crash, exc in failures[:10]
+    )
     assert crashes is not None or crash_points >= 1500, EXPLORED
 
 

@@ -19,8 +19,16 @@ plan_lib = runner.plan_lib
 driver_lib = runner.driver_lib
 
 GRAINS = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease": "5.14.0-362.el9.x86_64"}
-OPTIONS = {"reboot": False, "enforce": False, "applications": [], "node_timeout": 60, "compat": None,
-           "canary": 0, "frontend": None, "build": True}
+OPTIONS = {
+    "reboot": False,
+    "enforce": False,
+    "applications": [],
+    "node_timeout": 60,
+    "compat": None,
+    "canary": 0,
+    "frontend": None,
+    "build": True,
+}
 RPMS = ["Dolphin-PX-5.26.0-1.x86_64.rpm", "Dolphin-SISCI-5.26.0-1.x86_64.rpm"]
 
 
@@ -65,9 +73,16 @@ class Salt:
 
 @pytest.fixture
 def driver(tmp_path):
-    facts = {m: {"decision": {"action": "install", "reason": "test", "installed": "5.25.2"}, "installed": "5.25.2",
-                 "node_state": {"active": True, "reasons": []}, "grains": GRAINS, "workdir": "/var/cache/expressware"}
-             for m in ("node1", "node2", "node3")}
+    facts = {
+        m: {
+            "decision": {"action": "install", "reason": "test", "installed": "5.25.2"},
+            "installed": "5.25.2",
+            "node_state": {"active": True, "reasons": []},
+            "grains": GRAINS,
+            "workdir": "/var/cache/expressware",
+        }
+        for m in ("node1", "node2", "node3")
+    }
     record = plan_lib.new_record("r1", "default", "5.26.0", "salt://x.sh", facts, dict(OPTIONS), 100.0)
     (key,) = record["groups"]
     plan_lib.mark_built(record, key, RPMS, 101.0)
@@ -75,8 +90,13 @@ def driver(tmp_path):
     group["source"] = str(tmp_path / "master" / "node_RPMS")
     group["builder_workdir"] = "/var/cache/expressware"
     salt = Salt()
-    driver = driver_lib.Driver(salt, rollouts=None, leases=None, args={"timeout": 5},
-                               staging=runner.staging_lib.Staging(salt, str(tmp_path / "master")))
+    driver = driver_lib.Driver(
+        salt,
+        rollouts=None,
+        leases=None,
+        args={"timeout": 5},
+        staging=runner.staging_lib.Staging(salt, str(tmp_path / "master")),
+    )
     driver.record = record
     return driver, key
 
@@ -93,8 +113,11 @@ def test_a_push_not_done_while_the_builder_is_in_flight_is_done_before_the_next_
     assert plan_lib.next_action(driver.record) == ("stage", key)
     assert driver.do_stage(key) is True
     assert driver.record["groups"][key]["staged"]
-    assert minions.calls == [("cp.push_dir", ["node1"]), ("cp.push_dir", ["node1"]),
-                             ("sia.receive_rpms", ["node2", "node3"])]
+    assert minions.calls == [
+        ("cp.push_dir", ["node1"]),
+        ("cp.push_dir", ["node1"]),
+        ("sia.receive_rpms", ["node2", "node3"]),
+    ]
     assert plan_lib.next_action(driver.record) == ("update", "node2")
 
 
@@ -103,8 +126,10 @@ def test_a_push_that_fails_before_the_next_node_halts_it(driver):
     driver.salt.call = minions = Minions(driver.record["groups"][key]["source"], ["cp.push_dir: file_recv is False"])
     assert driver.do_stage(key) is False
     assert driver.record["status"] == plan_lib.HALTED
-    assert driver.record["reason"] == (f"staging for {key} failed: node1 could not push its RPMs to the master "
-                                       "(file_recv?): cp.push_dir: file_recv is False")
+    assert driver.record["reason"] == (
+        f"staging for {key} failed: node1 could not push its RPMs to the master "
+        "(file_recv?): cp.push_dir: file_recv is False"
+    )
     assert [fun for fun, _ in minions.calls] == ["cp.push_dir"]  # nothing sent to the other nodes
     assert plan_lib.next_action(driver.record) is None
 

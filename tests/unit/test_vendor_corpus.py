@@ -22,8 +22,11 @@ STATUS_LINES = [
     ("§3.3", "Dolphin DX 3.3.0 ( November 13th 2007 ) is running.", ("adapter", True, "3.3.0", None)),
     ("§3.3", "Dolphin Node Manager is running (pid 3172).", ("nodemgr", True, None, 3172)),
     ("§3.3", "Dolphin SISCI 3.3.0 ( November 13th 2007 ) is running.", ("sisci", True, "3.3.0", None)),
-    ("§3.3", 'Dolphin SuperSockets 3.3.0 "St.Martin", Nov 7th 2007 (built Nov 14 200…',
-     ("supersockets", True, "3.3.0", None)),
+    (
+        "§3.3",
+        'Dolphin SuperSockets 3.3.0 "St.Martin", Nov 7th 2007 (built Nov 14 200…',
+        ("supersockets", True, "3.3.0", None),
+    ),
     # §3.3 / §5.2 [V-para]: how the 5.x driver names itself (a banner without a state).
     ("§3.3", "Dolphin IRM (GX) 5.25.2", ("irm", True, "5.25.2", None)),
     ("§3.3", "Dolphin IRM (GX) 5.26.0-d", ("irm", True, "5.26.0-d", None)),
@@ -36,8 +39,11 @@ STATUS_LINES = [
     ("§10", "Dolphin SuperSockets is stopped.", ("supersockets", False, None, None)),
     ("§10", "Dolphin Node Manager is stopped.", ("nodemgr", False, None, None)),
     ("§10", "Dolphin IRM 5.25.2 ( April 24th 2026 ) is running.", ("irm", True, "5.25.2", None)),
-    ("§10", 'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 is running.',
-     ("supersockets", True, "5.25.2", None)),
+    (
+        "§10",
+        'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 is running.',
+        ("supersockets", True, "5.25.2", None),
+    ),
     # The line of issue 14, from an independent simulator.
     ("issue 14", "Dolphin KOSIF 5.25.2 ( April 24th 2026 ) is running.", ("kosif", True, "5.25.2", None)),
     # Variants: a build date in parentheses with any spacing.
@@ -52,14 +58,26 @@ STATUS_LINES = [
     ("variant", "Dolphin IRM GX 5.25.2 is running.", ("irm", True, "5.25.2", None)),
     ("variant", "Dolphin MX 5.26.0-d (built Apr 24 2026 12:00:01) is running.", ("adapter", True, "5.26.0-d", None)),
     # ... a quoted codename with a date, and a trailing build note.
-    ("variant", 'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 (built Apr 24 2026 on builder7) is running.',
-     ("supersockets", True, "5.25.2", None)),
-    ("variant", 'Dolphin SuperSockets 5.26.0-d "St.Martin", Apr 24th 2026 is running.',
-     ("supersockets", True, "5.26.0-d", None)),
-    ("variant", 'Dolphin SuperSockets "St.Martin" 5.25.2, Apr 24th 2026 is running.',
-     ("supersockets", True, "5.25.2", None)),
-    ("variant", 'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 (built Apr 2…',
-     ("supersockets", True, "5.25.2", None)),
+    (
+        "variant",
+        'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 (built Apr 24 2026 on builder7) is running.',
+        ("supersockets", True, "5.25.2", None),
+    ),
+    (
+        "variant",
+        'Dolphin SuperSockets 5.26.0-d "St.Martin", Apr 24th 2026 is running.',
+        ("supersockets", True, "5.26.0-d", None),
+    ),
+    (
+        "variant",
+        'Dolphin SuperSockets "St.Martin" 5.25.2, Apr 24th 2026 is running.',
+        ("supersockets", True, "5.25.2", None),
+    ),
+    (
+        "variant",
+        'Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 (built Apr 2…',
+        ("supersockets", True, "5.25.2", None),
+    ),
     # ... extra spaces and tabs, no full stop, "..." ending, version words.
     ("variant", "Dolphin   IRM\t5.25.2   ( April 24th 2026 )\tis running.", ("irm", True, "5.25.2", None)),
     ("variant", "  Dolphin IRM 5.25.2 is running", ("irm", True, "5.25.2", None)),
@@ -87,8 +105,11 @@ STATUS_LINES = [
     ("variant", "Dolphin IRM 5.25.2 ( April 24th 2026 )", ("irm", True, "5.25.2", None)),
     # ... [  OK  ] / [FAILED] columns.
     ("variant", "Dolphin IRM 5.25.2                                         [  OK  ]", ("irm", True, "5.25.2", None)),
-    ("variant", "Dolphin IRM 5.25.2 ( April 24th 2026 )                     [ RUNNING ]",
-     ("irm", True, "5.25.2", None)),
+    (
+        "variant",
+        "Dolphin IRM 5.25.2 ( April 24th 2026 )                     [ RUNNING ]",
+        ("irm", True, "5.25.2", None),
+    ),
     ("variant", "Dolphin IRM                                                [FAILED]", ("irm", False, None, None)),
     # ... the colour and column codes of Red Hat's initscripts, printed even into a pipe.
     ("variant", "Dolphin IRM 5.25.2\x1b[60G[\x1b[0;32m  OK  \x1b[0;39m]", ("irm", True, "5.25.2", None)),
@@ -108,8 +129,11 @@ STATUS_LINES = [
     ("variant", "Dolphin Node Manager (pid 3172) is running.", ("nodemgr", True, None, 3172)),
     ("variant", "Dolphin Node Manager is running (pid: 3172)", ("nodemgr", True, None, 3172)),
     ("variant", "Dolphin Node Manager is running, pid 3172.", ("nodemgr", True, None, 3172)),
-    ("variant", "Dolphin Node Manager 5.25.2 ( April 24th 2026 ) is running (pid 3172).",
-     ("nodemgr", True, "5.25.2", 3172)),
+    (
+        "variant",
+        "Dolphin Node Manager 5.25.2 ( April 24th 2026 ) is running (pid 3172).",
+        ("nodemgr", True, "5.25.2", 3172),
+    ),
     ("variant", "Dolphin Node Manager is running.", ("nodemgr", True, None, None)),
     # ... the initscripts form with the unit's name (§3.4), and 5.x product names.
     ("variant", "dis_nodemgr (pid 3172) is running...", ("nodemgr", True, None, 3172)),
@@ -124,7 +148,9 @@ STATUS_LINES = [
 ]
 
 
-@pytest.mark.parametrize("source, line, expected", STATUS_LINES, ids=[f"{s}:{l[:60]}" for s, l, _ in STATUS_LINES])
+@pytest.mark.parametrize(
+    "source, line, expected", STATUS_LINES, ids=[f"{s}:{text[:60]}" for s, text, _ in STATUS_LINES]
+)
 def test_status_line(source, line, expected):
     key, entry = vendor.parse_status_line(line)
     assert (key, entry["running"], entry["version"], entry["pid"]) == expected, (source, line, entry)
@@ -158,10 +184,12 @@ def test_status_line_unreadable_names_the_line(line):
 
 def test_a_year_or_a_codename_is_never_the_version():
     # The version is the token after the name; nothing later is read as one.
-    for line in ('Dolphin SuperSockets 5.25.2 "St.Martin 6.0.0", Apr 24th 2026 (built 7.7.7) is running.',
-                 "Dolphin IRM 5.25.2 ( 2026.4.24 ) is running.",
-                 'Dolphin SuperSockets "6.1.0" 5.25.2 is running.',
-                 "Dolphin IRM (GX 6.0.0) 5.25.2 is running."):
+    for line in (
+        'Dolphin SuperSockets 5.25.2 "St.Martin 6.0.0", Apr 24th 2026 (built 7.7.7) is running.',
+        "Dolphin IRM 5.25.2 ( 2026.4.24 ) is running.",
+        'Dolphin SuperSockets "6.1.0" 5.25.2 is running.',
+        "Dolphin IRM (GX 6.0.0) 5.25.2 is running.",
+    ):
         assert vendor.parse_status_line(line)[1]["version"] == "5.25.2", line
     # No version where it stands, and none elsewhere outside notes: no version (not the year).
     assert vendor.parse_status_line("Dolphin IRM ( April 24th 2026 ) is running.")[1]["version"] is None
@@ -214,21 +242,52 @@ Dolphin Network Manager is running (pid 4100).
 """
 
 
-@pytest.mark.parametrize("source, text, version, running", [
-    ("§3.3", STATUS_3X, "3.3.0", {"adapter": True, "irm": True, "nodemgr": True, "sisci": True, "supersockets": True}),
-    ("§3.3+issue 14", STATUS_5X_DATED, "5.25.2", dict.fromkeys(["kosif", "adapter", "irm", "nodemgr", "sisci",
-                                                                 "supersockets"], True)),
-    ("§10", STATUS_SIMPLE, "5.26.0-d", {"kosif": True, "adapter": True, "irm": True, "nodemgr": True, "sisci": True,
-                                        "supersockets": False}),
-    ("variant", STATUS_VARIANT_STOPPED, None, {"kosif": False, "adapter": False, "irm": False, "nodemgr": False,
-                                               "sisci": False, "supersockets": False, "smartio": False,
-                                               "networkmgr": True}),
-])
+@pytest.mark.parametrize(
+    "source, text, version, running",
+    [
+        (
+            "§3.3",
+            STATUS_3X,
+            "3.3.0",
+            {"adapter": True, "irm": True, "nodemgr": True, "sisci": True, "supersockets": True},
+        ),
+        (
+            "§3.3+issue 14",
+            STATUS_5X_DATED,
+            "5.25.2",
+            dict.fromkeys(["kosif", "adapter", "irm", "nodemgr", "sisci", "supersockets"], True),
+        ),
+        (
+            "§10",
+            STATUS_SIMPLE,
+            "5.26.0-d",
+            {"kosif": True, "adapter": True, "irm": True, "nodemgr": True, "sisci": True, "supersockets": False},
+        ),
+        (
+            "variant",
+            STATUS_VARIANT_STOPPED,
+            None,
+            {
+                "kosif": False,
+                "adapter": False,
+                "irm": False,
+                "nodemgr": False,
+                "sisci": False,
+                "supersockets": False,
+                "smartio": False,
+                "networkmgr": True,
+            },
+        ),
+    ],
+)
 def test_status_output(source, text, version, running):
     services = vendor.parse_status(text)
     assert {key: entry["running"] for key, entry in services.items()} == running, source
-    assert list(services) == [key for key in ("kosif", "adapter", "irm", "nodemgr", "sisci", "supersockets",
-                                              "smartio", "networkmgr") if key in running]
+    assert list(services) == [
+        key
+        for key in ("kosif", "adapter", "irm", "nodemgr", "sisci", "supersockets", "smartio", "networkmgr")
+        if key in running
+    ]
     assert vendor.running_version(services) == version
 
 
@@ -265,8 +324,11 @@ ACTION_LINES = [
     ("variant", "Stopping Dolphin IRM driver [ FAILED ]", ("irm", "stop", False)),
     ("variant", "Starting Dolphin IRM (GX) 5.25.2 ( April 24th 2026 )       [  OK  ]", ("irm", "start", True)),
     ("variant", "Starting Dolphin Node Manager (pid 3172)                   [  OK  ]", ("nodemgr", "start", True)),
-    ("variant", 'Starting Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 [  OK  ]',
-     ("supersockets", "start", True)),
+    (
+        "variant",
+        'Starting Dolphin SuperSockets 5.25.2 "St.Martin", Apr 24th 2026 [  OK  ]',
+        ("supersockets", "start", True),
+    ),
     ("variant", "Stopping Dolphin IRM driver                                [  OK", ("irm", "stop", True)),
     ("variant", "[ ok ] Stopping Dolphin IRM driver...done.", ("irm", "stop", True)),
     ("variant", "[FAIL] Stopping Dolphin IRM driver... failed!", ("irm", "stop", False)),
@@ -282,7 +344,9 @@ ACTION_LINES = [
 ]
 
 
-@pytest.mark.parametrize("source, line, expected", ACTION_LINES, ids=[f"{s}:{l[:50]}" for s, l, _ in ACTION_LINES])
+@pytest.mark.parametrize(
+    "source, line, expected", ACTION_LINES, ids=[f"{s}:{text[:50]}" for s, text, _ in ACTION_LINES]
+)
 def test_action_line(source, line, expected):
     (parsed,) = vendor.parse_action_output(line)
     assert (parsed["service"], parsed["action"], parsed["ok"]) == expected, (source, line, parsed)
@@ -297,8 +361,15 @@ def test_action_line_cut_before_its_mark_takes_the_exit_status():
     assert vendor.parse_action_output("Stopping Dolphin IRM driver [FAILED]", retcode=0)[0]["ok"] is False
 
 
-@pytest.mark.parametrize("line", ["Stopping Dolphin Foo driver    [  OK  ]", "Stopping Dolphin SISCI driver [ MAYBE ]",
-                                  "Unloading dis_irm.ko", "Stopping the world [  OK  ]"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Stopping Dolphin Foo driver    [  OK  ]",
+        "Stopping Dolphin SISCI driver [ MAYBE ]",
+        "Unloading dis_irm.ko",
+        "Stopping the world [  OK  ]",
+    ],
+)
 def test_action_line_unreadable_names_the_line(line):
     with pytest.raises(vendor.VendorOutputError) as caught:
         vendor.parse_action_output(line)
@@ -307,18 +378,24 @@ def test_action_line_unreadable_names_the_line(line):
 
 def test_action_output_with_status_banners_between():
     # An init script may print the driver's banner after starting it: understood, and the marks decide.
-    text = ("Starting Dolphin IRM driver                                [  OK  ]\n"
-            "Dolphin IRM 3.3.0 ( November 13th 2007 ) is running.\n"
-            "Starting Dolphin Node Manager                              [FAILED]\n"
-            "Dolphin Node Manager is not running.\n")
-    assert [(line["service"], line["ok"]) for line in vendor.parse_action_output(text)] == [("irm", True),
-                                                                                           ("nodemgr", False)]
+    text = (
+        "Starting Dolphin IRM driver                                [  OK  ]\n"
+        "Dolphin IRM 3.3.0 ( November 13th 2007 ) is running.\n"
+        "Starting Dolphin Node Manager                              [FAILED]\n"
+        "Dolphin Node Manager is not running.\n"
+    )
+    assert [(line["service"], line["ok"]) for line in vendor.parse_action_output(text)] == [
+        ("irm", True),
+        ("nodemgr", False),
+    ]
 
 
 def test_action_output_3x_order():
     # §3.1: "3.x order (no KOSIF/IX layer): SuperSockets, SISCI, Node Manager, IRM".
-    text = "".join(f"{('Stopping Dolphin ' + label).ljust(59)}[  OK  ]\n"
-                   for label in ("SuperSockets drivers", "SISCI driver", "Node Manager", "IRM driver"))
+    text = "".join(
+        f"{('Stopping Dolphin ' + label).ljust(59)}[  OK  ]\n"
+        for label in ("SuperSockets drivers", "SISCI driver", "Node Manager", "IRM driver")
+    )
     assert [line["service"] for line in vendor.parse_action_output(text)] == ["supersockets", "sisci", "nodemgr", "irm"]
 
 
@@ -353,16 +430,24 @@ TEST RESULT: FAILED
 """
 
 
-@pytest.mark.parametrize("source, text, passed, versions", [
-    ("§4.3+§5.2", DIAG_PASSED, True, ("5.25.2", "5.25.2", "5.25.2")),
-    ("§5.2", DIAG_FAILED, False, ("5.26.0", "5.26.0-d", None)),
-    ("§10", "Link 0: State: ENABLED, Active: 1\nTEST RESULT: PASSED\n", True, (None, None, None)),
-    ("variant", "TEST RESULT: PASSED\n0 warnings and 0 errors\nElapsed time: 0.4 s\n", True, (None, None, None)),
-    ("variant", "*** Test result : FAILED ***\n", False, (None, None, None)),
-    ("variant", "dis_diag version 5.26.0-d\nDriver version: Dolphin IRM 5.26.0-d ( April 24th 2026 )\n"
-                "TEST RESULT:\tPASSED (0 warnings and 0 errors)\n", True, ("5.26.0-d", "5.26.0-d", None)),
-    ("variant", "Driver version: Dolphin IRM (GX) 5.2…\nTEST RESULT: PASSED\n", True, (None, None, None)),
-])
+@pytest.mark.parametrize(
+    "source, text, passed, versions",
+    [
+        ("§4.3+§5.2", DIAG_PASSED, True, ("5.25.2", "5.25.2", "5.25.2")),
+        ("§5.2", DIAG_FAILED, False, ("5.26.0", "5.26.0-d", None)),
+        ("§10", "Link 0: State: ENABLED, Active: 1\nTEST RESULT: PASSED\n", True, (None, None, None)),
+        ("variant", "TEST RESULT: PASSED\n0 warnings and 0 errors\nElapsed time: 0.4 s\n", True, (None, None, None)),
+        ("variant", "*** Test result : FAILED ***\n", False, (None, None, None)),
+        (
+            "variant",
+            "dis_diag version 5.26.0-d\nDriver version: Dolphin IRM 5.26.0-d ( April 24th 2026 )\n"
+            "TEST RESULT:\tPASSED (0 warnings and 0 errors)\n",
+            True,
+            ("5.26.0-d", "5.26.0-d", None),
+        ),
+        ("variant", "Driver version: Dolphin IRM (GX) 5.2…\nTEST RESULT: PASSED\n", True, (None, None, None)),
+    ],
+)
 def test_diag(source, text, passed, versions):
     parsed = vendor.parse_diag(text)
     assert parsed["passed"] is passed, source
@@ -375,22 +460,43 @@ def test_diag(source, text, passed, versions):
 
 RPM_OUTPUTS = [
     # §5.1 [V]: the 5.x package names (MX guide); §10: NAME VERSION-RELEASE, 5.26.0-d a snapshot.
-    ("§5.1+§10", "Dolphin-MX 5.25.2-1\nDolphin-SISCI 5.25.2-1\nDolphin-SuperSockets 5.25.2-1\n"
-                 "Dolphin-SmartIO 5.25.2-1\nDolphin-NetworkHosts 5.25.2-1\nDolphin-NetworkManager 5.25.2-1\n",
-     {"Dolphin-MX": "5.25.2", "Dolphin-SISCI": "5.25.2", "Dolphin-SuperSockets": "5.25.2", "Dolphin-SmartIO": "5.25.2",
-      "Dolphin-NetworkHosts": "5.25.2", "Dolphin-NetworkManager": "5.25.2"}),
+    (
+        "§5.1+§10",
+        "Dolphin-MX 5.25.2-1\nDolphin-SISCI 5.25.2-1\nDolphin-SuperSockets 5.25.2-1\n"
+        "Dolphin-SmartIO 5.25.2-1\nDolphin-NetworkHosts 5.25.2-1\nDolphin-NetworkManager 5.25.2-1\n",
+        {
+            "Dolphin-MX": "5.25.2",
+            "Dolphin-SISCI": "5.25.2",
+            "Dolphin-SuperSockets": "5.25.2",
+            "Dolphin-SmartIO": "5.25.2",
+            "Dolphin-NetworkHosts": "5.25.2",
+            "Dolphin-NetworkManager": "5.25.2",
+        },
+    ),
     ("§10", "Dolphin-PX 5.26.0-d\n", {"Dolphin-PX": "5.26.0-d"}),
     # §5.1 [V]: the 3.x names.
-    ("§5.1", "Dolphin-SCI 3.3.0-1\nDolphin-NetworkAdmin 3.3.0-1\n",
-     {"Dolphin-SCI": "3.3.0", "Dolphin-NetworkAdmin": "3.3.0"}),
+    (
+        "§5.1",
+        "Dolphin-SCI 3.3.0-1\nDolphin-NetworkAdmin 3.3.0-1\n",
+        {"Dolphin-SCI": "3.3.0", "Dolphin-NetworkAdmin": "3.3.0"},
+    ),
     # Variants: distribution tags, the snapshot letter in either field, tabs, rpm's default format.
-    ("variant", "Dolphin-PX 5.25.2-1.el9\nDolphin-SISCI\t5.25.2-3.el9_2\n",
-     {"Dolphin-PX": "5.25.2", "Dolphin-SISCI": "5.25.2"}),
-    ("variant", "Dolphin-PX 5.26.0-d.el9\nDolphin-SISCI 5.26.0-0.d\n"
-                "Dolphin-SuperSockets 5.26.0~d-1\nDolphin-SmartIO 5.26.0d-1\n",
-     dict.fromkeys(["Dolphin-PX", "Dolphin-SISCI", "Dolphin-SuperSockets", "Dolphin-SmartIO"], "5.26.0-d")),
-    ("variant", "Dolphin-PX-5.25.2-1.x86_64\nDolphin-SuperSockets-5.26.0-d.el9.aarch64\n",
-     {"Dolphin-PX": "5.25.2", "Dolphin-SuperSockets": "5.26.0-d"}),
+    (
+        "variant",
+        "Dolphin-PX 5.25.2-1.el9\nDolphin-SISCI\t5.25.2-3.el9_2\n",
+        {"Dolphin-PX": "5.25.2", "Dolphin-SISCI": "5.25.2"},
+    ),
+    (
+        "variant",
+        "Dolphin-PX 5.26.0-d.el9\nDolphin-SISCI 5.26.0-0.d\n"
+        "Dolphin-SuperSockets 5.26.0~d-1\nDolphin-SmartIO 5.26.0d-1\n",
+        dict.fromkeys(["Dolphin-PX", "Dolphin-SISCI", "Dolphin-SuperSockets", "Dolphin-SmartIO"], "5.26.0-d"),
+    ),
+    (
+        "variant",
+        "Dolphin-PX-5.25.2-1.x86_64\nDolphin-SuperSockets-5.26.0-d.el9.aarch64\n",
+        {"Dolphin-PX": "5.25.2", "Dolphin-SuperSockets": "5.26.0-d"},
+    ),
 ]
 
 
@@ -399,21 +505,33 @@ def test_rpm_output(source, text, packages):
     assert vendor.parse_rpm_packages(text) == packages, source
 
 
-@pytest.mark.parametrize("line", ["Dolphin-PX 5.26-1", "Dolphin-PX 5.26.0.1-1", "Dolphin-PX 5.26.0d-e",
-                                  "Dolphin-PX 5.26.0-d.rc1", "error: rpmdb open failed", "Dolphin-PX"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Dolphin-PX 5.26-1",
+        "Dolphin-PX 5.26.0.1-1",
+        "Dolphin-PX 5.26.0d-e",
+        "Dolphin-PX 5.26.0-d.rc1",
+        "error: rpmdb open failed",
+        "Dolphin-PX",
+    ],
+)
 def test_rpm_output_unreadable_names_the_line(line):
     with pytest.raises(vendor.VendorOutputError) as caught:
         vendor.parse_rpm_packages(line + "\n")
     assert repr(line) in str(caught.value)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("Dolphin-PX-5.26.0-1.x86_64.rpm", ("Dolphin-PX", "5.26.0", "x86_64")),
-    ("Dolphin-SuperSockets-5.26.0-d.el9.x86_64.rpm", ("Dolphin-SuperSockets", "5.26.0-d", "x86_64")),
-    ("Dolphin-SISCI-5.26.0~d-1.aarch64.rpm", ("Dolphin-SISCI", "5.26.0-d", "aarch64")),
-    ("Dolphin-NetworkManager-5.26.0-1.el9.x86_64.rpm", ("Dolphin-NetworkManager", "5.26.0", "x86_64")),
-    ("Dolphin-PX-5.26.0.1-1.x86_64.rpm", None),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("Dolphin-PX-5.26.0-1.x86_64.rpm", ("Dolphin-PX", "5.26.0", "x86_64")),
+        ("Dolphin-SuperSockets-5.26.0-d.el9.x86_64.rpm", ("Dolphin-SuperSockets", "5.26.0-d", "x86_64")),
+        ("Dolphin-SISCI-5.26.0~d-1.aarch64.rpm", ("Dolphin-SISCI", "5.26.0-d", "aarch64")),
+        ("Dolphin-NetworkManager-5.26.0-1.el9.x86_64.rpm", ("Dolphin-NetworkManager", "5.26.0", "x86_64")),
+        ("Dolphin-PX-5.26.0.1-1.x86_64.rpm", None),
+    ],
+)
 def test_rpm_file_names(name, expected):
     parsed = vendor.parse_rpm_filename(name)
     assert (parsed and (parsed["name"], parsed["version"], parsed["arch"])) == expected
@@ -423,17 +541,25 @@ def test_rpm_file_names(name, expected):
 # The installer's name (§2)
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("source, name, version", [
-    ("§2", "Dolphin_eXpressWare-5.26.0.sh", "5.26.0"),  # Dolphin_eXpressWare-<version>.sh
-    ("§2", "Dolphin_eXpressWare-Linux-x86_64-PX-28a8824496_ce05d9958c.ubuntu18.04.sh", None),  # a CI build: no version
-    ("§2", "DIS_install_3.3.0.sh", "3.3.0"),  # DIS_install_<version>.sh (3.x)
-    ("§2", "Dolphin_eXpressWare-Linux-x86_64-PX-5.26.0.sh", "5.26.0"),  # [I] GA names
-    ("§2", "Dolphin_eXpressWare-Linux-x86_64-MX-5.26.0-d.sh", "5.26.0-d"),
-    ("variant", "Dolphin_eXpressWare-Linux-x86_64-PX-5.26.0.ubuntu18.04.sh", "5.26.0"),
-    ("variant", "Dolphin_eXpressWare-Linux-x86_64-IX-5.26.0-d.el9.sh", "5.26.0-d"),
-    ("variant", "Dolphin_eXpressWare-5.26.0.1.sh", None),
-    ("variant", "Dolphin_eXpressWare-$(reboot)-5.26.0.sh", None),
-])
+
+@pytest.mark.parametrize(
+    "source, name, version",
+    [
+        ("§2", "Dolphin_eXpressWare-5.26.0.sh", "5.26.0"),  # Dolphin_eXpressWare-<version>.sh
+        (
+            "§2",
+            "Dolphin_eXpressWare-Linux-x86_64-PX-28a8824496_ce05d9958c.ubuntu18.04.sh",
+            None,
+        ),  # a CI build: no version
+        ("§2", "DIS_install_3.3.0.sh", "3.3.0"),  # DIS_install_<version>.sh (3.x)
+        ("§2", "Dolphin_eXpressWare-Linux-x86_64-PX-5.26.0.sh", "5.26.0"),  # [I] GA names
+        ("§2", "Dolphin_eXpressWare-Linux-x86_64-MX-5.26.0-d.sh", "5.26.0-d"),
+        ("variant", "Dolphin_eXpressWare-Linux-x86_64-PX-5.26.0.ubuntu18.04.sh", "5.26.0"),
+        ("variant", "Dolphin_eXpressWare-Linux-x86_64-IX-5.26.0-d.el9.sh", "5.26.0-d"),
+        ("variant", "Dolphin_eXpressWare-5.26.0.1.sh", None),
+        ("variant", "Dolphin_eXpressWare-$(reboot)-5.26.0.sh", None),
+    ],
+)
 def test_installer_name(source, name, version):
     assert vendor.sia_version(name) == version, source
 
@@ -442,11 +568,24 @@ def test_installer_name(source, name, version):
 # Versions as printed (§5.2) and how a suffix compares
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("token, version", [
-    ("5.25.2", "5.25.2"), ("5.26.0-d", "5.26.0-d"), ("5.25.0-d", "5.25.0-d"),  # §5.2 (Dishostseditor 5.25.0-d)
-    ("5.26.0d", "5.26.0-d"), ("v5.25.2", "5.25.2"), ("5.25.2-1", "5.25.2"), ("5.26.0-d.el9", "5.26.0-d"),
-    ("5.25", None), ("5.25.2.1", None), ("05.25.2", None), ("2026", None), ("5.26.0-", None),
-])
+
+@pytest.mark.parametrize(
+    "token, version",
+    [
+        ("5.25.2", "5.25.2"),
+        ("5.26.0-d", "5.26.0-d"),
+        ("5.25.0-d", "5.25.0-d"),  # §5.2 (Dishostseditor 5.25.0-d)
+        ("5.26.0d", "5.26.0-d"),
+        ("v5.25.2", "5.25.2"),
+        ("5.25.2-1", "5.25.2"),
+        ("5.26.0-d.el9", "5.26.0-d"),
+        ("5.25", None),
+        ("5.25.2.1", None),
+        ("05.25.2", None),
+        ("2026", None),
+        ("5.26.0-", None),
+    ],
+)
 def test_printed_version(token, version):
     assert vendor.printed_version(token) == version
 

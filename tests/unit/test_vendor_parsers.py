@@ -53,7 +53,11 @@ def test_stop_lines_verbatim_ok():
 def test_stop_lines_failed_are_named():
     lines = vendor.parse_action_output(STOP_BLOCKED)
     assert [line["label"] for line in lines if not line["ok"]] == [
-        "SuperSockets drivers", "IRM driver", "PX driver", "KOSIF driver"]
+        "SuperSockets drivers",
+        "IRM driver",
+        "PX driver",
+        "KOSIF driver",
+    ]
 
 
 def test_start_lines():
@@ -65,8 +69,18 @@ def test_start_lines():
     assert [line["action"] for line in lines] == ["start"] * 6
 
 
-@pytest.mark.parametrize("garbage", ["", "\n\n", "Stopping Dolphin Foo driver    [  OK  ]", "Segmentation fault",
-                                     "Stopping Dolphin SISCI driver [ MAYBE ]", "Stopping Dolphin", "Stopping the world [  OK  ]"])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        "\n\n",
+        "Stopping Dolphin Foo driver    [  OK  ]",
+        "Segmentation fault",
+        "Stopping Dolphin SISCI driver [ MAYBE ]",
+        "Stopping Dolphin",
+        "Stopping the world [  OK  ]",
+    ],
+)
 def test_action_garbage_raises(garbage):
     with pytest.raises(vendor.VendorOutputError):
         vendor.parse_action_output(garbage)
@@ -86,20 +100,24 @@ def test_status_stopped():
 
 
 def test_status_partly_stopped_snapshot_version():
-    text = STATUS_RUNNING.replace("5.25.2", "5.26.0-d").replace("Dolphin SuperSockets 5.26.0-d is running.",
-                                                                "Dolphin SuperSockets is stopped.")
+    text = STATUS_RUNNING.replace("5.25.2", "5.26.0-d").replace(
+        "Dolphin SuperSockets 5.26.0-d is running.", "Dolphin SuperSockets is stopped."
+    )
     services = vendor.parse_status(text)
     assert services["supersockets"]["running"] is False
     assert vendor.running_version(services) == "5.26.0-d"
 
 
-@pytest.mark.parametrize("garbage", [
-    "",
-    STATUS_RUNNING.replace("Dolphin SISCI 5.25.2 is running.\n", ""),  # a service missing
-    STATUS_RUNNING + "Dolphin SISCI 5.25.2 is running.\n",  # twice
-    STATUS_RUNNING.replace("is running.", "is runnning."),
-    "dis_services: command not found",
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        STATUS_RUNNING.replace("Dolphin SISCI 5.25.2 is running.\n", ""),  # a service missing
+        STATUS_RUNNING + "Dolphin SISCI 5.25.2 is running.\n",  # twice
+        STATUS_RUNNING.replace("is running.", "is runnning."),
+        "dis_services: command not found",
+    ],
+)
 def test_status_garbage_raises(garbage):
     with pytest.raises(vendor.VendorOutputError):
         vendor.parse_status(garbage)
@@ -112,7 +130,9 @@ def test_mixed_running_versions_raise():
 
 
 def test_diag():
-    passed = vendor.parse_diag("dis_diag version: 5.25.2\nLink 0: State: ENABLED, Active: 1\n0 warnings and 0 errors\nTEST RESULT: PASSED\n")
+    passed = vendor.parse_diag(
+        "dis_diag version: 5.25.2\nLink 0: State: ENABLED, Active: 1\n0 warnings and 0 errors\nTEST RESULT: PASSED\n"
+    )
     assert passed["passed"] is True
     failed = vendor.parse_diag("Dolphin drivers are not loaded\nTEST RESULT: FAILED\n")
     assert failed["passed"] is False
@@ -144,8 +164,24 @@ def test_versions_valid(good):
     assert vendor.check_version(good) == good
 
 
-@pytest.mark.parametrize("bad", ["", "5.26", "5.26.0.1", "v5.26.0", "5.26.0-", "5.26.0;rm -rf /", "$(id)", "5.26.0\n",
-                                 " 5.26.0", "--enforce", "../5.26.0", None, 5.26])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "5.26",
+        "5.26.0.1",
+        "v5.26.0",
+        "5.26.0-",
+        "5.26.0;rm -rf /",
+        "$(id)",
+        "5.26.0\n",
+        " 5.26.0",
+        "--enforce",
+        "../5.26.0",
+        None,
+        5.26,
+    ],
+)
 def test_versions_invalid(bad):
     with pytest.raises(ValueError, match="not an eXpressWare version"):
         vendor.check_version(bad)
@@ -181,8 +217,17 @@ class TestRollingRule:
         allowed, rule = vendor.rolling_compatible("5.25.2", "5.26.0", compat)
         assert allowed is False and "incompatible" in rule
 
-    @pytest.mark.parametrize("bad", ["yes", ["5.26.0"], {"rolling": "5.26.0"}, {"rolling": [{"from": "5.25.*"}]},
-                                     {"incompatible": ["not-a-version"]}, {"other": []}])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "yes",
+            ["5.26.0"],
+            {"rolling": "5.26.0"},
+            {"rolling": [{"from": "5.25.*"}]},
+            {"incompatible": ["not-a-version"]},
+            {"other": []},
+        ],
+    )
     def test_bad_compat_data(self, bad):
         with pytest.raises(ValueError):
             vendor.validate_compat(bad)
@@ -213,7 +258,10 @@ class TestUpdateDecision:
 
 def test_rpm_file_names():
     assert vendor.parse_rpm_filename("Dolphin-PX-5.26.0-1.x86_64.rpm") == {
-        "name": "Dolphin-PX", "version": "5.26.0", "arch": "x86_64"}
+        "name": "Dolphin-PX",
+        "version": "5.26.0",
+        "arch": "x86_64",
+    }
     assert vendor.parse_rpm_filename("Dolphin-SuperSockets-5.26.0-d.aarch64.rpm")["version"] == "5.26.0-d"
     assert vendor.parse_rpm_filename("Dolphin-NetworkManager-5.26.0-1.el9.x86_64.rpm")["version"] == "5.26.0"
     assert vendor.parse_rpm_filename("notes.txt") is None
@@ -222,8 +270,12 @@ def test_rpm_file_names():
 def test_frontend_packages_have_their_own_version():
     # --install-node leaves the frontend packages alone: a frontend that is also a Cluster
     # Node has two versions for a while, and that is not a half-finished installation.
-    packages = {"Dolphin-PX": "5.26.0", "Dolphin-SISCI": "5.26.0", "Dolphin-NetworkManager": "5.25.2",
-                "Dolphin-NetworkHosts": "5.25.2"}
+    packages = {
+        "Dolphin-PX": "5.26.0",
+        "Dolphin-SISCI": "5.26.0",
+        "Dolphin-NetworkManager": "5.25.2",
+        "Dolphin-NetworkHosts": "5.25.2",
+    }
     assert vendor.installed_version(packages) == "5.26.0"
     assert vendor.frontend_version(packages) == "5.25.2"
     assert vendor.frontend_version({"Dolphin-PX": "5.26.0"}) is None
@@ -231,11 +283,18 @@ def test_frontend_packages_have_their_own_version():
         vendor.frontend_version(dict(packages, **{"Dolphin-NetworkHosts": "5.26.0"}))
 
 
-@pytest.mark.parametrize("installed, enforce, action", [
-    (None, False, "refuse"), (None, True, "refuse"),
-    ("5.25.2", False, "install"), ("5.26.0", False, "none"), ("5.26.0", True, "install"),
-    ("5.26.1", False, "refuse"), ("5.26.1", True, "install"),
-])
+@pytest.mark.parametrize(
+    "installed, enforce, action",
+    [
+        (None, False, "refuse"),
+        (None, True, "refuse"),
+        ("5.25.2", False, "install"),
+        ("5.26.0", False, "none"),
+        ("5.26.0", True, "install"),
+        ("5.26.1", False, "refuse"),
+        ("5.26.1", True, "install"),
+    ],
+)
 def test_frontend_decision(installed, enforce, action):
     decision = vendor.frontend_decision(installed, "5.26.0", enforce=enforce)
     assert decision["action"] == action, decision

@@ -26,8 +26,10 @@ def active(minion=NODE, state=ACTIVE_STATE):
 
 
 def ret(jid=JID, minion=NODE, result=True, comment="ok"):
-    return protocol.job_return_tag(jid, minion), {"id": minion, "return": {"expressware_|-x_|-5.26.0_|-installed": {
-        "result": result, "comment": comment}}}
+    return protocol.job_return_tag(jid, minion), {
+        "id": minion,
+        "return": {"expressware_|-x_|-5.26.0_|-installed": {"result": result, "comment": comment}},
+    }
 
 
 def beacon(state, minion=NODE, data_id=None):
@@ -65,8 +67,13 @@ def run(events, resumed=False, deadline=100.0, probe=PROBE_JID):
 
 def test_an_ordinary_update():
     steps, _ = run([phase("stopping"), phase("installing"), phase("waiting"), active(), ret()])
-    assert steps == [("phase", "stopping"), ("phase", "installing"), ("prepare", None), ("phase", "waiting"),
-                     ("done", ACTIVE_STATE)]
+    assert steps == [
+        ("phase", "stopping"),
+        ("phase", "installing"),
+        ("prepare", None),
+        ("phase", "waiting"),
+        ("done", ACTIVE_STATE),
+    ]
 
 
 def test_the_return_before_the_active_event_waits_for_it():
@@ -101,8 +108,9 @@ def test_an_active_event_after_a_restart_is_looked_at_again():
 def test_job_lost_without_any_word_times_out_and_says_so():
     steps, node = run([phase("installing"), restart(), 30, 30, 50])
     assert steps[-1] == ("timeout", True)
-    error = node.timeout_error({"state": "inactive", "installed": "5.26.0", "running": None,
-                                "reasons": ["services not running: IRM"]})
+    error = node.timeout_error(
+        {"state": "inactive", "installed": "5.26.0", "running": None, "reasons": ["services not running: IRM"]}
+    )
     assert error.startswith("the minion restarted during its update (its job was lost); not active within 60 s")
 
 
@@ -141,8 +149,9 @@ def test_a_finished_watch_stays_finished():
 def test_timeout():
     steps, node = run([phase("stopping"), 99.0, 5.0])
     assert steps[-1] == ("timeout", False)
-    assert node.timeout_error({"state": "inactive", "installed": "5.25.2", "running": "5.25.2",
-                               "reasons": ["x"]}).startswith("not active within 60 s (a timeout is a failure)")
+    assert node.timeout_error(
+        {"state": "inactive", "installed": "5.25.2", "running": "5.25.2", "reasons": ["x"]}
+    ).startswith("not active within 60 s (a timeout is a failure)")
 
 
 def test_a_resumed_job_is_done_once_it_succeeded():
@@ -150,27 +159,33 @@ def test_a_resumed_job_is_done_once_it_succeeded():
     assert steps == [("done", None)]
 
 
-@pytest.mark.parametrize("event", [
-    active(minion="node3"),                      # another minion's
-    (protocol.NODE_ACTIVE, {"data": protocol.node_event(ACTIVE_STATE)}),  # no id (a batched, unverified event)
-    beacon("active", minion="node3"),            # another minion's beacon
-    beacon("active", data_id="node3"),           # a beacon tag naming node2, sent by node3
-    (protocol.beacon_tag(NODE, "active"), {}),   # a beacon event with no id at all
-    ret(jid=PROBE_JID),                          # a job return that is not the update's (no probe was asked)
-    probe_ret(minion="node3"),
-    (protocol.NODE_ACTIVE, "not a dict"),
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        active(minion="node3"),  # another minion's
+        (protocol.NODE_ACTIVE, {"data": protocol.node_event(ACTIVE_STATE)}),  # no id (a batched, unverified event)
+        beacon("active", minion="node3"),  # another minion's beacon
+        beacon("active", data_id="node3"),  # a beacon tag naming node2, sent by node3
+        (protocol.beacon_tag(NODE, "active"), {}),  # a beacon event with no id at all
+        ret(jid=PROBE_JID),  # a job return that is not the update's (no probe was asked)
+        probe_ret(minion="node3"),
+        (protocol.NODE_ACTIVE, "not a dict"),
+    ],
+)
 def test_events_that_must_not_count(event):
     steps, node = run([ret(), event, 1])
     assert node.finished is None, steps
 
 
-@pytest.mark.parametrize("event", [
-    phase("installing", minion="node3"),
-    (protocol.NODE_PHASE, {"id": NODE, "data": "garbage"}),
-    (protocol.NODE_PHASE, {"id": NODE, "data": {"phase": "rebooting-the-world"}}),
-    restart(minion="node3"),
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        phase("installing", minion="node3"),
+        (protocol.NODE_PHASE, {"id": NODE, "data": "garbage"}),
+        (protocol.NODE_PHASE, {"id": NODE, "data": {"phase": "rebooting-the-world"}}),
+        restart(minion="node3"),
+    ],
+)
 def test_foreign_or_malformed_phases_record_nothing(event):
     steps, node = run([event, 1])
     assert steps == [] and not node.restarted

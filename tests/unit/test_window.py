@@ -36,16 +36,19 @@ TUE = (2026, 12, 8)
 # -- parsing ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec, days", [
-    ("Sat-Sun 01:00-05:00", {5, 6}),
-    ("sat-SUN 01:00-05:00", {5, 6}),
-    ("Saturday-Sunday 01:00-05:00", {5, 6}),
-    ("Fri-Mon 01:00-05:00", {4, 5, 6, 0}),
-    ("Mon-Wed,Fri 01:00-05:00", {0, 1, 2, 4}),
-    ("daily 01:00-05:00", set(range(7))),
-    ("* 01:00-05:00", set(range(7))),
-    ("01:00-05:00", set(range(7))),
-])
+@pytest.mark.parametrize(
+    "spec, days",
+    [
+        ("Sat-Sun 01:00-05:00", {5, 6}),
+        ("sat-SUN 01:00-05:00", {5, 6}),
+        ("Saturday-Sunday 01:00-05:00", {5, 6}),
+        ("Fri-Mon 01:00-05:00", {4, 5, 6, 0}),
+        ("Mon-Wed,Fri 01:00-05:00", {0, 1, 2, 4}),
+        ("daily 01:00-05:00", set(range(7))),
+        ("* 01:00-05:00", set(range(7))),
+        ("01:00-05:00", set(range(7))),
+    ],
+)
 def test_parse_days(spec, days):
     parsed = window.parse(spec, UTC)
     assert [set(d) for d, _, _ in parsed.rules] == [days]
@@ -66,25 +69,28 @@ def test_whole_day_ends_at_24():
     assert parsed.is_open(utc(*SAT, 23, 59, 59)) and not parsed.is_open(utc(*SUN, 0, 0))
 
 
-@pytest.mark.parametrize("spec, names", [
-    ("", ["empty rule"]),
-    ("Sat 01:00-05:00;", ["empty rule"]),
-    ("Sat-Sun", ["no time range"]),
-    ("Sat-Sun 0100-0500", ["'0100' is not a time"]),
-    ("Sat 01:00", ["'01:00' is not a time range"]),
-    ("Sat-Sun 1-5", ["'1' is not a time"]),
-    ("Sut 01:00-05:00", ["unknown day 'Sut'"]),
-    ("Mon,,Wed 01:00-02:00", ["empty day in 'Mon,,Wed'"]),
-    ("Sat 25:00-26:00", ["'25:00' is not a time of day"]),
-    ("Sat 01:60-02:00", ["'01:60' is not a time of day"]),
-    ("Sat 24:00-01:00", ["'24:00' is not a time of day"]),
-    ("Sat 01:00-24:30", ["'24:30' is not a time of day"]),
-    ("Sat 01:00-01:00", ["opens and closes at the same time", "00:00-24:00"]),
-    ("*; Sat 01:00-02:00", ["cannot be combined"]),
-    ("Sat-Sun 01:00-05:00, Mon 22:00-23:00", ["separate several rules with ';'"]),
-    (42, ["not 42"]),
-    (["Sat 01:00-05:00", 3], ["not ['Sat 01:00-05:00', 3]"]),
-])
+@pytest.mark.parametrize(
+    "spec, names",
+    [
+        ("", ["empty rule"]),
+        ("Sat 01:00-05:00;", ["empty rule"]),
+        ("Sat-Sun", ["no time range"]),
+        ("Sat-Sun 0100-0500", ["'0100' is not a time"]),
+        ("Sat 01:00", ["'01:00' is not a time range"]),
+        ("Sat-Sun 1-5", ["'1' is not a time"]),
+        ("Sut 01:00-05:00", ["unknown day 'Sut'"]),
+        ("Mon,,Wed 01:00-02:00", ["empty day in 'Mon,,Wed'"]),
+        ("Sat 25:00-26:00", ["'25:00' is not a time of day"]),
+        ("Sat 01:60-02:00", ["'01:60' is not a time of day"]),
+        ("Sat 24:00-01:00", ["'24:00' is not a time of day"]),
+        ("Sat 01:00-24:30", ["'24:30' is not a time of day"]),
+        ("Sat 01:00-01:00", ["opens and closes at the same time", "00:00-24:00"]),
+        ("*; Sat 01:00-02:00", ["cannot be combined"]),
+        ("Sat-Sun 01:00-05:00, Mon 22:00-23:00", ["separate several rules with ';'"]),
+        (42, ["not 42"]),
+        (["Sat 01:00-05:00", 3], ["not ['Sat 01:00-05:00', 3]"]),
+    ],
+)
 def test_bad_specs_say_what_is_wrong(spec, names):
     with pytest.raises(window.WindowError) as exc:
         window.parse(spec, UTC)
@@ -159,11 +165,14 @@ def test_wait_reason():
     sat_sun = window.parse("Sat-Sun 01:00-05:00", UTC)
     assert sat_sun.wait_reason(utc(*SAT, 2, 0), 600) is None
     outside = sat_sun.wait_reason(utc(2026, 12, 4, 12, 0), 600)
-    assert outside == ("outside the maintenance window Sat-Sun 01:00-05:00 (UTC); "
-                       "goes on by itself at Sat 2026-12-05 01:00 UTC")
+    assert outside == (
+        "outside the maintenance window Sat-Sun 01:00-05:00 (UTC); goes on by itself at Sat 2026-12-05 01:00 UTC"
+    )
     closing = sat_sun.wait_reason(utc(*SAT, 4, 30), 3600, what="node3")
-    assert closing == ("the maintenance window Sat-Sun 01:00-05:00 (UTC) closes at Sat 2026-12-05 05:00 UTC, "
-                       "before node3 (expected 60 min) would be done; goes on by itself at Sun 2026-12-06 01:00 UTC")
+    assert closing == (
+        "the maintenance window Sat-Sun 01:00-05:00 (UTC) closes at Sat 2026-12-05 05:00 UTC, "
+        "before node3 (expected 60 min) would be done; goes on by itself at Sun 2026-12-06 01:00 UTC"
+    )
     never = sat_sun.wait_reason(utc(*SAT, 2, 0), 5 * 3600)
     assert "no opening in the next two weeks is long enough" in never and "5 h 00 min" in never
 
@@ -254,8 +263,12 @@ WINDOWS = ["Sat-Sun 01:00-05:00", "Mon,Wed 22:00-02:00", "daily 02:30-03:30", "F
 
 
 @settings(max_examples=150, deadline=None)
-@given(spec=st.sampled_from(WINDOWS), zone=st.sampled_from([UTC, OSLO, "America/New_York"]),
-       now=st.floats(min_value=utc(2026, 1, 1), max_value=utc(2027, 1, 1)), expected=st.floats(0, 6 * 3600))
+@given(
+    spec=st.sampled_from(WINDOWS),
+    zone=st.sampled_from([UTC, OSLO, "America/New_York"]),
+    now=st.floats(min_value=utc(2026, 1, 1), max_value=utc(2027, 1, 1)),
+    expected=st.floats(0, 6 * 3600),
+)
 def test_properties(spec, zone, now, expected):
     win = window.parse(spec, zone)
     closes = win.closes_at(now)
@@ -274,9 +287,11 @@ def test_properties(spec, zone, now, expected):
     wall = datetime.datetime.fromtimestamp(now, zoneinfo.ZoneInfo(zone))
     if not (2 <= wall.hour < 4 and wall.month in (3, 10, 11)):
         minute = wall.hour * 60 + wall.minute + wall.second / 60 + wall.microsecond / 6e7
-        inside = any((wall.weekday() in days and start_m <= minute < (end if end > start_m else 1440))
-                     or (end <= start_m and (wall.weekday() - 1) % 7 in days and minute < end)
-                     for days, start_m, end in win.rules)
+        inside = any(
+            (wall.weekday() in days and start_m <= minute < (end if end > start_m else 1440))
+            or (end <= start_m and (wall.weekday() - 1) % 7 in days and minute < end)
+            for days, start_m, end in win.rules
+        )
         assert win.is_open(now) == inside
 
 
@@ -287,11 +302,26 @@ GRAINS = {"cpuarch": "x86_64", "os": "Rocky", "osrelease": "9.3", "kernelrelease
 
 
 def _record(node_timeout=600):
-    facts = {f"n{i}": {"decision": {"action": "install", "reason": "test", "installed": "5.25.2"},
-                       "node_state": {"active": True, "reasons": []}, "installed": "5.25.2", "grains": GRAINS,
-                       "workdir": "/w"} for i in range(1, 5)}
-    options = {"reboot": False, "enforce": False, "applications": [], "node_timeout": node_timeout, "compat": None,
-               "canary": 0, "frontend": None, "build": True}
+    facts = {
+        f"n{i}": {
+            "decision": {"action": "install", "reason": "test", "installed": "5.25.2"},
+            "node_state": {"active": True, "reasons": []},
+            "installed": "5.25.2",
+            "grains": GRAINS,
+            "workdir": "/w",
+        }
+        for i in range(1, 5)
+    }
+    options = {
+        "reboot": False,
+        "enforce": False,
+        "applications": [],
+        "node_timeout": node_timeout,
+        "compat": None,
+        "canary": 0,
+        "frontend": None,
+        "build": True,
+    }
     return rollout.new_record("r1", "default", "5.26.0", "salt://x.sh", facts, options, 1000.0)
 
 
@@ -326,10 +356,14 @@ def test_expected_seconds_at_most_node_timeout():
 # -- long waits say so ----------------------------------------------------------------------
 
 
-NODE_STATE = {"state": "inactive", "active": False, "installed": "5.26.0", "running": "5.26.0",
-              "services": {"dis_kosif": True, "dis_ix": True, "dis_irm": False},
-              "reasons": ["services not running: IRM",
-                          "dis_diag: ERROR: Links not active: no link partner detected on link 0."]}
+NODE_STATE = {
+    "state": "inactive",
+    "active": False,
+    "installed": "5.26.0",
+    "running": "5.26.0",
+    "services": {"dis_kosif": True, "dis_ix": True, "dis_irm": False},
+    "reasons": ["services not running: IRM", "dis_diag: ERROR: Links not active: no link partner detected on link 0."],
+}
 
 
 def test_should_say_before_any_node_is_done():
@@ -356,13 +390,17 @@ def test_waiting_note_says_how_long_and_what_the_node_says():
     rollout.mark_phase(record, "n2", rollout.STOPPING, 1050)
     rollout.mark_phase(record, "n2", rollout.WAITING, 1055)
     note = window.waiting_note(record, "n2", 1050 + 95, NODE_STATE)
-    assert note == ("n2: waiting for 95 s of the 30 min allowed (node_timeout); the nodes done so far took up to 40 s; "
-                    "the node says: inactive, installed 5.26.0, running 5.26.0; services not running: dis_irm; "
-                    "dis_diag: ERROR: Links not active: no link partner detected on link 0.")
+    assert note == (
+        "n2: waiting for 95 s of the 30 min allowed (node_timeout); the nodes done so far took up to 40 s; "
+        "the node says: inactive, installed 5.26.0, running 5.26.0; services not running: dis_irm; "
+        "dis_diag: ERROR: Links not active: no link partner detected on link 0."
+    )
     assert window.waiting_note(record, "n2", 1150, None).endswith("; the node did not answer (rebooting?)")
     assert window.waiting_note(record, "n2", 1150, "Minion did not return").endswith(
-        "; asking the node failed: Minion did not return")
+        "; asking the node failed: Minion did not return"
+    )
     first = _record(600)
     rollout.mark_phase(first, "n1", rollout.INSTALLING, 1000)
     assert window.waiting_note(first, "n1", 1030, None).startswith(
-        "n1: installing for 30 s of the 10 min allowed (node_timeout); the node did not answer")
+        "n1: installing for 30 s of the 10 min allowed (node_timeout); the node did not answer"
+    )

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import yaml
+
 from expressware_sim import (
     FAULTS,
     Node,
@@ -33,7 +34,6 @@ from expressware_sim import (
     service_provider_config,
     write_sia,
 )
-
 from saltext.expressware.utils import expressware_report, expressware_store
 
 #: The application each simulated node runs on the stack.
@@ -99,32 +99,36 @@ def master_config(work, publish_port, ret_port):
     """The master's configuration: loopback only, auto-accepting, file roots in the work directory."""
     work = Path(work)
     conf = _daemon_dirs(work / "salt" / "master", "master")
-    conf.update({
-        "interface": "127.0.0.1",
-        "publish_port": publish_port,
-        "ret_port": ret_port,
-        "auto_accept": True,
-        "file_roots": {"base": [str(work / "srv" / "salt")]},
-        "pillar_roots": {"base": [str(work / "srv" / "pillar")]},
-        "file_recv": True,
-        # The state and the runner take the update lease through publish.runner.
-        "peer_run": {".*": ["expressware_lease.*"]},
-        "timeout": 30,
-    })
+    conf.update(
+        {
+            "interface": "127.0.0.1",
+            "publish_port": publish_port,
+            "ret_port": ret_port,
+            "auto_accept": True,
+            "file_roots": {"base": [str(work / "srv" / "salt")]},
+            "pillar_roots": {"base": [str(work / "srv" / "pillar")]},
+            "file_recv": True,
+            # The state and the runner take the update lease through publish.runner.
+            "peer_run": {".*": ["expressware_lease.*"]},
+            "timeout": 30,
+        }
+    )
     return conf
 
 
 def minion_config(work, minion_id, node_config, publish_port, ret_port):
     """A minion's configuration: its own state dirs, plus the ``expressware:`` keys of its simulated node."""
     conf = _daemon_dirs(Path(work) / "salt" / minion_id, "minion")
-    conf.update({
-        "id": minion_id,
-        "master": "127.0.0.1",
-        "master_port": ret_port,
-        "publish_port": publish_port,
-        "acceptance_wait_time": 1,  # retry authentication quickly while the master starts
-        "loop_interval": 1,
-    })
+    conf.update(
+        {
+            "id": minion_id,
+            "master": "127.0.0.1",
+            "master_port": ret_port,
+            "publish_port": publish_port,
+            "acceptance_wait_time": 1,  # retry authentication quickly while the master starts
+            "loop_interval": 1,
+        }
+    )
     conf.update(node_config)
     conf.update(service_provider_config())  # service.start/stop drive the simulated application
     return conf
@@ -154,8 +158,9 @@ class Daemons:
         self.logdir.mkdir(parents=True, exist_ok=True)
         # The daemons' own console output goes to a file: the terminal is for the job.
         with open(self.logdir / f"{name}.console.log", "ab") as out:
-            self.procs[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def dead(self):
         """Names of daemons that already exited (a wrong config shows up here first)."""
@@ -208,7 +213,7 @@ def _signal_group(pgid, sig):
 def salt_json(conf, tgt, fun, *args, timeout=30):
     """Run ``salt TGT FUN ARGS --out=json --static``; return (exit status, parsed output or None)."""
     argv = [salt_bin("salt"), "-c", conf, "--out=json", "--static", f"--timeout={timeout}", tgt, fun, *args]
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     try:
         return proc.returncode, json.loads(proc.stdout)
     except ValueError:
@@ -242,14 +247,27 @@ def run_rolling(conf, args, ids):
     The one place that knows the runner's arguments.
     """
     # salt-run exits 0 for a function it does not know, so ask first rather than report a success.
-    docs = subprocess.run([salt_bin("salt-run"), "-c", conf, "--out=json", "doc.runner"], check=False,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    docs = subprocess.run(
+        [salt_bin("salt-run"), "-c", conf, "--out=json", "doc.runner"],
+        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ).stdout
     if '"rolling.update"' not in docs:
         say("the runner rolling.update is not available in this installation; try --job modules")
         return 1
-    argv = [salt_bin("salt-run"), "-c", conf, "rolling.update", "tgt=*",
-            f"version={args.to_version}", f"sia={sia_url(args.to_version)}", f"applications=[{APPLICATION}]",
-            f"node_timeout={args.node_timeout}"]
+    argv = [
+        salt_bin("salt-run"),
+        "-c",
+        conf,
+        "rolling.update",
+        "tgt=*",
+        f"version={args.to_version}",
+        f"sia={sia_url(args.to_version)}",
+        f"applications=[{APPLICATION}]",
+        f"node_timeout={args.node_timeout}",
+    ]
     say("$ salt-run " + " ".join(argv[1:]))
     return subprocess.run(argv, check=False).returncode
 
@@ -260,12 +278,16 @@ def show(fun, result):
         print("    " + result.get("output", "").replace("\n", "\n    "))
         if result.get("warnings"):
             print("    warnings: " + result["warnings"])
-        print(f"    => {result.get('installed_before')} -> {result.get('installed')}"
-              f"{' (rebooting)' if result.get('rebooting') else ''}", flush=True)
+        print(
+            f"    => {result.get('installed_before')} -> {result.get('installed')}"
+            f"{' (rebooting)' if result.get('rebooting') else ''}",
+            flush=True,
+        )
     elif isinstance(result, dict) and "state" in result:
         reasons = "; ".join(map(str, result.get("reasons") or []))
-        print(f"    => {result['state']}, running {result.get('running')}"
-              f"{', ' + reasons if reasons else ''}", flush=True)
+        print(
+            f"    => {result['state']}, running {result.get('running')}{', ' + reasons if reasons else ''}", flush=True
+        )
     else:  # Salt's error message for a failed call, or a shape this demo does not know
         text = result if isinstance(result, str) else json.dumps(result, indent=2)
         print("    " + text.replace("\n", "\n    "), flush=True)
@@ -273,18 +295,24 @@ def show(fun, result):
 
 def run_modules(conf, args, ids):
     """The walk by hand with the execution modules: install, wait until active, next node; stop at a failure."""
-    steps = [("service.stop", [APPLICATION], 30),
-             ("sia.install_node", [sia_url(args.to_version)], 120),
-             ("expressware.wait_active", ["timeout=60"], 90),
-             ("service.start", [APPLICATION], 30)]
+    steps = [
+        ("service.stop", [APPLICATION], 30),
+        ("sia.install_node", [sia_url(args.to_version)], 120),
+        ("expressware.wait_active", ["timeout=60"], 90),
+        ("service.start", [APPLICATION], 30),
+    ]
     for minion_id in ids:
         for fun, fun_args, timeout in steps:
             say(f"$ salt {minion_id} {fun} {' '.join(fun_args)}")
             status, out = salt_json(conf, minion_id, fun, *fun_args, timeout=timeout)
             result = (out or {}).get(minion_id)
             show(fun, result)
-            failed = status != 0 or result is False or (not isinstance(result, (dict, bool))) \
+            failed = (
+                status != 0
+                or result is False
+                or (not isinstance(result, (dict, bool)))
                 or (isinstance(result, dict) and result.get("active") is False)
+            )
             if failed:
                 say(f"{fun} failed on {minion_id}; not touching the other nodes")
                 return status or 1
@@ -301,13 +329,17 @@ def report(conf, roots, job_start):
     say("result (installed: expressware.version through Salt; running and state: the simulator):")
     for name, root in roots.items():
         state = Node(root).state()
-        print(f"  {name:<8} installed {versions.get(name, '?')!s:<10} running {state['running_version']!s:<10} "
-              f"{'active' if state['active'] else 'INACTIVE'}", flush=True)
+        print(
+            f"  {name:<8} installed {versions.get(name, '?')!s:<10} running {state['running_version']!s:<10} "
+            f"{'active' if state['active'] else 'INACTIVE'}",
+            flush=True,
+        )
     print(f"  max nodes down at once: {max_nodes_down(roots.values())}")
     for name, intervals in sorted(down_intervals(roots.values()).items()):
-        spans = [f"down +{start - job_start:.1f}s, "
-                 + ("still down" if end is None else f"active +{end - job_start:.1f}s")
-                 for start, end in intervals]
+        spans = [
+            f"down +{start - job_start:.1f}s, " + ("still down" if end is None else f"active +{end - job_start:.1f}s")
+            for start, end in intervals
+        ]
         print(f"  {name:<8} {'; '.join(spans) or 'never down'}", flush=True)
 
 
@@ -341,33 +373,50 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="expressware-demo",
         description="Rolling update of Dolphin eXpressWare on a throwaway simulated cluster: a real salt-master "
-                    "and real salt-minions on 127.0.0.1, one simulated node per minion. No root, no hardware.",
-        epilog="Exit status: the job's (0 = success); %d if the cluster did not come up." % EXIT_SETUP)
+        "and real salt-minions on 127.0.0.1, one simulated node per minion. No root, no hardware.",
+        epilog="Exit status: the job's (0 = success); %d if the cluster did not come up." % EXIT_SETUP,
+    )
     parser.add_argument("--nodes", type=int, default=4, help="number of simulated nodes/minions (default: 4)")
     parser.add_argument("--from-version", default="5.25.2", help="version the nodes start on (default: 5.25.2)")
     parser.add_argument("--to-version", default="5.26.0", help="version to update to (default: 5.26.0)")
-    parser.add_argument("--job", choices=sorted(JOBS), default="rolling",
-                        help="rolling: the rolling.update runner (default); "
-                             "modules: sia.install_node + expressware.wait_active, node by node")
-    parser.add_argument("--workdir", type=Path,
-                        help="put everything here and keep it (default: a temporary directory)")
+    parser.add_argument(
+        "--job",
+        choices=sorted(JOBS),
+        default="rolling",
+        help="rolling: the rolling.update runner (default); "
+        "modules: sia.install_node + expressware.wait_active, node by node",
+    )
+    parser.add_argument("--workdir", type=Path, help="put everything here and keep it (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, journals)")
-    parser.add_argument("--fault", action="append", default=[], metavar="NODE:FAULT",
-                        help="switch on a simulator fault before the job, e.g. node2:start-fails-until-reboot "
-                             "(also stop-blocked, never-active, build-fails); repeatable")
-    parser.add_argument("--start-timeout", type=float, default=90,
-                        help="seconds to wait for all minions to answer (default: 90)")
-    parser.add_argument("--node-timeout", type=int, metavar="SECONDS",
-                        help="the rollout's node_timeout: a node not active this long after its first step fails "
-                             "and halts the rollout (default: fitted to the simulated delays, 2 x the slowest "
-                             "healthy step + %d s of Salt: 2 x max(build, 2 x install + reboot + link-training) "
-                             "+ %d, 21 s with the default delays, so that a fault such as node2:never-active "
-                             "halts the rollout about half a minute after that node's first step)"
-                             % (SALT_SECONDS, SALT_SECONDS))
-    parser.add_argument("--report", type=Path, metavar="PATH",
-                        help="where to write the picture of the rollout, an HTML page (default: report.html in "
-                             "the work directory when it is kept, else expressware-demo-<rollout>.html in the "
-                             "system's temporary directory)")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NODE:FAULT",
+        help="switch on a simulator fault before the job, e.g. node2:start-fails-until-reboot "
+        "(also stop-blocked, never-active, build-fails); repeatable",
+    )
+    parser.add_argument(
+        "--start-timeout", type=float, default=90, help="seconds to wait for all minions to answer (default: 90)"
+    )
+    parser.add_argument(
+        "--node-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="the rollout's node_timeout: a node not active this long after its first step fails "
+        "and halts the rollout (default: fitted to the simulated delays, 2 x the slowest "
+        "healthy step + %d s of Salt: 2 x max(build, 2 x install + reboot + link-training) "
+        "+ %d, 21 s with the default delays, so that a fault such as node2:never-active "
+        "halts the rollout about half a minute after that node's first step)" % (SALT_SECONDS, SALT_SECONDS),
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help="where to write the picture of the rollout, an HTML page (default: report.html in "
+        "the work directory when it is kept, else expressware-demo-<rollout>.html in the "
+        "system's temporary directory)",
+    )
     delays = parser.add_argument_group("simulated delays in seconds")
     for name, default in (("build", 3.0), ("install", 1.0), ("link-training", 1.5), ("reboot", 2.0)):
         delays.add_argument(f"--{name}", type=float, default=default, help=f"(default: {default})")
@@ -399,8 +448,15 @@ def setup_cluster(work, args):
     roots = {}
     for i in range(1, args.nodes + 1):
         name = f"node{i}"
-        node = create_node(work / "nodes" / name, name=name, version=args.from_version, build=args.build,
-                           install=args.install, link_training=args.link_training, reboot=args.reboot)
+        node = create_node(
+            work / "nodes" / name,
+            name=name,
+            version=args.from_version,
+            build=args.build,
+            install=args.install,
+            link_training=args.link_training,
+            reboot=args.reboot,
+        )
         # Each node runs a MySQL Cluster data node over SuperSockets: it holds the
         # stack, so the update must stop it first and start it again after.
         node.add_application(APPLICATION)
@@ -424,12 +480,14 @@ def main(argv=None):
         say(f"work directory {work}")
         roots = setup_cluster(work, args)
         publish_port, ret_port = free_ports(2)
-        conf = write_config(work / "salt" / "master" / "conf", "master",
-                            master_config(work, publish_port, ret_port))
+        conf = write_config(work / "salt" / "master" / "conf", "master", master_config(work, publish_port, ret_port))
         daemons.start("master", [salt_bin("salt-master"), "-c", conf, "-l", "warning"])
         for name, root in roots.items():
-            mconf = write_config(work / "salt" / name / "conf", "minion",
-                                 minion_config(work, name, Node(root).minion_config(), publish_port, ret_port))
+            mconf = write_config(
+                work / "salt" / name / "conf",
+                "minion",
+                minion_config(work, name, Node(root).minion_config(), publish_port, ret_port),
+            )
             # No keepalive supervisor: one process per minion, and a crash shows instead of a silent restart.
             daemons.start(name, [salt_bin("salt-minion"), "-c", mconf, "-l", "warning", "--disable-keepalive"])
         say(f"salt-master on 127.0.0.1:{ret_port} (publish {publish_port}), {len(roots)} minions")

@@ -21,7 +21,7 @@ __virtualname__ = "expressware_sim_service"
 
 def __virtual__():
     try:
-        import expressware_sim  # pylint: disable=import-outside-toplevel,unused-import
+        import expressware_sim  # noqa: F401  # pylint: disable=import-outside-toplevel,unused-import
     except ImportError:
         return False, "expressware_sim_service needs the expressware_sim package"
     return __virtualname__
