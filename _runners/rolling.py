@@ -16,56 +16,16 @@ Rolling update of Dolphin eXpressWare across a cluster, one Cluster Node at a ti
     salt-run rolling.list                   # the rollouts on record
     salt-run rolling.report                 # an HTML page of the latest rollout; returns its path
 
-How a rollout goes:
+How a rollout goes (pre-flight, build once and stage, one node at a time behind the cluster health gate and
+the maintenance window, a failure halts, one rollout per cluster under its update lease, a record after every
+step that ``rolling.resume`` continues): README.md, "The main job", and ``_utils/expressware_driver.py``.
 
-1. **Pre-flight**, in parallel on every targeted minion (``expressware.preflight``),
-   before anything is touched: every minion answers, every node is active, versions
-   are known, the release-notes rule allows each node's update, the installer is
-   reachable. Nodes already on the target are skipped. Any problem: nothing is
-   touched, a report says what and where, the exit status is non-zero. A target
-   that matches no minion is an error.
-2. **Build once, stage everywhere**: nodes are grouped by CPU architecture, OS and
-   kernel (grains); ``--build-rpm`` runs once per group on its first node (which
-   stays up meanwhile); the RPMs come to the master with ``cp.push`` (while the
-   builder, which installs them where they were built, is updated first) and go to
-   every other node of the group in one publish (``sia.receive_rpms``, SHA-256 checked).
-   Needs ``file_recv: True`` on the master.
-3. **One node at a time**: the ``expressware.installed`` state runs on the node as an
-   asynchronous job (stop applications, ``dis_services stop``, install with
-   ``--use-rpms``, wait until active, start applications). The next node starts only
-   after this one's job succeeded and it is **active** on the target, learned from the
-   ``expressware/node/active`` event the node fires with its own ``node_state`` (or,
-   after a reboot that restarted the minion, the ``expressware`` beacon's event or a
-   new ``wait_active``, then a direct ``expressware.node_state``). The listener is
-   opened before any job is published; nothing here sleeps. The next node's job is
-   published while this one installs, held at a gate (the state's ``gate``): it checks
-   and fetches, then waits for ``expressware/gate/go``, which it gets once this node is
-   back; a halt, pause or abort cancels it.
-4. **Failure halts**: an installer error or a node that is not active within
-   ``node_timeout`` (a timeout is a failure) stops the rollout; no further node is
-   touched; the cluster's update lease stays taken (one node down at most).
-
-One rollout at a time per cluster: the rollout holds the cluster's update lease
-(``expressware_lease``, the same one the state takes under highstate) from start
-to finish; its record (status ``preflight``, with the driver's pid) is written as
-soon as the lease is taken, so ``rolling.status`` tells who holds the lease even
-while the pre-flight runs (a refused pre-flight leaves it ``refused`` and releases
-the lease). The record of every rollout is a JSON file under
-``<master cachedir>/expressware/rollouts/``, rewritten atomically after every step:
-per node the phase (pending, staged, stopping, installing, waiting, active, failed,
-skipped), versions before and after, timestamps; the builds. After a master restart
-or a lost ``salt-run``, ``rolling.resume`` continues without redoing finished nodes.
-
-Events (all under ``expressware/rolling/<rollout id>/``): ``start``, ``build/<group>``,
-``node/<minion>/begin``, ``node/<minion>/phase``, ``node/<minion>/done``,
-``node/<minion>/failed``, ``paused``, ``halted``, ``aborted``, ``finish``; and
-``expressware/rolling/refused`` when ``update`` refuses to start (bad input, a failed
-pre-flight, or another rollout or a node's state run holds the cluster), with the
-reason: a rollout the reactor started has no terminal. Progress is printed on
-standard error while ``salt-run`` runs (``progress=False`` to silence it), so
-``--out=json`` stays clean.
+Events (``expressware/rolling/<rollout id>/...`` and ``expressware/rolling/refused``, each tag defined once in
+``_utils/expressware_protocol.py``): README.md, "Events". Progress goes to standard error while ``salt-run`` runs
+(``progress=False`` silences it), so ``--out=json`` stays clean.
 """
 
+import functools
 import importlib.util
 import logging
 import os
@@ -100,7 +60,6 @@ def _shared(name):
 
 
 try:
-    vendor = _shared("expressware_vendor")
     store = _shared("expressware_store")
     plan_lib = _shared("expressware_rollout")
     protocol = _shared("expressware_protocol")
@@ -110,8 +69,11 @@ try:
     driver_lib = _shared("expressware_driver")
     report_lib = _shared("expressware_report")
     window_lib = _shared("expressware_window")
+    rollout_args = _shared("expressware_rollout_args")
 except ImportError as _exc:  # reported by __virtual__
-    vendor = store = plan_lib = protocol = checks = saltio = staging_lib = driver_lib = report_lib = window_lib = None
+    store = plan_lib = protocol = checks = saltio = staging_lib = driver_lib = report_lib = window_lib = (
+        rollout_args
+    ) = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -176,7 +138,7 @@ def plan(
     result = plan_lib.summary(record)
     result.update(status="planned", retcode=0, actions={m: n["action"] for m, n in record["nodes"].items()})
     if args["options"]["window"]:
-        result["window"] = _window_start(args["options"])
+        result["window"] = window_lib.first_start(args["options"], (window_lib.clock_from_env() or time.time)())
     return result
 
 
@@ -371,27 +333,10 @@ def status(rollout=None, cluster=None):
     record = _find(rollout, cluster, required=False, skip=(plan_lib.REFUSED,))
     if record is None:
         return {"rollout": None, "comment": "no rollout recorded", "leases": _leases().all()}
-    result = plan_lib.summary(record)
-    result["lease"] = _leases().get(record["cluster"])
-    if record.get("problems"):
-        result["problems"] = record["problems"]
+    options, goes_on_at = record["options"], None
     if record["status"] == plan_lib.WAITING and record.get("resume_at"):
-        options = record["options"]
-        result["goes_on_at"] = window_lib.parse(options["window"], options.get("window_tz")).format(record["resume_at"])
-    if record.get("health"):
-        # Who held the rollout (or halted it) for the cluster's health, and why.
-        result["health"] = record["health"]
-    if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING, plan_lib.PREFLIGHT):
-        result["driver"] = dict(record.get("driver") or {}, alive=store.driver_alive(record))
-        if not result["driver"]["alive"]:
-            result["comment"] = (
-                "the driver of this rollout is gone (master restart?): run rolling.resume"
-                if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING)
-                else "the driver of this rollout died in its pre-flight (nothing was touched); it "
-                "holds the lease: rolling.abort releases it"
-            )
-    result["log"] = record["log"][-10:]
-    return result
+        goes_on_at = window_lib.parse(options["window"], options.get("window_tz")).format(record["resume_at"])
+    return plan_lib.status_report(record, _leases().get(record["cluster"]), store.driver_alive(record), goes_on_at)
 
 
 @_refusing
@@ -416,16 +361,7 @@ def report(rollout=None, cluster=None, path=None, format=None):  # pylint: disab
         salt-run rolling.report rollout=20261127T101500-1a2b3c path=/srv/www/rollouts/db1.html
         salt-run rolling.report cluster=db1 format=svg
     """
-    if format is not None:
-        checks.choice(format, "format", ("html", "svg"))
-    if path is not None:
-        if not isinstance(path, str) or not os.path.isabs(path) or not path.endswith((".html", ".svg")):
-            raise SaltInvocationError(f"path must be an absolute path ending in .html or .svg, not {path!r}")
-        suffix = path.rsplit(".", 1)[1]
-        if format is not None and format != suffix:
-            raise SaltInvocationError(f"path {path!r} does not end in .{format} (format={format})")
-        format = suffix
-    format = format or "html"
+    path, format = rollout_args.report_target(path, format)
     record = _find(rollout, cluster)
     path = path or store.reports_path(__opts__["cachedir"], record["id"], format)
     try:
@@ -571,94 +507,20 @@ class _driver:  # pylint: disable=invalid-name
             staging_lib.Staging(self.salt, __opts__["cachedir"]),
             file_recv=bool(__opts__.get("file_recv")),
             progress=self.progress,
-            clock=_window_clock(),
-            resolve_members=_cluster_members,
+            clock=window_lib.clock_from_env(),
+            resolve_members=functools.partial(saltio.cluster_members, __opts__),
         )
 
     def __exit__(self, *exc):
         self.salt.__exit__(*exc)
 
 
-#: For tests only: the name of an environment variable naming a file that holds seconds to add to the clock the
-#: maintenance window is read with (re-read at every look), so that a test on real daemons moves the window's time.
-WINDOW_CLOCK_OFFSET_ENV = "EXPRESSWARE_TEST_WINDOW_CLOCK_OFFSET_FILE"
-
-
-def _window_clock():
-    path = os.environ.get(WINDOW_CLOCK_OFFSET_ENV)
-    if not path:
-        return None  # the driver's own: the adapter's time
-
-    def clock():
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return time.time() + float(handle.read().strip() or 0)
-        except (OSError, ValueError):
-            return time.time()
-
-    return clock
-
-
-def _window_start(options):
-    """When a rollout with ``options`` started now would begin its first node, for ``plan``."""
-    win = window_lib.parse(options["window"], options["window_tz"])
-    clock = _window_clock() or time.time
-    now = clock()
-    start = win.next_start(now, float(options["node_timeout"]))
-    return {
-        "window": win.describe(),
-        "first_node": "now"
-        if start is not None and start <= now
-        else (
-            win.format(start)
-            if start is not None
-            else f"no opening in the next two weeks is long enough for node_timeout {options['node_timeout']} s"
-        ),
-    }
-
-
-def _window_args(given, cluster):
-    """The window and its zone: as given, else the master configuration's default for ``cluster``; checked."""
-    # (The argument checks also run without a loader: the unit tests.)
-    config = (globals().get("__opts__") or {}).get("expressware") or {}
-    config = config if isinstance(config, dict) else {}
-    spec, tz = given.get("window"), given.get("window_tz")
-    if spec is None:
-        defaults = config.get("window")
-        spec = defaults.get(cluster) if isinstance(defaults, dict) else None
-    if spec is None:
-        if tz is not None:
-            raise SaltInvocationError("window_tz needs a window")
-        return None, None
-    if tz is None:
-        tz = config.get("window_tz")
-    if tz is not None and not isinstance(tz, str):
-        raise SaltInvocationError(f"window_tz must be a time zone name such as Europe/Oslo, not {tz!r}")
+def _find(rollout, cluster, required=True, skip=()):
+    """The rollout named, else the latest (of ``cluster``) whose status is not in ``skip``."""
     try:
-        window_lib.parse(spec, tz)
-    except window_lib.WindowError as exc:
+        return _rollouts().find(rollout, cluster, required=required, skip=skip)
+    except ValueError as exc:
         raise SaltInvocationError(str(exc)) from exc
-    return spec, tz
-
-
-def _cluster_members(expr, cluster):
-    """The minions the operator names as further members of ``cluster`` (``cluster_members``), plus those whose
-    cached grain or pillar ``expressware:cluster`` is ``cluster``: from the master's cache, so a member that is
-    down (not answering) is found all the same."""
-    import salt.utils.minions  # pylint: disable=import-outside-toplevel
-
-    ckminions = salt.utils.minions.CkMinions(__opts__)
-
-    def matching(target):
-        found = ckminions.check_minions(target, "compound")
-        return list(found.get("minions", []) if isinstance(found, dict) else found)
-
-    members = list(expr) if isinstance(expr, list) else (matching(expr) if expr else [])
-    try:
-        members += matching(f"G@expressware:cluster:{cluster} or I@expressware:cluster:{cluster}")
-    except Exception:  # pylint: disable=broad-except  # no cache of grains or pillar: only the named ones
-        log.debug("expressware:cluster members of %s not resolved", cluster, exc_info=True)
-    return sorted(set(members))
 
 
 def _refusals(func, *args):
@@ -669,72 +531,10 @@ def _refusals(func, *args):
         raise SaltInvocationError(str(exc)) from exc
 
 
-def _find(rollout, cluster, required=True, skip=()):
-    """The rollout named, else the latest (of ``cluster``) whose status is not in ``skip``."""
-    rollouts = _rollouts()
-    try:
-        if rollout is not None:
-            return rollouts.load(rollout)
-        if cluster is not None:
-            store.check_name(cluster, "cluster")
-        record = rollouts.latest(cluster, skip=skip)
-    except ValueError as exc:
-        raise SaltInvocationError(str(exc)) from exc
-    if record is None and required:
-        raise SaltInvocationError("no rollout recorded" + (f" for cluster {cluster}" if cluster else ""))
-    return record
-
-
 def _check_args(given):
-    """Validate every argument before anything is touched; return them normalised."""
-    try:
-        version = vendor.check_version(
-            given["version"] if isinstance(given["version"], str) else repr(given["version"])
-        )
-    except ValueError as exc:
-        raise SaltInvocationError(f"{exc} (quote it if YAML made it a number)") from exc
-    tgt, tgt_type = checks.target(given["tgt"], given["tgt_type"])
-    sia = checks.installer(given["sia"])
-    for flag in ("reboot", "enforce", "build"):
-        checks.flag(given[flag], flag)
-    applications = checks.names(given["applications"] or [], "applications", "service names", nonempty=True)
-    order = checks.names(given["order"], "order")
-    checks.choice(given["sort"], "sort", ("name", "reverse"))
-    canary = checks.count(given["canary"], "canary", "nodes (0: no canary)")
-    frontend = checks.minion_id(given["frontend"], "frontend")
-    cluster_members = checks.members_target(given.get("cluster_members"))
-    health_wait = checks.number(given.get("health_wait", 300), "health_wait", 0, checks.WEEK)
-    if frontend is not None and sia is None:
-        raise SaltInvocationError("frontend needs sia")
-    try:
-        cluster = store.check_name(given["cluster"] or "default", "cluster")
-        vendor.validate_compat(given["compat"])
-    except ValueError as exc:
-        raise SaltInvocationError(str(exc)) from exc
-    options = {
-        "reboot": given["reboot"],
-        "enforce": given["enforce"],
-        "applications": applications,
-        "node_timeout": checks.seconds(given["node_timeout"], "node_timeout"),
-        "compat": given["compat"],
-        "canary": canary,
-        "frontend": frontend,
-        "build": given["build"],
-    }
-    options["window"], options["window_tz"] = _window_args(given, cluster)
-    return {
-        "tgt": tgt,
-        "tgt_type": tgt_type,
-        "version": version,
-        "sia": sia,
-        "cluster": cluster,
-        "order": order,
-        "sort": given["sort"],
-        "timeout": checks.seconds(given["timeout"], "timeout"),
-        "options": options,
-        "cluster_members": cluster_members,
-        "health_wait": health_wait,
-    }
+    """``rolling.update``'s arguments checked (``expressware_rollout_args``), with this master's defaults."""
+    # (The argument checks also run without a loader: the unit tests.)
+    return rollout_args.update_args(given, (globals().get("__opts__") or {}).get("expressware"))
 
 
 def _fire(tag, data):

@@ -12,9 +12,11 @@ through ``module_dirs``.
 - ``expressware_exec``: how vendor tools are run on a minion
 - ``expressware_args``: the argument checks of every entry point, and a refusal's exit status
 - ``expressware_protocol``: event tags, the gate token, event payloads (the wire protocol)
-- ``expressware_rollout``: the rolling update as plain data (plan, next step, record)
+- ``expressware_rollout``: the rolling update as plain data (next step, record); ``expressware_rollout_plan``: the plan
+- ``expressware_rollout_args``: ``rolling.update``/``plan``'s arguments as a whole, ``rolling.report``'s target
 - ``expressware_watch``: what a node's events mean while the runner waits for it (plain data)
-- ``expressware_driver``: the rolling runner's walk, its I/O injected
+- ``expressware_driver``: the rolling runner's walk, its I/O injected; its parts ``expressware_driver_preflight``,
+  ``expressware_driver_health`` (the cluster health gate), ``expressware_driver_waits`` (window, long waits)
 - ``expressware_gates``, ``expressware_staging``: the runner's side of the gates; builds and staging
 - ``expressware_salt``: the rolling runner's one door to Salt (bounded calls, one failure policy)
 - ``expressware_store``: the master's update leases and rollout records

@@ -4,8 +4,11 @@ Its I/O is injected: Salt through an adapter (``expressware_salt.SaltAdapter`` i
 in the tests), the records through ``RolloutStore``/``LeaseStore``, the clock through the adapter (``time``,
 ``monotonic``; the maintenance window's may be given alone: ``clock``). What to do next is the rollout core's
 (``expressware_rollout``), what a node's events mean is ``expressware_watch``'s, the builds and staging are
-``expressware_staging``'s, the prepared jobs ``expressware_gates``'s. Every step is saved before the next one
-starts; a driver that dies at any point leaves a record that ``resume`` continues.
+``expressware_staging``'s, the prepared jobs ``expressware_gates``'s. The driver's own parts beside the walk are
+mixins, one module each: the pre-flight (``expressware_driver_preflight``), the cluster health gate
+(``expressware_driver_health``), the waits that say so: window and long wait (``expressware_driver_waits``). Every
+step is saved before the next one starts; a driver that dies at any point leaves a record that ``resume``
+continues.
 """
 
 import importlib.util
@@ -32,19 +35,11 @@ watch = _sibling("expressware_watch")
 saltio = _sibling("expressware_salt")
 staging_lib = _sibling("expressware_staging")
 gates_lib = _sibling("expressware_gates")
-window_lib = _sibling("expressware_window")
 health = _sibling("expressware_health")
+health_gate = _sibling("expressware_driver_health")
+preflight_lib = _sibling("expressware_driver_preflight")
+waits_lib = _sibling("expressware_driver_waits")
 
-#: Seconds to wait, at the pre-flight, on a minion asked again (it did not answer).
-PREFLIGHT_RETRY = 5
-#: Seconds a node in flight longer than it should take has to answer the driver's look at it
-#: (``expressware.node_state``); after that the progress says it did not answer.
-EVIDENCE_TIMEOUT = 10
-#: Seconds between two looks at the members in the way while the rollout holds for the cluster's health.
-HEALTH_ASK = 5
-#: Seconds after the gate passed beyond which it is passed again before the node is disrupted (its prepared job
-#: was not ready at once).
-HEALTH_RECHECK = 0.2
 LostMaster = saltio.LostMaster
 
 
@@ -57,37 +52,7 @@ def holder(rollout_id):
     return f"rolling:{rollout_id}"
 
 
-def problems_report(problems):
-    return {
-        "status": "refused",
-        "comment": "pre-flight failed; nothing was touched",
-        "problems": {(minion or "target"): problem for minion, problem in problems},
-        "retcode": 1,
-    }
-
-
-class _Watched:
-    """The adapter, each event read from it shown to the cluster health view as well (whoever reads it: the
-    driver, the gates, a call collecting its returns)."""
-
-    def __init__(self, salt, seen):
-        object.__setattr__(self, "_salt", salt)
-        object.__setattr__(self, "_seen", seen)
-
-    def __getattr__(self, name):
-        return getattr(self._salt, name)
-
-    def __setattr__(self, name, value):
-        setattr(self._salt, name, value)  # one adapter: what is set on it is set for every user of it
-
-    def get_event(self, wait):
-        event = self._salt.get_event(wait)
-        if event:
-            self._seen(*event)
-        return event
-
-
-class Driver:
+class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
     """One rollout's driver. ``salt``: the adapter; ``rollouts``/``leases``: the master's stores; ``args``: the
     checked arguments; ``file_recv``: the master's option; ``staging``: an ``expressware_staging.Staging``."""
 
@@ -105,7 +70,8 @@ class Driver:
         clock=None,
         resolve_members=None,
     ):
-        self.salt, self.rollouts, self.leases, self.args = _Watched(salt, self.health_event), rollouts, leases, args
+        self.salt = health_gate.Watched(salt, self.health_event)
+        self.rollouts, self.leases, self.args = rollouts, leases, args
         # The wall clock the maintenance window is read with (a test may move it).
         self.clock = clock or salt.time
         self.staging, self.file_recv, self.progress = staging, file_recv, progress
@@ -171,213 +137,11 @@ class Driver:
             return {"state": "unknown", "active": False, "installed": None, "running": None, "reasons": [str(state)]}
         return state
 
-    # -- pre-flight ------------------------------------------------------------
-
-    def preflight(self):
-        args, opts = self.args, self.args["options"]
-        self.say(f"pre-flight of {args['tgt']!r} ({args['tgt_type']}) for {args['version']}")
-        kwarg = {"sia": args["sia"], "enforce": opts["enforce"]}
-        if opts["compat"] is not None:
-            kwarg["compat"] = opts["compat"]
-        asked = self.salt.time()
-        facts = self.salt.call(
-            args["tgt"],
-            "expressware.preflight",
-            [args["version"]],
-            kwarg,
-            tgt_type=args["tgt_type"],
-            timeout=args["timeout"],
-        )
-        silent = sorted(minion for minion, fact in facts.items() if plan_lib.did_not_answer(fact))
-        if silent:
-            # A job published to a minion whose link to the publisher is not back yet (after a master restart it
-            # reconnects with a back-off of seconds) is lost without a trace: ask those once more, briefly.
-            self.say(f"pre-flight: no answer from {', '.join(silent)}; asking once more")
-            again = self.salt.call(
-                silent, "expressware.preflight", [args["version"]], kwarg, tgt_type="list", timeout=PREFLIGHT_RETRY
-            )
-            facts.update({minion: again[minion] for minion in silent if not plan_lib.did_not_answer(again.get(minion))})
-        problems = plan_lib.preflight_problems(set(facts), facts, args["version"])
-        todo = [m for m, f in facts.items() if isinstance(f, dict) and f.get("decision", {}).get("action") != "none"]
-        if not problems and todo and not args["sia"]:
-            problems.append((None, f"{len(todo)} node(s) need {args['version']} but no sia was given"))
-        if not problems and opts["build"] and len(todo) > 1 and not self.file_recv:
-            problems.append(
-                (
-                    None,
-                    "staging built RPMs needs file_recv: True in the master configuration "
-                    "(or build=False: every node builds for itself)",
-                )
-            )
-        if opts["frontend"] and not problems:
-            problem = self.preflight_frontend(opts["frontend"])
-            if problem:
-                problems.append((opts["frontend"], problem))
-        if not problems:
-            problems.extend(self.preflight_health(facts, asked))
-        for minion, problem in problems:
-            self.say(f"pre-flight: {minion or 'target'}: {problem}")
-        return facts, problems
-
-    # -- the cluster health gate -------------------------------------------------
-
-    def new_view(self, targeted):
-        """The live view of the cluster: the targeted nodes plus the members the operator names; the extra ones."""
-        try:
-            named = self.resolve_members(self.args.get("cluster_members"), self.args["cluster"])
-        except Exception as exc:  # pylint: disable=broad-except  # the master's cache: say it, go without
-            self.say(f"cluster members {self.args.get('cluster_members')!r} could not be resolved: {exc}")
-            named = []
-        left_out = set(((self.record or {}).get("health") or {}).get("left_out") or [])
-        extra = sorted(set(named) - set(targeted) - left_out)
-        self.view = health.ClusterView(
-            list(targeted) + extra, health_wait=self.args.get("health_wait", health.DEFAULT_HEALTH_WAIT)
-        )
-        return extra
-
-    def look_at(self, members):
-        """Ask ``members`` directly, all at once and bounded; their answers go into the view."""
-        asked = self.salt.time()
-        answers = (
-            self.salt.call(list(members), "expressware.node_state", timeout=self.args["timeout"], tgt_type="list")
-            if members
-            else {}
-        )
-        for minion in members:
-            self.view.answer(minion, answers.get(minion), asked)
-
-    def preflight_health(self, facts, asked):
-        """Every other member of the cluster is active: a problem per member that is not (the targeted nodes'
-        own activity is the pre-flight's already)."""
-        extra = self.new_view(sorted(facts))
-        for minion, fact in facts.items():
-            self.view.answer(minion, fact.get("node_state") if isinstance(fact, dict) else None, asked)
-        self.look_at(extra)
-        if extra:
-            self.say(f"pre-flight: cluster members beyond the target: {', '.join(extra)}")
-        problems = []
-        for minion in extra:
-            node = self.view.nodes[minion]
-            if node["state"] != health.ACTIVE:
-                problems.append(
-                    (
-                        minion,
-                        f"a member of the cluster is {node['state']}: "
-                        + ("; ".join(node["reasons"]) or "no reason given")
-                        + "; no node is disrupted while another member is down",
-                    )
-                )
-        return problems
-
-    def ask_members(self, members):
-        """One asynchronous ``expressware.node_state`` of ``members``: their returns are read with the other
-        events (:meth:`health_event`), so the look costs the walk nothing."""
-        members = sorted(set(members))
-        if not members or self.view is None:
-            return
-        try:
-            jid = self.salt.publish(members, "expressware.node_state")
-        except LostMaster:
-            return  # the next look, or the events, tell
-        if jid:
-            self.health_asks[jid] = (self.salt.time(), members)
-
-    def health_event(self, tag, data):
-        """An event read from the bus, for the view: a member's answer to a look, or a health event."""
-        if self.view is None:
-            return
-        parts = tag.split("/")
-        if len(parts) == 5 and parts[:2] == ["salt", "job"] and parts[3] == "ret" and parts[2] in self.health_asks:
-            asked, members = self.health_asks[parts[2]]
-            if parts[4] in members and data.get("out") != "no_return":
-                self.view.answer(parts[4], data.get("return"), asked)
-            return
-        self.view.event(tag, data, health.stamp_time(data, self.salt.time()))
-
-    def health_gate(self, minion):
-        """May ``minion`` be disrupted? True (it is marked in flight in the view); else the rollout holds, up to
-        ``health_wait`` seconds, for every other member to be active, and halts (False) with the evidence. False
-        too when the operator asks to abort meanwhile (the next step aborts)."""
-        view = self.view
-        if view is None:
-            return True
-        held, last_ask = None, None
-        # What reached the bus since the last node landed counts (a member's beacon said it went down meanwhile).
-        while (event := self.salt.get_event(wait=0)) is not None:
-            self.gates.observe(*event)
-        while True:
-            now = self.salt.time()
-            verdict = view.verdict(now, disrupting=minion)
-            if verdict["verdict"] == health.GO:
-                if held is not None:
-                    self.say(f"{minion}: every member of the cluster is active again; going on")
-                    self.record.setdefault("health", {})["held"] = None
-                view.begin(minion, now)
-                return True
-            evidence = {k: verdict[k] for k in ("who", "why", "since", "waited", "health_wait", "problems")}
-            if verdict["verdict"] == health.HALT:
-                self.record["health"] = dict(
-                    self.record.get("health") or {}, held=None, halted=dict(evidence, minion=minion)
-                )
-                self.halt(
-                    f"cluster health: {verdict['why']} (held {verdict['waited']} s, health_wait "
-                    f"{verdict['health_wait']} s); {minion} was not touched"
-                )
-                return False
-            if verdict["who"] != held:
-                held = verdict["who"]
-                self.say(f"{minion}: held: {verdict['why']}; waiting up to {verdict['health_wait']} s")
-                self.record.setdefault("health", {})["held"] = dict(evidence, minion=minion)
-                self.save()
-                self.fire("held", dict(evidence, minion=minion))
-            if self.rollouts.abort_requested(self.record["id"]):
-                return False
-            if verdict["ask"] and (last_ask is None or self.salt.monotonic() - last_ask >= HEALTH_ASK):
-                self.ask_members(verdict["ask"])
-                last_ask = self.salt.monotonic()
-            event = self.salt.get_event(wait=max(0.01, min(1.0, verdict["health_wait"] - verdict["waited"])))
-            if event:
-                self.gates.observe(*event)
-
-    def resume_view(self, skip=()):
-        """After a resume: the view rebuilt, every member looked at again (the node in flight is spared). A node
-        the operator gave up on (``skip``, now or at an earlier resume) is no longer a member: it may stay down."""
-        record = self.record
-        health_record = record.setdefault("health", {})
-        left_out = sorted(set(health_record.get("left_out") or []) | set(skip or []))
-        health_record["left_out"] = left_out
-        self.new_view(sorted(set(record["nodes"]) - set(left_out)))
-        self.look_at(list(self.view.members))
-        flying = plan_lib.in_flight(record)
-        if flying:
-            self.view.begin(flying[0], self.salt.time())
-
-    def preflight_frontend(self, minion):
-        """Check the Cluster Management Node before anything is touched; the problem, or None."""
-        args = self.args
-        answer = self.salt.call(
-            [minion],
-            "expressware.frontend_preflight",
-            [args["version"]],
-            {"sia": args["sia"], "enforce": args["options"]["enforce"]},
-            timeout=args["timeout"],
-        ).get(minion)
-        if not isinstance(answer, dict):
-            return "the frontend minion did not answer" if not answer else f"frontend pre-flight failed: {answer}"
-        self.frontend_fact = answer
-        if answer.get("error"):
-            return f"frontend: {answer['error']}"
-        if answer["decision"]["action"] == "refuse":
-            return f"frontend: {answer['decision']['reason']}"
-        if answer.get("sia_error"):
-            return f"frontend: installer not reachable: {answer['sia_error']}"
-        return None
-
     def plan(self, rollout_id="plan"):
         """The record :meth:`start` would make, touching nothing; a problems report when the pre-flight refuses."""
         facts, problems = self.preflight()
         if problems:
-            return None, problems_report(problems)
+            return None, preflight_lib.problems_report(problems)
         return self._new_record(rollout_id, facts), None
 
     def _new_record(self, rollout_id, facts):
@@ -419,7 +183,7 @@ class Driver:
         try:
             facts, problems = self.preflight()
             if problems:
-                return self._refuse(problems_report(problems), problems)
+                return self._refuse(preflight_lib.problems_report(problems), problems)
             planned = self._new_record(rollout_id, facts)
         except LostMaster as exc:
             return self._refuse({"status": "refused", "comment": str(exc), "retcode": 1})
@@ -513,44 +277,6 @@ class Driver:
             self.save_node(action[1])
         else:
             self.save()
-        return True
-
-    # -- the maintenance window -----------------------------------------------
-
-    def await_window(self, minion):
-        """Before ``minion``'s update: when the rollout's maintenance window does not let it start now (closed, or
-        it would not be back before it closes), wait until it does, checking for an abort; False when it may
-        start at once (or began already). Builds and staging are not held: they do not touch a node's service."""
-        record, opts = self.record, self.record["options"]
-        if not opts.get("window"):
-            return False
-        if (record["nodes"].get(minion) or {}).get("phase") in plan_lib.IN_FLIGHT:
-            return False  # its update began (a driver died meanwhile): it may be down, it is finished first
-        win = window_lib.parse(opts["window"], opts.get("window_tz"))
-        now, expected = self.clock(), window_lib.expected_seconds(record)
-        reason = win.wait_reason(now, expected, what=minion)
-        if reason is None:
-            return False
-        until = win.next_start(now, expected)
-        if until is None:
-            self.halt(reason)
-            return True
-        # A prepared job would hold the node's state queue (and its gate times out) meanwhile.
-        self.gates.cancel_prepared("waiting for the maintenance window")
-        plan_lib.wait_for_window(record, reason, until, self.salt.time())
-        self.save()
-        self.say(f"waiting: {reason}", record=False)  # wait_for_window logged it
-        self.fire("waiting", {"reason": reason, "until": until})
-        while self.clock() < until:
-            if self.rollouts.abort_requested(record["id"]):
-                return True  # the walk's next step aborts
-            event = self.salt.get_event(wait=max(0.01, min(1.0, until - self.clock())))
-            if event:
-                self.gates.observe(*event)
-        plan_lib.end_wait(record, self.salt.time())
-        self.save()
-        self.say(f"the maintenance window {win.describe()} is open: going on", record=False)
-        self.fire("resumed", {"reason": "the maintenance window is open"})
         return True
 
     # -- actions ---------------------------------------------------------------
@@ -668,7 +394,7 @@ class Driver:
         if prepared is None and not self.gates.cancel_gate(minion, "updated the ordinary way"):
             # A prepared job left waiting would hold the node's state queue.
             return self.halt(f"{minion} did not acknowledge the cancel of its prepared job; nothing was started on it")
-        if self.salt.monotonic() - passed > HEALTH_RECHECK and not self.health_gate(minion):
+        if self.salt.monotonic() - passed > health_gate.HEALTH_RECHECK and not self.health_gate(minion):
             return None  # the prepared job waited long: what was heard meanwhile counts (no go was sent)
         plan_lib.mark_phase(record, minion, plan_lib.STOPPING, self.salt.time())
         self.save_node(minion)
@@ -754,7 +480,7 @@ class Driver:
         """Wait for the node's job and its return to active (:class:`expressware_watch.NodeWatch` says what each
         event means): ``(None, node_state or None)`` on success, else ``(error, None)``."""
         node = watch.NodeWatch(minion, jid, deadline, self.record["options"]["node_timeout"], resumed=resumed)
-        looks = LongWait(self, minion)
+        looks = waits_lib.LongWait(self, minion)
         while True:
             looks.tick()
             event = self.salt.get_event(wait=max(0.01, min(node.remaining(self.salt.monotonic()), 5)))
@@ -791,12 +517,6 @@ class Driver:
                 elif step.kind == watch.TIMEOUT:
                     return node.timeout_error(self.node_state(minion)), None
 
-    def say_evidence(self, minion, note):
-        """A long wait's note: said, and kept on the node for ``rolling.status``."""
-        self.say(note, record=False)
-        self.record["nodes"][minion]["evidence"] = {"time": self.salt.time(), "note": note}
-        self.save_node(minion)
-
     def _failed(self, minion, error, state=None):
         state = state or self.node_state(minion)
         plan_lib.mark_failed(self.record, minion, error, self.salt.time(), after=state.get("installed"))
@@ -807,41 +527,3 @@ class Driver:
         )
         self.fire(f"node/{minion}/failed", {"minion": minion, "error": error})
         self.fire("halted", {"reason": self.record["reason"]})
-
-
-class LongWait:
-    """A node in flight longer than it should take (``expressware_window.should_say``): every half minute or so
-    the driver asks it how it is (``expressware.node_state``, published: the wait for its events goes on
-    meanwhile) and says how long it has waited out of ``node_timeout`` and what the node answered."""
-
-    def __init__(self, driver, minion):
-        self.driver, self.minion = driver, minion
-        self.said_at = None
-        self.asked = None  # (return tag, when) of the look that is out
-
-    def tick(self):
-        driver, now = self.driver, self.driver.salt.time()
-        if self.asked is not None:
-            if now - self.asked[1] >= EVIDENCE_TIMEOUT:
-                self._say(None)
-            return
-        if not window_lib.should_say(driver.record, self.minion, now, self.said_at):
-            return
-        try:
-            jid = driver.salt.publish([self.minion], "expressware.node_state")
-        except LostMaster:
-            jid = None
-        if jid:
-            self.asked = (protocol.job_return_tag(jid, self.minion), now)
-        else:
-            self._say(None)
-
-    def observe(self, tag, data):
-        if self.asked is not None and tag == self.asked[0] and protocol.node_of(data) == self.minion:
-            ret = data.get("return")
-            self._say(ret if isinstance(ret, dict) else str(ret))
-
-    def _say(self, node_state):
-        driver, now = self.driver, self.driver.salt.time()
-        driver.say_evidence(self.minion, window_lib.waiting_note(driver.record, self.minion, now, node_state))
-        self.said_at, self.asked = now, None

@@ -1,4 +1,4 @@
-"""The rolling update as plain data: plan, next step, record.
+"""The rolling update as plain data: plan (``expressware_rollout_plan``), next step, record.
 
 No Salt, no I/O, no clock of its own (``now`` is passed in): the ``rolling`` runner
 loads a record, asks :func:`next_action` what to do, does it through Salt, records
@@ -21,7 +21,6 @@ skipped by the operator). Rollout status: ``running``, ``paused`` (canary),
 ``halted`` (a failure; the cluster lease stays taken), ``aborted``, ``done``.
 """
 
-import copy
 import importlib.util
 import os
 import sys
@@ -56,144 +55,15 @@ class RolloutError(ValueError):
     """A request that does not fit the record (bad order, resume of a finished rollout, ...)."""
 
 
-def group_key(grains):
-    """Nodes that can share binary RPMs: same CPU architecture, OS release and kernel."""
-    os_name = f"{grains.get('os', '?')}{grains.get('osrelease', '')}"
-    return f"{grains.get('cpuarch', '?')}/{os_name}/{grains.get('kernelrelease', '?')}"
+#: The plan's functions (``expressware_rollout_plan``), under the names every caller uses.
+PLAN_FUNCTIONS = ("group_key", "order_nodes", "did_not_answer", "preflight_problems", "new_record", "preflight_record")
 
 
-def order_nodes(minions, order=None, sort="name"):
-    """Explicit ``order`` first (every name must be a target), then the rest by ``sort``."""
-    minions = list(minions)
-    if sort not in ("name", "reverse"):
-        raise RolloutError(f"sort must be 'name' or 'reverse', not {sort!r}")
-    order = list(order or [])
-    unknown = [m for m in order if m not in minions]
-    if unknown:
-        raise RolloutError(f"order names minions that are not targeted: {', '.join(map(str, unknown))}")
-    if len(set(order)) != len(order):
-        raise RolloutError("order names a minion twice")
-    rest = sorted((m for m in minions if m not in order), reverse=(sort == "reverse"))
-    return order + rest
-
-
-def did_not_answer(fact):
-    """Is ``fact`` (a minion's ``expressware.preflight`` answer) no answer at all?"""
-    return fact in (None, False)
-
-
-def preflight_problems(expected, facts, version):
-    """Everything that must hold before any node is touched, as ``[(minion, problem)]``.
-
-    ``expected``: minions the target matched; ``facts``: what each answered
-    (``expressware.preflight``), a non-dict meaning it did not answer properly.
-    """
-    problems = []
-    if not expected:
-        return [(None, "the target matched no minion")]
-    for minion in sorted(expected):
-        fact = facts.get(minion)
-        if not isinstance(fact, dict):
-            problems.append((minion, "did not answer" if did_not_answer(fact) else f"error: {fact}"))
-            continue
-        if fact.get("error"):
-            problems.append((minion, fact["error"]))
-            continue
-        decision, state = fact["decision"], fact["node_state"]
-        if decision["action"] == "refuse":
-            problems.append((minion, f"refused: {decision['reason']}"))
-        if not state["active"]:
-            problems.append((minion, "node is not active: " + "; ".join(state["reasons"])))
-        if decision["action"] != "none" and fact.get("sia_error"):
-            problems.append((minion, f"installer not reachable: {fact['sia_error']}"))
-    return problems
-
-
-def new_record(rollout_id, cluster, version, sia, facts, options, now, order=None, sort="name", frontend_fact=None):
-    """Plan a rollout from pre-flight facts (which all passed :func:`preflight_problems`);
-    ``frontend_fact``: the frontend's pre-flight (``expressware.frontend_preflight``)."""
-    nodes, groups = {}, {}
-    sequence = order_nodes(facts, order, sort)
-    for minion in sequence:
-        fact = facts[minion]
-        todo = fact["decision"]["action"] != "none"
-        key = group_key(fact.get("grains", {}))
-        nodes[minion] = {
-            "phase": PENDING if todo else SKIPPED,
-            "before": fact.get("installed"),
-            "after": None if todo else fact.get("installed"),
-            "action": fact["decision"]["action"],
-            "group": key,
-            "workdir": fact.get("workdir"),
-            "started": None,
-            "finished": None,
-            "error": None,
-            "attempts": 0,
-            "note": None if todo else "already on the target",
-        }
-        if todo:
-            grains = fact.get("grains", {})
-            group = groups.setdefault(
-                key,
-                {
-                    "arch": grains.get("cpuarch"),
-                    "os": f"{grains.get('os', '')} {grains.get('osrelease', '')}".strip(),
-                    "kernel": grains.get("kernelrelease"),
-                    "nodes": [],
-                    "builder": None,
-                    "built": False,
-                    "staged": False,
-                    "rpms": [],
-                },
-            )
-            group["nodes"].append(minion)
-            group["builder"] = group["builder"] or minion
-    if not options.get("build", True):
-        for group in groups.values():
-            group["built"] = group["staged"] = True  # each node's installer builds for itself
-    record = {
-        "id": rollout_id,
-        "cluster": cluster,
-        "version": version,
-        "sia": sia,
-        "status": RUNNING,
-        "reason": None,
-        "created": now,
-        "updated": now,
-        "options": copy.deepcopy(options),
-        "order": [m for m in sequence if nodes[m]["phase"] != SKIPPED],
-        "nodes": nodes,
-        "groups": groups,
-        "frontend": _frontend(options.get("frontend"), frontend_fact or {}),
-        "canary": {"size": int(options.get("canary") or 0), "released": not options.get("canary")},
-        "log": [],
-    }
-    log(record, now, f"planned {len(record['order'])} node(s) to update, {len(nodes) - len(record['order'])} skipped")
-    return record
-
-
-def preflight_record(rollout_id, cluster, version, sia, options, now):
-    """The record of a rollout that holds its cluster's lease and runs its pre-flight: nothing planned or touched
-    yet, but who holds the lease and why is on record (should the pre-flight hang or its driver be killed)."""
-    record = {
-        "id": rollout_id,
-        "cluster": cluster,
-        "version": version,
-        "sia": sia,
-        "status": PREFLIGHT,
-        "reason": None,
-        "created": now,
-        "updated": now,
-        "options": copy.deepcopy(options),
-        "order": [],
-        "nodes": {},
-        "groups": {},
-        "frontend": None,
-        "canary": {"size": 0, "released": True},
-        "log": [],
-    }
-    log(record, now, "the update lease is taken; pre-flight")
-    return record
+def __getattr__(name):
+    # Loaded on first use: the plan module uses this one's vocabulary (no import cycle at load time).
+    if name in PLAN_FUNCTIONS:
+        return getattr(_sibling("expressware_rollout_plan"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def refuse(record, reason, now, problems=None):
@@ -214,20 +84,6 @@ def check_resumable(record):
             "run rolling.update again"
             + ("" if record["status"] == REFUSED else " (rolling.abort releases the lease it holds)")
         )
-
-
-def _frontend(minion, fact):
-    if not minion:
-        return None
-    todo = (fact.get("decision") or {}).get("action", "install") != "none"
-    return {
-        "minion": minion,
-        "phase": PENDING if todo else SKIPPED,
-        "error": None,
-        "before": fact.get("installed"),
-        "after": None if todo else fact.get("installed"),
-        "note": None if todo else "already on the target",
-    }
 
 
 def log(record, now, message):
@@ -543,4 +399,30 @@ def summary(record):
     }
     if record["status"] == WAITING:
         result["resume_at"] = record.get("resume_at")
+    return result
+
+
+def status_report(record, lease, driver_alive, goes_on_at=None):
+    """``rolling.status``'s view of ``record``: its summary, the cluster's ``lease``, the pre-flight's problems, when
+    a rollout waiting for its window goes on (``goes_on_at``, formatted), the health gate's hold or halt, whether
+    its driver is alive (``driver_alive``) and what to do when it is not, and the last lines of its log."""
+    result = summary(record)
+    result["lease"] = lease
+    if record.get("problems"):
+        result["problems"] = record["problems"]
+    if goes_on_at is not None:
+        result["goes_on_at"] = goes_on_at
+    if record.get("health"):
+        # Who held the rollout (or halted it) for the cluster's health, and why.
+        result["health"] = record["health"]
+    if record["status"] in (RUNNING, WAITING, PREFLIGHT):
+        result["driver"] = dict(record.get("driver") or {}, alive=driver_alive)
+        if not driver_alive:
+            result["comment"] = (
+                "the driver of this rollout is gone (master restart?): run rolling.resume"
+                if record["status"] in (RUNNING, WAITING)
+                else "the driver of this rollout died in its pre-flight (nothing was touched); it "
+                "holds the lease: rolling.abort releases it"
+            )
+    result["log"] = record["log"][-10:]
     return result

@@ -206,3 +206,23 @@ class SaltAdapter:
         if not event or not isinstance(event, dict) or "tag" not in event:
             return None
         return event["tag"], event.get("data") if isinstance(event.get("data"), dict) else {}
+
+
+def cluster_members(opts, expr, cluster):
+    """The minions the operator names as further members of ``cluster`` (``cluster_members``), plus those whose
+    cached grain or pillar ``expressware:cluster`` is ``cluster``: from the master's cache, so a member that is
+    down (not answering) is found all the same."""
+    import salt.utils.minions  # pylint: disable=import-outside-toplevel
+
+    ckminions = salt.utils.minions.CkMinions(opts)
+
+    def matching(target):
+        found = ckminions.check_minions(target, "compound")
+        return list(found.get("minions", []) if isinstance(found, dict) else found)
+
+    members = list(expr) if isinstance(expr, list) else (matching(expr) if expr else [])
+    try:
+        members += matching(f"G@expressware:cluster:{cluster} or I@expressware:cluster:{cluster}")
+    except Exception:  # pylint: disable=broad-except  # no cache of grains or pillar: only the named ones
+        log.debug("expressware:cluster members of %s not resolved", cluster, exc_info=True)
+    return sorted(set(members))

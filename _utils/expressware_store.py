@@ -214,6 +214,18 @@ class RolloutStore:
                 found.append(record)
         return found
 
+    def find(self, rollout=None, cluster=None, required=True, skip=()):
+        """The rollout named, else the latest (of ``cluster``) whose status is not in ``skip``; ValueError for a
+        bad name, or when ``required`` and there is none."""
+        if rollout is not None:
+            return self.load(rollout)
+        if cluster is not None:
+            check_name(cluster, "cluster")
+        record = self.latest(cluster, skip=skip)
+        if record is None and required:
+            raise ValueError("no rollout recorded" + (f" for cluster {cluster}" if cluster else ""))
+        return record
+
     def latest(self, cluster=None, skip=()):
         """The most recently created rollout (of ``cluster``; none whose status is in ``skip``), or None."""
         best = None

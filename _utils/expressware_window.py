@@ -30,6 +30,7 @@ import datetime
 import math
 import os
 import re
+import time
 import zoneinfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -373,3 +374,41 @@ def _duration(seconds):
     if seconds < 2 * 3600:
         return f"{seconds // 60} min"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def first_start(options, now):
+    """When a rollout with ``options`` (its ``window``, ``window_tz``, ``node_timeout``) started at ``now`` would
+    begin its first node, for ``rolling.plan``."""
+    win = parse(options["window"], options["window_tz"])
+    start = win.next_start(now, float(options["node_timeout"]))
+    return {
+        "window": win.describe(),
+        "first_node": "now"
+        if start is not None and start <= now
+        else (
+            win.format(start)
+            if start is not None
+            else f"no opening in the next two weeks is long enough for node_timeout {options['node_timeout']} s"
+        ),
+    }
+
+
+#: For tests only: the name of an environment variable naming a file that holds seconds to add to the clock the
+#: maintenance window is read with (re-read at every look), so that a test on real daemons moves the window's time.
+TEST_CLOCK_OFFSET_ENV = "EXPRESSWARE_TEST_WINDOW_CLOCK_OFFSET_FILE"
+
+
+def clock_from_env():
+    """The clock a test on real daemons gives the runner (``TEST_CLOCK_OFFSET_ENV``), else None."""
+    path = os.environ.get(TEST_CLOCK_OFFSET_ENV)
+    if not path:
+        return None  # the driver's own: the adapter's time
+
+    def clock():
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return time.time() + float(handle.read().strip() or 0)
+        except (OSError, ValueError):
+            return time.time()
+
+    return clock

@@ -122,7 +122,7 @@ def test_a_long_wait_says_how_long_and_what_the_node_says(salt_run_cli, nodes):
 
 def test_a_window_that_closes_between_nodes(salt_run_cli, nodes, tmp_path):
     """The window closes while node1 is in flight (the test moves the runner's window clock, see
-    rolling.WINDOW_CLOCK_OFFSET_ENV): node2 waits, with the reason and when it goes on; when the window opens
+    expressware_window.TEST_CLOCK_OFFSET_ENV): node2 waits, with the reason and when it goes on; when the window opens
     again the rollout goes on by itself."""
     offset_file = tmp_path / "offset"
     offset_file.write_text("0")

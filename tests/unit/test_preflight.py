@@ -63,14 +63,14 @@ def test_a_minion_silent_at_first_is_asked_once_more_and_counts():
     assert problems == []
     assert facts["node1"] == FACT
     # Only the silent one is asked again, by name, briefly.
-    assert minions.calls == [("*", "glob", 60), (["node1"], "list", driver_lib.PREFLIGHT_RETRY)]
+    assert minions.calls == [("*", "glob", 60), (["node1"], "list", driver_lib.preflight_lib.PREFLIGHT_RETRY)]
 
 
 def test_a_minion_silent_twice_did_not_answer():
     driver = make_driver(minions := Minions({"node1": False, "node2": FACT, "node3": None}, {"node1": False}))
     facts, problems = driver.preflight()
     assert problems == [("node1", "did not answer"), ("node3", "did not answer")]
-    assert minions.calls[1] == (["node1", "node3"], "list", driver_lib.PREFLIGHT_RETRY)
+    assert minions.calls[1] == (["node1", "node3"], "list", driver_lib.preflight_lib.PREFLIGHT_RETRY)
 
 
 def test_every_minion_answering_is_asked_once():

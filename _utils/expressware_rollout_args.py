@@ -1,0 +1,117 @@
+"""The arguments of the rolling runner's ``update`` and ``plan``: every one checked before anything is touched,
+normalised, with the cluster's default maintenance window from the master configuration. Plain Python apart from
+Salt's exception class (the checks raise ``SaltInvocationError`` naming the argument)."""
+
+import importlib.util
+import os
+import sys
+
+from salt.exceptions import SaltInvocationError
+
+
+def _sibling(name):
+    """Another module of this directory: the same module object the loader modules' ``_shared()`` gives."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    key = f"_saltext_expressware_shared.{name}_{abs(hash((path, os.stat(path).st_mtime_ns)))}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, path)
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[key])
+    return sys.modules[key]
+
+
+vendor = _sibling("expressware_vendor")
+store = _sibling("expressware_store")
+checks = _sibling("expressware_args")
+window_lib = _sibling("expressware_window")
+
+
+def update_args(given, config=None):
+    """The arguments of ``rolling.update``/``rolling.plan`` as given, checked before anything is touched and
+    normalised; ``config``: the master configuration's ``expressware`` section (the cluster's default window)."""
+    try:
+        version = vendor.check_version(
+            given["version"] if isinstance(given["version"], str) else repr(given["version"])
+        )
+    except ValueError as exc:
+        raise SaltInvocationError(f"{exc} (quote it if YAML made it a number)") from exc
+    tgt, tgt_type = checks.target(given["tgt"], given["tgt_type"])
+    sia = checks.installer(given["sia"])
+    for flag in ("reboot", "enforce", "build"):
+        checks.flag(given[flag], flag)
+    applications = checks.names(given["applications"] or [], "applications", "service names", nonempty=True)
+    order = checks.names(given["order"], "order")
+    checks.choice(given["sort"], "sort", ("name", "reverse"))
+    canary = checks.count(given["canary"], "canary", "nodes (0: no canary)")
+    frontend = checks.minion_id(given["frontend"], "frontend")
+    cluster_members = checks.members_target(given.get("cluster_members"))
+    health_wait = checks.number(given.get("health_wait", 300), "health_wait", 0, checks.WEEK)
+    if frontend is not None and sia is None:
+        raise SaltInvocationError("frontend needs sia")
+    try:
+        cluster = store.check_name(given["cluster"] or "default", "cluster")
+        vendor.validate_compat(given["compat"])
+    except ValueError as exc:
+        raise SaltInvocationError(str(exc)) from exc
+    options = {
+        "reboot": given["reboot"],
+        "enforce": given["enforce"],
+        "applications": applications,
+        "node_timeout": checks.seconds(given["node_timeout"], "node_timeout"),
+        "compat": given["compat"],
+        "canary": canary,
+        "frontend": frontend,
+        "build": given["build"],
+    }
+    options["window"], options["window_tz"] = window_args(given, cluster, config)
+    return {
+        "tgt": tgt,
+        "tgt_type": tgt_type,
+        "version": version,
+        "sia": sia,
+        "cluster": cluster,
+        "order": order,
+        "sort": given["sort"],
+        "timeout": checks.seconds(given["timeout"], "timeout"),
+        "options": options,
+        "cluster_members": cluster_members,
+        "health_wait": health_wait,
+    }
+
+
+def window_args(given, cluster, config=None):
+    """The window and its zone: as given, else the master configuration's default for ``cluster``; checked."""
+    config = config if isinstance(config, dict) else {}
+    spec, tz = given.get("window"), given.get("window_tz")
+    if spec is None:
+        defaults = config.get("window")
+        spec = defaults.get(cluster) if isinstance(defaults, dict) else None
+    if spec is None:
+        if tz is not None:
+            raise SaltInvocationError("window_tz needs a window")
+        return None, None
+    if tz is None:
+        tz = config.get("window_tz")
+    if tz is not None and not isinstance(tz, str):
+        raise SaltInvocationError(f"window_tz must be a time zone name such as Europe/Oslo, not {tz!r}")
+    try:
+        window_lib.parse(spec, tz)
+    except window_lib.WindowError as exc:
+        raise SaltInvocationError(str(exc)) from exc
+    return spec, tz
+
+
+def report_target(path, format):  # pylint: disable=redefined-builtin
+    """``rolling.report``'s ``path`` (None, or absolute and ending in .html or .svg) and ``format`` (html or svg;
+    a path's ending decides); the two, checked."""
+    if format is not None:
+        checks.choice(format, "format", ("html", "svg"))
+    if path is not None:
+        if not isinstance(path, str) or not os.path.isabs(path) or not path.endswith((".html", ".svg")):
+            raise SaltInvocationError(f"path must be an absolute path ending in .html or .svg, not {path!r}")
+        suffix = path.rsplit(".", 1)[1]
+        if format is not None and format != suffix:
+            raise SaltInvocationError(f"path {path!r} does not end in .{format} (format={format})")
+        format = suffix
+    format = format or "html"
+    return path, format
