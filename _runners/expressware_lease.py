@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 __virtualname__ = "expressware_lease"
 #: Seconds the members of a cluster have to answer the health look before a lease (each member is asked once).
 HEALTH_TIMEOUT = 5
+#: Seconds a node's update is expected to take under highstate when the state does not say (its default timeout).
+DEFAULT_EXPECTED = 1800
 
 
 def _shared(name):
@@ -78,8 +80,9 @@ try:
     checks = _shared("expressware_args")
     health = _shared("expressware_health")
     saltio = _shared("expressware_salt")
+    window_lib = _shared("expressware_window")
 except ImportError as _exc:  # reported by __virtual__
-    store = plan_lib = requests_lib = protocol = checks = health = saltio = None
+    store = plan_lib = requests_lib = protocol = checks = health = saltio = window_lib = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -114,13 +117,18 @@ def _cluster(cluster):
 
 
 @_refusing
-def acquire(cluster="default", holder=None, purpose=None):
+def acquire(cluster="default", holder=None, purpose=None, expected=None):
     """
     Take the update lease of ``cluster`` for ``holder``.
 
     Returns ``{"granted": True, ...}`` when the lease was free or already held by
     ``holder``, else ``{"granted": False, "holder": ..., "age": seconds, ...}``.
-    Called from a minion (``publish.runner``) the holder is always that minion.
+    Called from a minion (``publish.runner``) the holder is always that minion, and a
+    free lease is refused (``"reason"``) while another member of the cluster is down or
+    outside the cluster's maintenance window (the master configuration's
+    ``expressware:window:<cluster>``, as ``rolling.update`` honours it), or when the
+    node's update, expected to take ``expected`` seconds (the state's ``timeout``;
+    default 1800), would not be done before the window closes.
 
     CLI Example:
 
@@ -134,11 +142,14 @@ def acquire(cluster="default", holder=None, purpose=None):
         raise SaltInvocationError(f"purpose must be a text, not {purpose!r}")
     if not isinstance(holder, str) or not holder:
         raise SaltInvocationError("holder must be given (the name of who takes the lease)")
+    expected = DEFAULT_EXPECTED if expected is None else checks.seconds(expected, "expected")
     leases = _leases()
     if not leases.get(cluster).get("held"):
-        # A new disruption (the lease is free): refused while any member of the cluster is down, whoever took it
-        # down. (A lease held by another is refused by the store; its holder keeps it while its node is down.)
-        refusal = _health_refusal(cluster)
+        # A new disruption (the lease is free): refused outside the cluster's maintenance window (a minion's: the
+        # operator taking the lease from salt-run is not held by it), and while any member of the cluster is down,
+        # whoever took it down. (A lease held by another is refused by the store; its holder keeps it while its
+        # node is down.)
+        refusal = (_window_refusal(cluster, expected, _caller()) if _caller() else None) or _health_refusal(cluster)
         if refusal is not None:
             return dict(refusal, cluster=cluster, held=False, holder=None)
     return leases.acquire(cluster, holder, purpose=purpose[:200] if purpose else purpose)
@@ -153,6 +164,27 @@ def _members(cluster):
         f"G@expressware:cluster:{cluster} or I@expressware:cluster:{cluster}", "compound"
     )
     return sorted(found.get("minions", []) if isinstance(found, dict) else found)
+
+
+def _window_refusal(cluster, expected, minion):
+    """None when ``cluster`` has no maintenance window in the master configuration or ``minion``'s update,
+    expected to take ``expected`` seconds, fits in it now; else the refusal, with the window and when it may start."""
+    config = __opts__.get("expressware") or {}
+    windows = config.get("window") if isinstance(config, dict) else None
+    spec = windows.get(cluster) if isinstance(windows, dict) else None
+    if spec is None:
+        return None
+    try:
+        win = window_lib.parse(spec, config.get("window_tz"))
+    except window_lib.WindowError as exc:
+        # The operator's configuration is wrong: nothing may start until it is fixed (said, not guessed around).
+        return {"granted": False, "reason": f"the master configuration's expressware:window:{cluster}: {exc}"}
+    now = (window_lib.clock_from_env() or time.time)()
+    reason = win.wait_reason(now, expected, what=f"the update of {minion}", then="the state may run from")
+    if reason is None:
+        return None
+    log.info("lease of %s refused to %s: %s", cluster, minion, reason)
+    return {"granted": False, "reason": reason, "window": win.describe()}
 
 
 def _health_refusal(cluster):

@@ -86,8 +86,8 @@ def _masterless():
     return __opts__.get("file_client") == "local" or __opts__.get("master_type") == "disable"
 
 
-def _lease_call(fun, cluster):
-    ret = __salt__["publish.runner"](f"expressware_lease.{fun}", arg=[f"cluster={cluster}"], timeout=30)
+def _lease_call(fun, cluster, *extra):
+    ret = __salt__["publish.runner"](f"expressware_lease.{fun}", arg=[f"cluster={cluster}", *extra], timeout=30)
     if not isinstance(ret, dict) or not ret:
         raise CommandExecutionError(
             f"the master did not answer expressware_lease.{fun} ({ret!r}); does its peer_run allow "
@@ -98,12 +98,14 @@ def _lease_call(fun, cluster):
     return ret
 
 
-def _acquire_lease(cluster, wait, poll):
-    """Wait (bounded) for the lease; return (granted, lease info)."""
+def _acquire_lease(cluster, wait, poll, expected):
+    """Wait (bounded) for the lease; return (granted, lease info). ``expected``: seconds this node's update may take
+    (the master's maintenance window must fit it)."""
     deadline = time.monotonic() + wait
     while True:
-        lease = _lease_call("acquire", cluster)
-        if lease.get("granted") or time.monotonic() >= deadline:
+        lease = _lease_call("acquire", cluster, f"expected={expected}")
+        # Outside the maintenance window: it opens in hours, not within a lease wait (the refusal says when).
+        if lease.get("granted") or lease.get("window") or time.monotonic() >= deadline:
             return bool(lease.get("granted")), lease
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
@@ -376,7 +378,7 @@ def installed(
     if use_lease:
         try:
             granted, info = _acquire_lease(
-                cluster, lease_wait, poll=__salt__["config.get"]("expressware:lease_poll", 1)
+                cluster, lease_wait, poll=__salt__["config.get"]("expressware:lease_poll", 1), expected=timeout
             )
         except CommandExecutionError as exc:
             return dict(ret, result=False, comment=str(exc))

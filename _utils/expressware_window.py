@@ -272,9 +272,9 @@ class Window:
                 return start
         return None
 
-    def wait_reason(self, now, expected_seconds, what="the next node"):
+    def wait_reason(self, now, expected_seconds, what="the next node", then="goes on by itself at"):
         """None when a node may start at ``now``, else why not and until when, for a rollout's
-        paused reason and ``rolling.status``."""
+        paused reason and ``rolling.status`` (``then``: what happens at the next start)."""
         if self.fits(now, expected_seconds):
             return None
         start = self.next_start(now, expected_seconds)
@@ -291,7 +291,7 @@ class Window:
                 f"the maintenance window {self.describe()} closes at {self.format(closes)}, before {what} "
                 f"(expected {_duration(expected_seconds)}) would be done"
             )
-        return f"{why}; goes on by itself at {self.format(start)}"
+        return f"{why}; {then} {self.format(start)}"
 
 
 def expected_seconds(record, margin=MARGIN):

@@ -6,6 +6,7 @@ classic way (file root + saltutil.sync_all) has its own daemons in test_packagin
 
 import contextlib
 import shutil
+import time
 
 import pytest
 
@@ -20,6 +21,18 @@ def cluster_root(tmp_path_factory):
     return tmp_path_factory.mktemp("cluster")
 
 
+def _utc_hm(seconds_from_now):
+    return time.strftime("%H:%M", time.gmtime(time.time() + seconds_from_now))
+
+
+#: Maintenance windows of three clusters, from now (test_operator_controls.py, the state under highstate): closed
+#: for hours; open now but closing in 5 minutes (too soon for a node's update); open for hours.
+WINDOWS = {
+    "winclosed": f"daily {_utc_hm(6 * 3600)}-{_utc_hm(7 * 3600)}",
+    "winshort": f"daily {_utc_hm(-3600)}-{_utc_hm(300)}",
+    "winopen": f"daily {_utc_hm(-3600)}-{_utc_hm(3 * 3600)}",
+}
+
 #: The master configuration the README documents for this extension.
 MASTER_CONFIG = {
     "timeout": 30,
@@ -27,7 +40,9 @@ MASTER_CONFIG = {
     "peer_run": {".*": ["expressware_lease.*", "rolling.request"]},  # the state's update lease; update requests
     # Minions allowed to request an update, and within what (tests/integration/test_requests.py).
     "expressware": {
-        "reactor": {"allow": {"node1": {"targets": ["node*"], "versions": [NEW], "applications": ["ndbmtd"]}}}
+        "reactor": {"allow": {"node1": {"targets": ["node*"], "versions": [NEW], "applications": ["ndbmtd"]}}},
+        "window": WINDOWS,
+        "window_tz": "UTC",
     },
     "reactor": [{"expressware/update/request": [str(REPO / "salt" / "reactor" / "rolling_update.sls")]}],
 }

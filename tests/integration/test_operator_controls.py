@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from expressware_sim import down_intervals
-from tests.conftest import NEW
+from tests.conftest import NEW, OLD, changing_commands
 from tests.integration.conftest import NODE_IDS
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     background_update,
@@ -171,3 +171,35 @@ def test_a_window_that_closes_between_nodes(salt_run_cli, nodes, tmp_path):
         < progress.index("is open: going on")
         < progress.index("node2 (2/3): updating")
     )
+
+
+def test_the_state_under_highstate_honours_the_clusters_window_through_the_lease(salt_cli, salt_run_cli, nodes):
+    """The master configuration's window of a cluster (tests/integration/conftest.py WINDOWS) holds the state too:
+    its lease is refused outside the window, and when the node's update (the state's timeout, 600 s) would not be
+    done before the window closes; inside a window that fits, the state updates the node."""
+    node = nodes["node1"]
+    before = changing_commands(node)
+
+    def highstate(cluster):
+        pillar = {"expressware": {"version": NEW, "applications": ["ndbmtd"], "lease_wait": 2, "cluster": cluster}}
+        ret = salt_cli.run("state.apply", "expressware", "pillar=" + json.dumps(pillar), minion_tgt="node1")
+        (result,) = [v for k, v in ret.data.items() if k.startswith("expressware_|-")]
+        return result
+
+    closed = highstate("winclosed")
+    assert closed["result"] is False and "Deferred" in closed["comment"], closed
+    assert "outside the maintenance window daily" in closed["comment"], closed
+    assert "the state may run from" in closed["comment"], closed
+    short = highstate("winshort")
+    assert short["result"] is False and "Deferred" in short["comment"], short
+    assert "before the update of node1 (expected 10 min) would be done" in short["comment"], short
+    assert changing_commands(node) == before and node.state()["installed_version"] == OLD
+    assert salt_run_cli.run("expressware_lease.show", "cluster=winclosed").data["held"] is False
+    # The operator taking a lease by hand is not held by the window.
+    taken = salt_run_cli.run("expressware_lease.acquire", "cluster=winclosed", "holder=maintenance")
+    assert taken.data["granted"] is True, taken.data
+    assert salt_run_cli.run("expressware_lease.release", "cluster=winclosed").returncode == 0
+
+    opened = highstate("winopen")
+    assert opened["result"] is True, opened
+    assert node.state()["installed_version"] == NEW
