@@ -3,6 +3,7 @@
 import getpass
 import math
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -185,28 +186,37 @@ def _recorded_rollout(cachedir):
     return record
 
 
-def test_report_written_in_a_kept_work_directory(tmp_path):
-    cachedir = tmp_path / "salt" / "master" / "cache"
+def _master_conf(work):
+    """The demo's master configuration written (no daemon: ``salt-run rolling.report`` reads the master's cache)."""
+    config = demo.master_config(work, 40001, 40002)
+    (Path(config["cachedir"]) / "proc").mkdir(parents=True)  # a running master makes it
+    return str(demo.write_config(work / "salt" / "master" / "conf", "master", config)), config["cachedir"]
+
+
+def test_report_written_in_a_kept_work_directory(tmp_path, capsys):
+    conf, cachedir = _master_conf(tmp_path)
     record = _recorded_rollout(cachedir)
     args = demo.parse_args(["--keep"])
-    path = demo.write_rollout_report(tmp_path, args, str(cachedir))
+    path = demo.write_rollout_report(tmp_path, args, conf)
     assert path == tmp_path / "report.html"
     text = path.read_text(encoding="utf-8")
     assert record["id"] in text and "not active within 21 s" in text and "node2" in text
+    # Written as an operator writes it.
+    assert f"$ salt-run rolling.report rollout={record['id']} path={path}" in capsys.readouterr().out
 
 
 def test_report_outlasts_a_temporary_work_directory(tmp_path, monkeypatch):
-    cachedir = tmp_path / "work" / "cache"
+    conf, cachedir = _master_conf(tmp_path / "work")
     record = _recorded_rollout(cachedir)
     monkeypatch.setattr(demo.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
-    path = demo.write_rollout_report(tmp_path / "work", demo.parse_args([]), str(cachedir))
+    (tmp_path / "tmp").mkdir()
+    path = demo.write_rollout_report(tmp_path / "work", demo.parse_args([]), conf)
     assert path == tmp_path / "tmp" / f"expressware-demo-{record['id']}.html" and path.is_file()
-    given = demo.write_rollout_report(
-        tmp_path / "work", demo.parse_args(["--report", str(tmp_path / "r.html")]), str(cachedir)
-    )
+    given = demo.write_rollout_report(tmp_path / "work", demo.parse_args(["--report", str(tmp_path / "r.html")]), conf)
     assert given == tmp_path / "r.html" and given.is_file()
 
 
 def test_no_report_without_a_rollout(tmp_path, capsys):
-    assert demo.write_rollout_report(tmp_path, demo.parse_args([]), str(tmp_path / "cache")) is None
+    conf, _ = _master_conf(tmp_path)
+    assert demo.write_rollout_report(tmp_path, demo.parse_args([]), conf) is None
     assert "no rollout was recorded" in capsys.readouterr().out

@@ -34,7 +34,6 @@ from expressware_sim import (
     service_provider_config,
     write_sia,
 )
-from saltext.expressware.utils import expressware_report, expressware_store
 
 #: The application each simulated node runs on the stack.
 APPLICATION = "ndbmtd"
@@ -343,30 +342,42 @@ def report(conf, roots, job_start):
         print(f"  {name:<8} {'; '.join(spans) or 'never down'}", flush=True)
 
 
-def write_rollout_report(work, args, cachedir):
-    """The picture of the rollout the job made (an HTML page from its record in the master's cache), written
-    where it outlasts the demo; its path, or None when no rollout was recorded."""
-    try:
-        record = expressware_store.rollout_store(cachedir).latest()
-    except (OSError, ValueError) as exc:
-        say(f"could not read the rollout's record: {exc}")
+def write_rollout_report(work, args, conf):
+    """The picture of the rollout the job made, written as an operator would write it (``salt-run rolling.report``,
+    an HTML page from the record in the master's cache) where it outlasts the demo; its path, or None when no
+    rollout was recorded."""
+
+    def salt_run(*argv):
+        proc = subprocess.run(
+            [salt_bin("salt-run"), "-c", conf, "--out=json", *argv], check=False, capture_output=True, text=True
+        )
+        try:
+            return proc.returncode, json.loads(proc.stdout)
+        except ValueError:
+            return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+    status, rows = salt_run("rolling.list", "limit=1")
+    if status != 0 or not isinstance(rows, list):
+        say(f"could not list the rollouts: {rows}")
         return None
-    if record is None:
+    if not rows:
         say("no rollout was recorded (it was refused before it started); no report")
         return None
+    rollout = rows[0]["rollout"]
     if args.report:
-        path = args.report
+        path = Path(args.report)
     elif args.workdir or args.keep:
         path = work / "report.html"
     else:
-        path = Path(tempfile.gettempdir()) / f"expressware-demo-{record['id']}.html"
-    try:
-        expressware_report.write(record, str(path))
-    except OSError as exc:
-        say(f"could not write the rollout's report to {path}: {exc}")
+        path = Path(tempfile.gettempdir()) / f"expressware-demo-{rollout}.html"
+    argv = ["rolling.report", f"rollout={rollout}", f"path={path.resolve()}"]
+    say("$ salt-run " + " ".join(argv))
+    status, result = salt_run(*argv)
+    if status != 0 or not isinstance(result, dict) or "path" not in result:
+        say(f"could not write the rollout's report to {path}: {result}")
         return None
-    say(f"the picture of rollout {record['id']} ({record['status']}): {path.resolve()} (open it in a browser)")
-    return path
+    say(f"the picture of rollout {rollout} ({result['status']}): {result['path']} (open it in a browser)")
+    return Path(result["path"])
 
 
 def parse_args(argv):
@@ -506,7 +517,7 @@ def main(argv=None):
         say(f"job finished in {time.time() - job_start:.1f} s with exit status {status}")
         report(conf, roots, job_start)
         if args.job == "rolling":
-            write_rollout_report(work, args, master_config(work, publish_port, ret_port)["cachedir"])
+            write_rollout_report(work, args, conf)
     except KeyboardInterrupt as exc:
         say("interrupted")
         status = 128 + (exc.args[0] if exc.args else signal.SIGINT)  # the shell's convention: 130, 143
