@@ -25,12 +25,12 @@ def _sibling(name):
     return sys.modules[key]
 
 
-versions = _sibling("expressware_vendor_versions")
-is_version = versions.is_version
-printed_version = versions.printed_version
-release_tag_version = versions.release_tag_version
-rpm_to_version = versions.rpm_to_version
-_RELEASE_TAG_RE = versions.RELEASE_TAG_RE
+_versions = _sibling("expressware_vendor_versions")
+is_version = _versions.is_version
+printed_version = _versions.printed_version
+release_tag_version = _versions.release_tag_version
+rpm_to_version = _versions.rpm_to_version
+_RELEASE_TAG_RE = _versions.RELEASE_TAG_RE
 
 
 class VendorOutputError(ValueError):
