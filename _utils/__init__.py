@@ -8,7 +8,9 @@ loader module's own: ``saltext/expressware/utils`` for a pip install,
 ``extmods/utils`` after ``saltutil.sync_all``, ``_utils`` in a source tree used
 through ``module_dirs``.
 
-- ``expressware_vendor``: versions, vendor-tool output formats, release-notes rules
+- ``expressware_vendor``: versions, vendor-tool output formats, release-notes rules; its parts
+  ``expressware_vendor_versions`` (the version grammar, versions in RPM and installer names),
+  ``expressware_vendor_output`` (the parsers of ``dis_services``, ``dis_diag`` and ``rpm`` output)
 - ``expressware_exec``: how vendor tools are run on a minion
 - ``expressware_args``: the argument checks of every entry point, and a refusal's exit status
 - ``expressware_protocol``: event tags, the gate token, event payloads (the wire protocol)
@@ -23,7 +25,8 @@ through ``module_dirs``.
 - ``expressware_requests``: update requests (who may ask, their limits, the master's request store)
 - ``expressware_health``: the cluster's health as the runner sees it (members, frontend state, go/hold/halt)
 - ``expressware_window``: maintenance windows and the long-wait notes (plain data, the clock passed in)
-- ``expressware_report``: the picture of a rollout (HTML/SVG) and the rows of ``rolling.list``
+- ``expressware_report``: the picture of a rollout (HTML/SVG) and the rows of ``rolling.list``; its parts
+  ``expressware_report_facts`` (timeline and figures as plain data), ``expressware_report_svg`` (the SVG timeline)
 
 A shared module loads another with its ``_sibling()``, under the key ``_shared()`` uses (one module object).
 """
