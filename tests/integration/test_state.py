@@ -208,8 +208,9 @@ def test_gated_state_changes_nothing_until_released(master, salt_cli, nodes, eve
     """The gate the rolling runner prepares the next node with: every check and the
     installer fetch first, then ``ready`` on the master's bus, then nothing until the
     go (or a cancel) arrives on the minion's own bus. (No rollout runs here: asked
-    whether it is still wanted, after ``expressware:gate_check_interval``, 10 s, the
-    master would say no; test_faults.py has a job that ends on that answer.)"""
+    whether it is still wanted, after ``expressware:gate_check_interval``, the master
+    would say no, so the test gives it 300 s; test_faults.py has a job that ends on that
+    answer.)"""
     gate = f"test:{release}"
     start = time.time()
     cmdline = salt_cli.cmdline(
@@ -221,6 +222,9 @@ def test_gated_state_changes_nothing_until_released(master, salt_cli, nodes, eve
         "lease=False",
         f"gate={gate}",
         "gate_timeout=120",
+        # Not asked whether it is still wanted while the test holds it (a slow machine takes more than the
+        # default 10 s between ready and the test's go or cancel).
+        'pillar={"expressware": {"gate_check_interval": 300}}',
         minion_tgt="node1",
     )
     proc = subprocess.Popen(cmdline, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
