@@ -192,10 +192,19 @@ class HealthGate:
     def health_gate(self, minion):
         """May ``minion`` be disrupted? True (it is marked in flight in the view); else the rollout holds, up to
         ``health_wait`` seconds, for every other member to be active, and halts (False) with the evidence. False
-        too when the operator asks to abort meanwhile (the next step aborts)."""
-        view = self.view
-        if view is None:
+        too when the operator asks to abort meanwhile (the next step aborts). The time it took is added to the
+        record's ``health.gate_s`` of ``minion`` (the gate's own cost per handover, for the benchmark)."""
+        if self.view is None:
             return True
+        started = self.salt.monotonic()
+        try:
+            return self._health_gate(minion)
+        finally:
+            spent = self.record.setdefault("health", {}).setdefault("gate_s", {})
+            spent[minion] = round(spent.get(minion, 0.0) + self.salt.monotonic() - started, 4)
+
+    def _health_gate(self, minion):
+        view = self.view
         held, last_ask, allowed = None, None, self.cluster_states()
         # What reached the bus since the last node landed counts (a member's beacon said it went down meanwhile).
         while (event := self.salt.get_event(wait=0)) is not None:

@@ -136,6 +136,7 @@ def test_after_a_flight_the_gate_waits_for_a_fresh_up_report():
     driver, went = _after_a_flight([_cluster_event("DEGRADED", 2, 1011), _cluster_event("UP", 3, 1012.5)])
     assert went is True and driver.halted is None
     assert driver.now >= 1012.5  # not before the frontend said UP again
+    assert driver.record["health"]["gate_s"]["node2"] == pytest.approx(driver.now - 1010.0)  # the gate's own cost
     held = [data for suffix, data in driver.fired if suffix == "held"]
     # Said again when the frontend's word changes: first no report since the flight, then DEGRADED.
     assert [(h["who"], h["minion"], h["cluster"]["state"]) for h in held] == [
@@ -173,3 +174,17 @@ def test_a_report_read_from_the_state_file_ends_the_hold_when_the_event_was_lost
 
     driver.publish = publish
     assert driver.health_gate("node2") is True and driver.halted is None
+
+
+def test_the_gate_passed_again_for_the_same_node_asks_no_new_report():
+    # do_update passes the gate again when the node's prepared job was not ready at once: the node's own flight
+    # began at the first pass, and the frontend cannot have reported about it yet.
+    driver = Stub(_report("UP", 1, 900))
+    driver.preflight_health({m: {"node_state": {"active": True}} for m in ("node1", "node2")}, 1000.0)
+    driver.now = 1000.5
+    assert driver.health_gate("node1") is True
+    driver.now += 1.0
+    assert driver.health_gate("node1") is True and driver.fired == [] and driver.now == 1001.5
+    driver.view.landed("node1", 1010.0)
+    driver.now, driver.events = 1010.0, []
+    assert driver.health_gate("node2") is False  # the next node: a report after node1's flight is needed
