@@ -129,10 +129,11 @@ class HealthGate:
                     f"{', '.join(self.cluster_states())}); no node is disrupted until it reports one of those"
                 )
             elif problem is not None:
+                advice = f"install the notification script (salt {self.view.frontend} state.apply expressware.notify)"
                 problem = (
-                    f"the cluster state of its Network Manager cannot be read: {problem}; install the "
-                    f"notification script (salt {self.view.frontend} state.apply expressware.notify), "
-                    "or cluster_states=unchecked"
+                    f"the cluster state of its Network Manager cannot be read: {problem}"
+                    + ("" if "expressware.notify" in problem else f"; {advice}")
+                    + "; or cluster_states=unchecked"
                 )
             if problem is not None:
                 problems.append((self.view.frontend, problem))
