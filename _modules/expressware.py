@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -327,6 +328,41 @@ def is_active():
         salt '*' expressware.is_active
     """
     return node_state()["active"]
+
+
+#: Where the Network Manager's notification script (``salt/expressware/files/cluster-notify.sh``) keeps its last
+#: report, unless ``expressware:notify:state_dir`` says otherwise (as the ``expressware.notify`` state does).
+NOTIFY_STATE_DIR = "/var/lib/expressware/cluster-notify"
+
+
+def cluster_state():
+    """
+    Return the last cluster-state report of the Network Manager on this Cluster Management Node (frontend), as its
+    notification script keeps it in ``<state_dir>/state.json``: ``{"state", "node", "seq", "time"}``.
+    ``state_dir``: ``expressware:notify:state_dir`` (config, grains or pillar), as for the ``expressware.notify``
+    state. An error when no report is on record (the script is not installed or has not run yet).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt frontend1 expressware.cluster_state
+    """
+    state_dir = __salt__["config.get"]("expressware:notify:state_dir", NOTIFY_STATE_DIR) or NOTIFY_STATE_DIR
+    path = os.path.join(state_dir, "state.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
+    except FileNotFoundError:
+        raise CommandExecutionError(
+            f"no cluster state on record ({path}): the Network Manager's notification script is not installed "
+            "or has not run (salt <frontend> state.apply expressware.notify)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise CommandExecutionError(f"cannot read the cluster state in {path}: {exc}") from exc
+    if not isinstance(report, dict):
+        raise CommandExecutionError(f"{path} holds no cluster-state report: {report!r}")
+    return report
 
 
 def _fire(tag, data):

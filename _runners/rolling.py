@@ -113,6 +113,7 @@ def plan(
     window_tz=None,
     cluster_members=None,
     health_wait=300,
+    cluster_states=("UP",),
 ):
     """
     Show what :py:func:`update` would do, in what order, which builds, touching nothing.
@@ -121,7 +122,8 @@ def plan(
     every node to check it is reachable) and returns the plan: order, skipped nodes,
     builds per group, per node the action and the versions. Exit status non-zero
     when the pre-flight finds a problem. With a maintenance window, when the first node
-    would start (``window``).
+    would start (``window``). The arguments are :py:func:`update`'s (``cluster_members``,
+    ``health_wait``, ``cluster_states``: the cluster health gate's, checked at the pre-flight).
 
     CLI Example:
 
@@ -164,6 +166,7 @@ def update(
     window_tz=None,
     cluster_members=None,
     health_wait=300,
+    cluster_states=("UP",),
 ):
     """
     Update every targeted Cluster Node to ``version``, one node at a time.
@@ -220,6 +223,11 @@ def update(
     health_wait
         Seconds the rollout holds (``expressware/rolling/<id>/held``) while another member of the cluster is down
         before it halts; 0 halts at once. Default 300.
+    cluster_states
+        With ``frontend``: the states of its Network Manager (``UP``, ``REDUCED``, ``DEGRADED``, ``FAILED``,
+        ``UNSTABLE``) under which a node may be disrupted; after each node the rollout waits (up to
+        ``health_wait``) for the frontend to report again. Default ``[UP]``. Needs the notification script on the
+        frontend (``salt <frontend> state.apply expressware.notify``); ``unchecked``: its state is not read.
 
     CLI Example:
 

@@ -2,7 +2,10 @@
 
 A mixin of ``expressware_driver.Driver``: the live view (``expressware_health.ClusterView``) fed by every event the
 driver reads (``Watched``), the members looked at directly (at the pre-flight, while a node is down, while held),
-and the gate itself before each disruption: go, hold (``held`` event) up to ``health_wait``, or halt.
+and the gate itself before each disruption: go, hold (``held`` event) up to ``health_wait``, or halt. With a
+``frontend`` (and ``cluster_states`` not ``unchecked``), its Network Manager's state is a second gate: in
+``cluster_states``, and reported again after each node's flight (``expressware/cluster/state`` events, and its
+notification script's state file read directly with ``expressware.cluster_state`` at the pre-flight and while held).
 """
 
 import importlib.util
@@ -68,9 +71,34 @@ class HealthGate:
         left_out = set(((self.record or {}).get("health") or {}).get("left_out") or [])
         extra = sorted(set(named) - set(targeted) - left_out)
         self.view = health.ClusterView(
-            list(targeted) + extra, health_wait=self.args.get("health_wait", health.DEFAULT_HEALTH_WAIT)
+            list(targeted) + extra,
+            frontend=self.reporting_frontend(),
+            health_wait=self.args.get("health_wait", health.DEFAULT_HEALTH_WAIT),
         )
         return extra
+
+    def reporting_frontend(self):
+        """The frontend whose Network Manager's state the gate requires, or None (none given, or ``unchecked``;
+        a record from before ``cluster_states`` has none either)."""
+        if self.args.get("cluster_states") is None:
+            return None
+        return (self.args.get("options") or {}).get("frontend")
+
+    def cluster_states(self):
+        """The Network Manager states under which a node may be disrupted."""
+        return tuple(self.args.get("cluster_states") or health.DEFAULT_ALLOWED)
+
+    def look_at_cluster(self):
+        """Read the frontend's last cluster-state report directly (``expressware.cluster_state``, bounded) into
+        the view; what was wrong with the answer, or None."""
+        frontend, asked = self.view.frontend, self.salt.time()
+        answer = self.salt.call([frontend], "expressware.cluster_state", timeout=self.args["timeout"]).get(frontend)
+        if not isinstance(answer, dict):
+            return "did not answer" if answer in (None, False) else str(answer)
+        taken, note = self.view.cluster_answer(answer, asked)
+        if not taken and self.view.cluster["state"] is None:
+            return note
+        return None
 
     def look_at(self, members):
         """Ask ``members`` directly, all at once and bounded; their answers go into the view."""
@@ -93,6 +121,24 @@ class HealthGate:
         if extra:
             self.say(f"pre-flight: cluster members beyond the target: {', '.join(extra)}")
         problems = []
+        if self.view.frontend is not None:
+            problem, cluster = self.look_at_cluster(), self.view.cluster
+            if problem is None and cluster["state"] not in self.cluster_states():
+                problem = (
+                    f"the cluster is {cluster['state']} by its Network Manager (allowed: "
+                    f"{', '.join(self.cluster_states())}); no node is disrupted until it reports one of those"
+                )
+            elif problem is not None:
+                advice = f"install the notification script (salt {self.view.frontend} state.apply expressware.notify)"
+                problem = (
+                    f"the cluster state of its Network Manager cannot be read: {problem}"
+                    + ("" if "expressware.notify" in problem else f"; {advice}")
+                    + "; or cluster_states=unchecked"
+                )
+            if problem is not None:
+                problems.append((self.view.frontend, problem))
+            else:
+                self.say(f"pre-flight: the frontend {self.view.frontend} reports the cluster {cluster['state']}")
         for minion in extra:
             node = self.view.nodes[minion]
             if node["state"] != health.ACTIVE:
@@ -117,7 +163,17 @@ class HealthGate:
         except LostMaster:
             return  # the next look, or the events, tell
         if jid:
-            self.health_asks[jid] = (self.salt.time(), members)
+            self.health_asks[jid] = (self.salt.time(), members, "node")
+
+    def ask_cluster(self):
+        """One asynchronous ``expressware.cluster_state`` of the frontend (an event it sent may have been lost):
+        its return is read with the other events (:meth:`health_event`)."""
+        try:
+            jid = self.salt.publish([self.view.frontend], "expressware.cluster_state")
+        except LostMaster:
+            return
+        if jid:
+            self.health_asks[jid] = (self.salt.time(), [self.view.frontend], "cluster")
 
     def health_event(self, tag, data):
         """An event read from the bus, for the view: a member's answer to a look, or a health event."""
@@ -125,26 +181,38 @@ class HealthGate:
             return
         parts = tag.split("/")
         if len(parts) == 5 and parts[:2] == ["salt", "job"] and parts[3] == "ret" and parts[2] in self.health_asks:
-            asked, members = self.health_asks[parts[2]]
+            asked, members, kind = self.health_asks[parts[2]]
             if parts[4] in members and data.get("out") != "no_return":
-                self.view.answer(parts[4], data.get("return"), asked)
+                if kind == "cluster":
+                    self.view.cluster_answer(data.get("return"), asked)
+                else:
+                    self.view.answer(parts[4], data.get("return"), asked)
             return
         self.view.event(tag, data, health.stamp_time(data, self.salt.time()))
 
     def health_gate(self, minion):
         """May ``minion`` be disrupted? True (it is marked in flight in the view); else the rollout holds, up to
         ``health_wait`` seconds, for every other member to be active, and halts (False) with the evidence. False
-        too when the operator asks to abort meanwhile (the next step aborts)."""
-        view = self.view
-        if view is None:
+        too when the operator asks to abort meanwhile (the next step aborts). The time it took is added to the
+        record's ``health.gate_s`` of ``minion`` (the gate's own cost per handover, for the benchmark)."""
+        if self.view is None:
             return True
-        held, last_ask = None, None
+        started = self.salt.monotonic()
+        try:
+            return self._health_gate(minion)
+        finally:
+            spent = self.record.setdefault("health", {}).setdefault("gate_s", {})
+            spent[minion] = round(spent.get(minion, 0.0) + self.salt.monotonic() - started, 4)
+
+    def _health_gate(self, minion):
+        view = self.view
+        held, last_ask, allowed = None, None, self.cluster_states()
         # What reached the bus since the last node landed counts (a member's beacon said it went down meanwhile).
         while (event := self.salt.get_event(wait=0)) is not None:
             self.gates.observe(*event)
         while True:
             now = self.salt.time()
-            verdict = view.verdict(now, disrupting=minion)
+            verdict = view.verdict(now, allowed=allowed, disrupting=minion)
             if verdict["verdict"] == health.GO:
                 if held is not None:
                     self.say(f"{minion}: every member of the cluster is active again; going on")
@@ -152,25 +220,31 @@ class HealthGate:
                 view.begin(minion, now)
                 return True
             evidence = {k: verdict[k] for k in ("who", "why", "since", "waited", "health_wait", "problems")}
+            if view.frontend is not None:
+                evidence["cluster"] = {k: view.cluster[k] for k in ("state", "node", "seq", "since")}
             if verdict["verdict"] == health.HALT:
                 self.record["health"] = dict(
                     self.record.get("health") or {}, held=None, halted=dict(evidence, minion=minion)
                 )
                 self.halt(
-                    f"cluster health: {verdict['why']} (held {verdict['waited']} s, health_wait "
-                    f"{verdict['health_wait']} s); {minion} was not touched"
+                    f"cluster health: {verdict['why']} (in the way: {', '.join(verdict['who'])}; held "
+                    f"{verdict['waited']} s, health_wait {verdict['health_wait']} s); {minion} was not touched"
                 )
                 return False
-            if verdict["who"] != held:
-                held = verdict["who"]
+            # Said once per change of who is in the way (and of the state the frontend reports).
+            if (verdict["who"], evidence.get("cluster", {}).get("state")) != held:
+                held = (verdict["who"], evidence.get("cluster", {}).get("state"))
                 self.say(f"{minion}: held: {verdict['why']}; waiting up to {verdict['health_wait']} s")
                 self.record.setdefault("health", {})["held"] = dict(evidence, minion=minion)
                 self.save()
                 self.fire("held", dict(evidence, minion=minion))
             if self.rollouts.abort_requested(self.record["id"]):
                 return False
-            if verdict["ask"] and (last_ask is None or self.salt.monotonic() - last_ask >= HEALTH_ASK):
+            cluster = any(problem["what"] == "cluster" for problem in verdict["problems"])
+            if (verdict["ask"] or cluster) and (last_ask is None or self.salt.monotonic() - last_ask >= HEALTH_ASK):
                 self.ask_members(verdict["ask"])
+                if cluster:
+                    self.ask_cluster()
                 last_ask = self.salt.monotonic()
             event = self.salt.get_event(wait=max(0.01, min(1.0, verdict["health_wait"] - verdict["waited"])))
             if event:
@@ -188,3 +262,7 @@ class HealthGate:
         flying = plan_lib.in_flight(record)
         if flying:
             self.view.begin(flying[0], self.salt.time())
+        if self.view.frontend is not None:
+            problem = self.look_at_cluster()  # after begin: a report from before the flight is not fresh
+            if problem:
+                self.say(f"the frontend {self.view.frontend}'s cluster state: {problem}; the gate waits for a report")

@@ -204,7 +204,11 @@ class ClusterView:
             raise HealthError(f"{minion} is not a member of the cluster ({', '.join(self.members)})")
         if self.flight is not None and self.flight["minion"] != minion:
             raise HealthError(f"{self.flight['minion']} is in flight; {minion} cannot be disrupted as well")
-        self.flight = {"minion": minion, "since": now}
+        if self.flight is not None:  # the gate passed again for the same node (its job was not ready at once)
+            self.hold_started = None
+            return
+        # What the frontend had to report before this flight: a gate passed again for this node asks no more.
+        self.flight = {"minion": minion, "since": now, "fresh_before": self.fresh_since}
         self.fresh_since = now
         self.hold_started = None
 
@@ -352,9 +356,12 @@ class ClusterView:
         if self.frontend is not None:
             cluster = self.cluster
             why = None
+            fresh_since = self.fresh_since
+            if self.flight is not None and self.flight["minion"] == disrupting:
+                fresh_since = self.flight.get("fresh_before")
             if cluster["state"] is None:
                 why = f"the frontend {self.frontend} has not reported the cluster state"
-            elif self.cluster_after_flight and self.fresh_since is not None and cluster["at"] < self.fresh_since:
+            elif self.cluster_after_flight and fresh_since is not None and cluster["at"] < fresh_since:
                 why = (
                     f"the frontend {self.frontend} has not reported the cluster state since the last node "
                     f"was disrupted (last: {cluster['state']})"

@@ -24,6 +24,10 @@ vendor = _sibling("expressware_vendor")
 store = _sibling("expressware_store")
 checks = _sibling("expressware_args")
 window_lib = _sibling("expressware_window")
+health = _sibling("expressware_health")
+
+#: ``cluster_states=unchecked``: the frontend's Network Manager has no notification script; its state is not read.
+UNCHECKED = "unchecked"
 
 
 def update_args(given, config=None):
@@ -46,6 +50,7 @@ def update_args(given, config=None):
     frontend = checks.minion_id(given["frontend"], "frontend")
     cluster_members = checks.members_target(given.get("cluster_members"))
     health_wait = checks.number(given.get("health_wait", 300), "health_wait", 0, checks.WEEK)
+    cluster_states = cluster_states_arg(given.get("cluster_states"), frontend)
     if frontend is not None and sia is None:
         raise SaltInvocationError("frontend needs sia")
     try:
@@ -76,7 +81,26 @@ def update_args(given, config=None):
         "options": options,
         "cluster_members": cluster_members,
         "health_wait": health_wait,
+        "cluster_states": cluster_states,
     }
+
+
+def cluster_states_arg(value, frontend):
+    """``cluster_states``: the Network Manager states (reported by ``frontend``) under which a node may be
+    disrupted, a list (default ``["UP"]``); None with ``unchecked`` (or without a frontend: nothing reports)."""
+    if value == UNCHECKED:
+        return None
+    try:
+        states = list(health.allowed_states(None if value is None else value))
+    except health.HealthError as exc:
+        raise SaltInvocationError(f"cluster_states: {exc} (or {UNCHECKED})") from exc
+    if frontend is None:
+        if states != list(health.DEFAULT_ALLOWED):
+            raise SaltInvocationError(
+                "cluster_states needs frontend (the Cluster Management Node whose Network Manager reports the state)"
+            )
+        return None
+    return states
 
 
 def window_args(given, cluster, config=None):

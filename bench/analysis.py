@@ -180,6 +180,9 @@ def handover_parts(figures, record):
       prepared is pinged first);
     * ``publish + state run-up``: -> node N+1's first change (its prepared job waits at its gate: the go-ahead
       is one ``event.fire`` publish, then the state stops the application).
+
+    And, apart (it is within ``next node checks``), the cluster health gate's own time before node N+1: what the
+    driver spent in its gate (the record's ``health.gate_s``), under ``gate`` per row and ``gate`` (percentiles).
     """
     if not record:
         return None
@@ -193,6 +196,7 @@ def handover_parts(figures, record):
         if len(head) == 2 and head[1].startswith("(") and head[1].endswith("updating"):
             begin.setdefault(head[0], entry["time"])
     by_name = {n["node"]: n for n in figures["nodes"]}
+    gate_s = (record.get("health") or {}).get("gate_s") or {}
     rows = []
     for h in figures["handovers"]:
         prev, nxt = by_name[h["from"]], by_name[h["to"]]
@@ -207,12 +211,18 @@ def handover_parts(figures, record):
                 "job return + confirm": points[2] - points[1],
                 "next node checks": points[3] - points[2],
                 "publish + state run-up": points[4] - points[3],
+                "gate": gate_s.get(h["to"]),
             }
         )
     if not rows:
         return None
     keys = ["state notices active", "job return + confirm", "next node checks", "publish + state run-up"]
-    return {"rows": rows, "mean": {k: statistics.fmean(r[k] for r in rows) for k in keys}}
+    gates = [r["gate"] for r in rows if r["gate"] is not None]
+    return {
+        "rows": rows,
+        "mean": {k: statistics.fmean(r[k] for r in rows) for k in keys},
+        "gate": describe(gates) if gates else None,
+    }
 
 
 def startup_parts(figures, record):

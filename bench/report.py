@@ -126,6 +126,13 @@ def markdown(results, output, svg, raw):
             + _met(h["p95"] <= TARGETS["handover_p95_s"] if h else None)
             + " |"
         )
+        gate = (rolling.get("handover_parts") or {}).get("gate")
+        lines.append(
+            "| of which the cluster health gate's own time (the driver in its gate before the next node), "
+            "mean / p95 / max | "
+            + (f"{_s(gate['mean'], 4)} / **{_s(gate['p95'], 4)}** / {_s(gate['max'], 4)} s" if gate else "n/a")
+            + " | within the handover | |"
+        )
     sweep = results.get("builds_sweep")
     if sweep:
         done = [r for r in sweep if r["status"] == "done"]
@@ -202,6 +209,8 @@ def markdown(results, output, svg, raw):
         "another;",
         "- **handover latency**: node N's `active` event → node N+1's first change, nodes in the order they "
         "were changed; percentiles are nearest-rank (observed values);",
+        "- **health gate's own time**: what the driver spent in the cluster health gate before node N+1 (the "
+        "rollout record's `health.gate_s`, the driver's monotonic clock); it is part of the handover;",
         "- **builds**: `sia --build-rpm` commands, plus `sia --install-node` runs without `--use-rpms` (the "
         "installer builds for itself first);",
         "- **nodes down at once**: overlap of the `down` → `active` intervals.",
@@ -298,12 +307,19 @@ def _rolling_section(run, settings):
             "installed and waits at its gate, checks and installer fetch done: the go-ahead is one "
             "publish of `event.fire`, then the state stops the application).",
             "",
-            "| handover | " + " | ".join(keys) + " |",
-            "|---" * (len(keys) + 1) + "|",
+            "| handover | " + " | ".join(keys) + " | (of the checks: health gate) |",
+            "|---" * (len(keys) + 2) + "|",
         ]
         for r in parts["rows"]:
-            lines.append(f"| {r['from']} → {r['to']} | " + " | ".join(_s(r[k], 3) for k in keys) + " |")
-        lines.append("| **mean** | " + " | ".join(f"**{_s(parts['mean'][k], 3)}**" for k in keys) + " |")
+            lines.append(
+                f"| {r['from']} → {r['to']} | " + " | ".join(_s(r[k], 3) for k in keys) + f" | {_s(r.get('gate'), 4)} |"
+            )
+        gate = parts.get("gate")
+        lines.append(
+            "| **mean** | "
+            + " | ".join(f"**{_s(parts['mean'][k], 3)}**" for k in keys)
+            + f" | **{_s(gate['mean'] if gate else None, 4)}** |"
+        )
     h = run["handover"]
     if h:
         lines += [
@@ -312,6 +328,15 @@ def _rolling_section(run, settings):
             f"max {h['max']:.3f} s, mean {h['mean']:.3f} s (target p95 ≤ {TARGETS['handover_p95_s']} s: "
             f"{'met' if h['p95'] <= TARGETS['handover_p95_s'] else 'missed'}).",
         ]
+        gate = (parts or {}).get("gate")
+        if gate:
+            lines += [
+                "",
+                f"The cluster health gate is on (every member of the cluster active before each node is disrupted; "
+                f"with a frontend, its Network Manager's state too): the driver's own time in it per handover, "
+                f"from the record's `health.gate_s`, p50 {gate['p50']:.4f} s, p95 {gate['p95']:.4f} s, max "
+                f"{gate['max']:.4f} s, mean {gate['mean']:.4f} s (part of 'next node checks' above).",
+            ]
     if parts and h:
         ordered = sorted(parts["mean"].items(), key=lambda kv: kv[1], reverse=True)
         total = sum(parts["mean"].values())
