@@ -23,6 +23,8 @@ from tests.integration.rollouts import (  # noqa: F401 (fixtures)
 )
 
 FRONTEND = "node3"
+#: No notification script on this frontend: its cluster state is not checked (test_cluster_gate.py checks it).
+FRONTEND_ARGS = {"frontend": FRONTEND, "cluster_states": "unchecked"}
 #: The Cluster Nodes of the rollouts below; the frontend is a separate machine.
 CLUSTER = ("node1", "node2")
 #: What ``--install-frontend`` installs (simulator role ``frontend``).
@@ -85,7 +87,7 @@ def assert_frontend_installed_after_the_cluster(nodes, fe, cluster=CLUSTER):
 
 
 def test_frontend_is_updated_after_every_node(salt_run_cli, salt_cli, nodes, frontend):
-    ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", frontend=FRONTEND), _timeout=300)
+    ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", **FRONTEND_ARGS), _timeout=300)
     assert ret.returncode == 0, ret.stderr
     assert ret.data["status"] == "done", ret.data
     assert ret.data["frontend"] == FRONTEND_DONE
@@ -121,7 +123,7 @@ def test_frontend_is_updated_after_every_node(salt_run_cli, salt_cli, nodes, fro
 def test_failing_frontend_installer_halts_then_resume_finishes(salt_run_cli, nodes, frontend):
     # The frontend's installer builds its RPMs itself, and the kernel headers are missing.
     frontend.set_fault("build-fails")
-    ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", frontend=FRONTEND), _timeout=300)
+    ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", **FRONTEND_ARGS), _timeout=300)
     assert ret.returncode == 1, ret
     assert ret.data["status"] == "halted", ret.data
     assert ret.data["reason"].startswith("frontend node3 failed: "), ret.data["reason"]
@@ -158,7 +160,7 @@ def test_failing_frontend_installer_halts_then_resume_finishes(salt_run_cli, nod
 
 def test_frontend_that_is_also_a_cluster_node(salt_run_cli, nodes, frontend):
     """The frontend is also a Cluster Node (docs/simulator.md): updated in its turn, then ``--install-frontend``."""
-    ret = salt_run_cli.run("rolling.update", *update_args(frontend=FRONTEND), _timeout=300)
+    ret = salt_run_cli.run("rolling.update", *update_args(**FRONTEND_ARGS), _timeout=300)
     assert ret.returncode == 0, ret.data
     assert ret.data["status"] == "done"
     assert [ret.data["nodes"][n]["phase"] for n in nodes] == ["active"] * 3
@@ -177,7 +179,7 @@ def test_rerun_leaves_an_up_to_date_frontend_alone(salt_run_cli, nodes, frontend
     fe = fresh_node(
         frontend.root, FRONTEND, version=NEW, kernel=KERNELS[FRONTEND], role="frontend", applications=["ndbmtd"]
     )
-    ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", frontend=FRONTEND), _timeout=120)
+    ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", **FRONTEND_ARGS), _timeout=120)
     assert commands(fe, "--install-frontend") == []
     assert ret.returncode == 0, ret.data
     assert ret.data["status"] == "done" and ret.data["counts"] == {"skipped": 2}
@@ -194,7 +196,7 @@ def test_rerun_leaves_an_up_to_date_frontend_alone(salt_run_cli, nodes, frontend
 def test_frontend_that_is_no_frontend_is_refused_at_preflight(salt_run_cli, nodes):
     """node3 here is an ordinary Cluster Node (no frontend packages): refused before anything is touched."""
     before = {node_id: changing_commands(node) for node_id, node in nodes.items()}
-    ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", frontend=FRONTEND), _timeout=120)
+    ret = salt_run_cli.run("rolling.update", *update_args(tgt="node[12]", **FRONTEND_ARGS), _timeout=120)
     assert ret.returncode == 1, ret
     assert ret.data["status"] == "refused"
     assert ret.data["problems"] == {
