@@ -5,6 +5,7 @@ import logging
 import os
 import pathlib
 import shutil
+import sys
 
 import pytest
 
@@ -21,14 +22,18 @@ OLDER = "5.24.0"
 FAST_DELAYS = {"build": 0.3, "install": 0.2, "link_training": 0.4, "reboot": 0.5}
 
 
-def pytest_sessionfinish(session):  # pylint: disable=unused-argument
-    """Drop what Salt's deferred stderr handler queued in this test process.
+def pytest_sessionfinish(session):
+    """Drop what Salt's deferred stderr handler queued in this test process (and, in an xdist worker, hand the
+    deterministic simulation's figures to the controller).
 
     Importing Salt installs a handler that keeps every log record (including those
     the daemons forward to the test process) and writes them out at interpreter
     exit, after pytest has closed its streams: thousands of "Logging error" lines.
     pytest already captured and reported the records that matter.
     """
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and _explored():
+        workeroutput["expressware_simulation"] = dict(_explored())
     import salt._logging.impl  # pylint: disable=import-outside-toplevel
 
     handler = salt._logging.impl.get_temp_handler()
@@ -37,6 +42,34 @@ def pytest_sessionfinish(session):  # pylint: disable=unused-argument
         # Salt 3006/3007 register the bound method itself at exit; 3008 looks the attribute up then.
         atexit.unregister(handler.flush)
         handler.flush = lambda: None
+
+
+# -- what the deterministic simulation explored, said at the end of the run ------------------------------------
+# (tests/unit/test_simulation.py). Run in pytest-xdist workers (scripts/test runs two), the figures travel from the
+# worker that ran it to the controller, which says them.
+
+#: The simulation's figures as the controller got them from a worker.
+_EXPLORED_IN_WORKERS = {}
+
+
+def _explored():
+    module = sys.modules.get("tests.unit.test_simulation")
+    return getattr(module, "EXPLORED", None) or _EXPLORED_IN_WORKERS
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):  # pylint: disable=unused-argument  # xdist's, in the controller
+    _EXPLORED_IN_WORKERS.update(getattr(node, "workeroutput", {}).get("expressware_simulation") or {})
+
+
+def pytest_terminal_summary(terminalreporter):
+    explored = _explored()
+    if explored:
+        terminalreporter.write_sep("-", "deterministic simulation")
+        terminalreporter.write_line(
+            f"{explored['schedules']} schedules (seeds {explored['seeds']}), {explored['crash_points']} crash points "
+            f"explored, {explored['resumes']} resumes, {explored['failures']} failure(s), {explored['seconds']} s"
+        )
 
 
 @pytest.fixture(scope="session")
