@@ -15,6 +15,7 @@ Rolling update of Dolphin eXpressWare across a cluster, one Cluster Node at a ti
     salt-run rolling.abort                  # stop after the current node; the record stays
     salt-run rolling.list                   # the rollouts on record
     salt-run rolling.report                 # an HTML page of the latest rollout; returns its path
+    salt-run rolling.rollback rollout=<id>  # the nodes that rollout changed back to their versions before
 
 How a rollout goes (pre-flight, build once and stage, one node at a time behind the cluster health gate and
 the maintenance window, a failure halts, one rollout per cluster under its update lease, a record after every
