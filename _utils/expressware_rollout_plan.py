@@ -69,7 +69,8 @@ def preflight_problems(expected, facts, version, may_be_down=()):
         decision, state = fact["decision"], fact["node_state"]
         if decision["action"] == "refuse":
             problems.append((minion, f"refused: {decision['reason']}"))
-        if not state["active"] and minion not in may_be_down:
+        # (One that may be down but has nothing to do would be skipped while it is down.)
+        if not state["active"] and (minion not in may_be_down or decision["action"] == "none"):
             problems.append((minion, "node is not active: " + "; ".join(state["reasons"])))
         if decision["action"] != "none" and fact.get("sia_error"):
             problems.append((minion, f"installer not reachable: {fact['sia_error']}"))

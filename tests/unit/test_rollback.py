@@ -129,6 +129,9 @@ def test_the_failed_node_may_be_down_at_the_preflight_and_no_other():
     assert rollout.preflight_problems(set(facts), facts, OLD, may_be_down=["node2"]) == []
     facts["node1"] = fact(active=False)
     assert [m for m, _ in rollout.preflight_problems(set(facts), facts, OLD, may_be_down=["node2"])] == ["node1"]
+    # Down with nothing to do (it would be skipped, down): a problem too.
+    facts = {"node1": fact(), "node2": fact(action="none", active=False)}
+    assert [m for m, _ in rollout.preflight_problems(set(facts), facts, OLD, may_be_down=["node2"])] == ["node2"]
 
 
 def test_the_lease_is_taken_over_only_from_the_original(tmp_path):
