@@ -439,7 +439,10 @@ def rollback(rollout=None, sia=None, node_timeout=None, test=False, timeout=60, 
     """
     _master_only("rollback")
     if not rollout or not isinstance(rollout, str):
-        raise SaltInvocationError("rollout is required: the id of the rollout to roll back (rolling.list)")
+        raise SaltInvocationError(
+            "rollout is required: the id of the rollout to roll back (rolling.list)"
+            + (f", not {rollout!r}" if rollout is not None else "")
+        )
     sia = checks.installer(sia)
     checks.flag(test, "test")
     if node_timeout is not None:
