@@ -418,7 +418,7 @@ def wait_active(timeout=300, interval=None, fire_event=True):
     return state
 
 
-def check_update(version, enforce=False, compat=None):
+def check_update(version, enforce=False, compat=None, downgrade_from=None):
     """
     Decide what this node needs to reach ``version``, without changing anything.
 
@@ -430,21 +430,30 @@ def check_update(version, enforce=False, compat=None):
 
         {"rolling": [{"from": "5.25.*", "to": "5.26.0"}], "incompatible": ["6.0.0"]}
 
+    ``downgrade_from`` (``rolling.rollback``): the downgrade to ``version`` is allowed
+    without ``enforce``, but only when the installed version is exactly this one (the
+    decision then says ``"downgrade": True``; any other installed version is refused).
+
     CLI Example:
 
     .. code-block:: bash
 
         salt '*' expressware.check_update 5.26.0
         salt '*' expressware.check_update 5.24.0 enforce=True
+        salt '*' expressware.check_update 5.25.2 downgrade_from=5.26.0
     """
     validate_version(version)
     checks.flag(enforce, "enforce")  # before any tool runs: bad input executes nothing
-    return _decide(version, enforce, compat, __salt__["expressware.version"](), running_version())
+    if downgrade_from is not None:
+        validate_version(downgrade_from)
+    return _decide(version, enforce, compat, __salt__["expressware.version"](), running_version(), downgrade_from)
 
 
-def _decide(version, enforce, compat, installed, running):
+def _decide(version, enforce, compat, installed, running, downgrade_from=None):
     version = validate_version(version)
     checks.flag(enforce, "enforce")  # was bool(enforce): enforce="False" allowed a downgrade
+    if downgrade_from is not None:
+        downgrade_from = validate_version(downgrade_from)
     if compat is None:
         compat = __salt__["config.get"]("expressware:compat", None)
     try:
@@ -452,11 +461,32 @@ def _decide(version, enforce, compat, installed, running):
     except ValueError as exc:
         raise SaltInvocationError(f"invalid rolling-compatibility data: {exc}") from exc
     decision = vendor.update_decision(installed, running, version, enforce=bool(enforce), compat=compat)
+    if downgrade_from is not None and not enforce and _older(version, installed):
+        decision = _rollback_decision(decision, version, compat, installed, running, downgrade_from)
     decision.update({"installed": installed, "running": running, "target": version})
     return decision
 
 
-def preflight(version, sia=None, enforce=False, compat=None):
+def _older(version, installed):
+    return installed is not None and vendor.compare_versions(version, installed) < 0
+
+
+def _rollback_decision(decision, version, compat, installed, running, downgrade_from):
+    """A rollback's downgrade (``downgrade_from``): allowed from exactly that version (the release-notes rule
+    still applies), refused from any other."""
+    if installed != downgrade_from:
+        return {
+            "action": "refuse",
+            "reason": f"{version} is older than the installed {installed}: the rollback allows the downgrade "
+            f"only from {downgrade_from}",
+        }
+    decision = vendor.update_decision(installed, running, version, enforce=True, compat=compat)
+    if decision["action"] == "install":
+        decision.update(downgrade=True, reason=f"rollback from {downgrade_from}: {decision['reason']}")
+    return decision
+
+
+def preflight(version, sia=None, enforce=False, compat=None, downgrade_from=None):
     """
     Everything the ``rolling`` runner checks on a node before any node is touched,
     in one call: node state, installed version, what the update would do
@@ -465,6 +495,7 @@ def preflight(version, sia=None, enforce=False, compat=None):
     RPMs, and the work directory. Changes nothing.
 
     Problems come back as ``error`` (the node cannot be judged) or ``sia_error``.
+    ``downgrade_from``: as for :py:func:`check_update` (a rollback).
 
     CLI Example:
 
@@ -484,7 +515,12 @@ def preflight(version, sia=None, enforce=False, compat=None):
             # of a large cluster spends its time on).
             result["node_state"] = node_state()
             result["decision"] = _decide(
-                version, enforce, compat, result["node_state"]["installed"], result["node_state"]["running"]
+                version,
+                enforce,
+                compat,
+                result["node_state"]["installed"],
+                result["node_state"]["running"],
+                downgrade_from,
             )
         except (CommandExecutionError, SaltInvocationError) as exc:
             result["error"] = str(exc)

@@ -15,6 +15,7 @@ Rolling update of Dolphin eXpressWare across a cluster, one Cluster Node at a ti
     salt-run rolling.abort                  # stop after the current node; the record stays
     salt-run rolling.list                   # the rollouts on record
     salt-run rolling.report                 # an HTML page of the latest rollout; returns its path
+    salt-run rolling.rollback rollout=<id>  # the nodes that rollout changed back to their versions before
 
 How a rollout goes (pre-flight, build once and stage, one node at a time behind the cluster health gate and
 the maintenance window, a failure halts, one rollout per cluster under its update lease, a record after every
@@ -405,6 +406,85 @@ def list_(cluster=None, limit=20):
             raise SaltInvocationError(str(exc)) from exc
     rows = report_lib.rollout_list(_rollouts().records(cluster), now=time.time())
     return rows[:limit]
+
+
+# --- rolling.rollback (begin) ----------------------------------------------------------------------------------
+# Thin glue; which nodes, in what order, to which version with which installer, and the link between the two
+# records are _utils/expressware_rollback.py's; the rollout itself is the update's driver's.
+
+
+@_refusing
+def rollback(rollout=None, sia=None, node_timeout=None, test=False, timeout=60, progress=True):
+    """
+    Return the nodes a rollout changed to the version each had before, one at a time, most recent first: those it
+    updated and the node it failed on (a halted rollout's, which may be down or half-installed). A rollout of its
+    own (new id, ``rollback_of`` in its record, ``rolled_back_by`` in the original's) with the same pre-flight,
+    gates, cluster health gate, maintenance window and record as :py:func:`update`; it takes the cluster's lease over
+    from a halted or paused original, and needs it free otherwise. The downgrade is allowed only on those nodes and
+    only from the version the original installed (``enforce`` stays false). Refused, with nothing changed, for a
+    rollout that is running, never started, changed nothing or was rolled back already, and when the changed nodes
+    had different versions before.
+
+    rollout
+        The id of the rollout to roll back (``rolling.list``).
+    sia
+        The installer of the old version. Default: the original's, with the version in its name
+        (``Dolphin_eXpressWare-<version>.sh``, ``DIS_install_<version>.sh``) replaced, in the same directory; else
+        ``salt://expressware/Dolphin_eXpressWare-<old version>.sh``. The pre-flight fetches it on every node.
+    node_timeout
+        Seconds one node may take (default: the original's).
+    test
+        Show the plan (the pre-flight runs, which fetches the installer on every node) and touch nothing.
+    timeout, progress
+        As for :py:func:`update`.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run rolling.rollback rollout=20261127T101500-1a2b3c test=True
+        salt-run rolling.rollback rollout=20261127T101500-1a2b3c
+    """
+    _master_only("rollback")
+    if not rollout or not isinstance(rollout, str):
+        raise SaltInvocationError(
+            "rollout is required: the id of the rollout to roll back (rolling.list)"
+            + (f", not {rollout!r}" if rollout is not None else "")
+        )
+    sia = checks.installer(sia)
+    checks.flag(test, "test")
+    if node_timeout is not None:
+        node_timeout = checks.seconds(node_timeout, "node_timeout")
+    lib = _shared("expressware_rollback")
+    original = _find(rollout, None)
+    try:
+        args = lib.rollback_args(
+            original, store.driver_alive(original), sia, node_timeout, checks.seconds(timeout, "timeout")
+        )
+    except lib.RollbackError as exc:
+        raise SaltInvocationError(str(exc)) from exc
+    if test:
+        with _driver(args, progress=False) as driver:
+            record, refused = _refusals(driver.plan)
+        if refused:
+            return dict(refused, rollback_of=original["id"])
+        result = lib.plan_view(original, args)
+        result.update(status="planned", retcode=0, actions={m: n["action"] for m, n in record["nodes"].items()})
+        return result
+    rollout_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+    def link(record):
+        # Both ways, before any node is touched: the original cannot be resumed or rolled back again.
+        original_now = _rollouts().load(original["id"])
+        lib.link(original_now, record["id"], time.time())
+        _rollouts().save(original_now)
+
+    with _driver(args, progress=progress) as driver:
+        result = _refusals(driver.start, rollout_id, driver_lib.holder(original["id"]), link)
+    return dict(result, rollback_of=original["id"])
+
+
+# --- rolling.rollback (end) ------------------------------------------------------------------------------------
 
 
 # --- update requests: rolling.request and the reactor's rolling.take_request (begin) ---------------------------

@@ -265,6 +265,7 @@ def installed(
     lease_wait=1800,
     gate=None,
     gate_timeout=3600,
+    downgrade_from=None,
     **kwargs,
 ):
     """
@@ -305,6 +306,10 @@ def installed(
         changes, announce ``ready`` and wait up to ``gate_timeout`` seconds for the
         event ``expressware/gate/go`` with ``gate`` in its data on the minion's
         event bus. Not released (cancelled or timed out): nothing was changed.
+    downgrade_from
+        Used by ``rolling.rollback``: the downgrade to ``name`` is allowed (without
+        ``enforce``) only when this exact version is installed; see
+        ``expressware.check_update``.
     kwargs
         What Salt's ``state.single`` hands on (``pillar=...``, and its own
         ``__pub_*`` data when the job waited in the state queue); any other
@@ -316,7 +321,12 @@ def installed(
         cluster = __salt__["config.get"]("expressware:cluster", "default")
     try:
         _check_args(name, applications, timeout, lease_wait, reboot, enforce, lease, gate, gate_timeout, kwargs)
-        decision = __salt__["expressware.check_update"](name, enforce=enforce, compat=compat)
+        if downgrade_from is None:
+            decision = __salt__["expressware.check_update"](name, enforce=enforce, compat=compat)
+        else:
+            decision = __salt__["expressware.check_update"](
+                name, enforce=enforce, compat=compat, downgrade_from=downgrade_from
+            )
     except (SaltInvocationError, CommandExecutionError) as exc:
         return dict(ret, result=False, comment=str(exc))
 
@@ -406,7 +416,11 @@ def installed(
     try:
         _phase("stopping", name)
         _stop_applications(applications, changes)
-        _update_node(decision, name, sia, staged, reboot, enforce, changes, comments)
+        # A rollback's allowed downgrade needs the installer's --enforce (the decision allowed it from exactly
+        # the version the rolled-back rollout installed).
+        _update_node(
+            decision, name, sia, staged, reboot, enforce or decision.get("downgrade", False), changes, comments
+        )
     except (SaltInvocationError, CommandExecutionError) as exc:
         comments.append(f"FAILED: {exc}")
         if use_lease:

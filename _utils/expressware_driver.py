@@ -78,6 +78,7 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         self.out = out if out is not None else sys.stderr
         self.identity = identity or {"pid": os.getpid(), "host": socket.gethostname()}
         self.record = None
+        self.lease_from = None  # the lease's holder before this rollout took it over (a rollback)
         self.frontend_fact = None
         self.gates = gates_lib.Gates(self.salt, self, args["timeout"])
         # The cluster health gate: the live view of every member, the looks asked (jid: (when, whom)), and how the
@@ -164,9 +165,17 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
 
     # -- the rollout ---------------------------------------------------------
 
-    def start(self, rollout_id):
+    def start(self, rollout_id, take_lease_from=None, on_planned=None):
+        """Run a new rollout. ``take_lease_from``: the holder whose lease this rollout takes over (a rollback of a
+        halted rollout; handed back if the pre-flight refuses); ``on_planned(record)``: called once it is planned,
+        before any node is touched (the rollback links the original)."""
         args = self.args
-        lease = self.leases.acquire(args["cluster"], holder(rollout_id), purpose=f"rolling update to {args['version']}")
+        purpose = f"rolling update to {args['version']}"
+        if take_lease_from:
+            lease = self.leases.take_over(args["cluster"], holder(rollout_id), take_lease_from, purpose=purpose)
+        else:
+            lease = self.leases.acquire(args["cluster"], holder(rollout_id), purpose=purpose)
+        self.lease_from = lease.get("taken_from")
         if not lease["granted"]:
             reason = (
                 f"cluster {args['cluster']} is busy: its update lease is held by {lease['holder']} for {lease['age']} s"
@@ -179,6 +188,8 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         )
         self.record["driver"] = self._driver_entry()
         self.record["args"] = {k: v for k, v in args.items() if k != "timeout"}
+        if args.get("rollback_of"):
+            self.record["rollback_of"] = args["rollback_of"]
         self.save()
         try:
             facts, problems = self.preflight()
@@ -191,8 +202,12 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
             self._refuse({"status": "refused", "comment": str(exc), "retcode": 1})
             raise
         planned.update(created=self.record["created"], driver=self.record["driver"], args=self.record["args"])
+        if args.get("rollback_of"):
+            planned["rollback_of"] = args["rollback_of"]
         planned["log"] = self.record["log"] + planned["log"]
         self.record = planned
+        if on_planned is not None:
+            on_planned(planned)
         self.say(
             f"rollout {rollout_id}: {len(self.record['order'])} node(s) in order "
             f"{', '.join(self.record['order']) or '(none)'}"
@@ -204,7 +219,10 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         """The pre-flight refused: the record says so, the lease goes back."""
         plan_lib.refuse(self.record, report["comment"], self.salt.time(), problems=report.get("problems"))
         self.save()
-        self.leases.release(self.args["cluster"], holder=holder(self.record["id"]))
+        if self.lease_from:  # taken over: back to the rollout it was taken from
+            self.leases.take_over(self.args["cluster"], self.lease_from, holder(self.record["id"]))
+        else:
+            self.leases.release(self.args["cluster"], holder=holder(self.record["id"]))
         return report
 
     def resume(self, record, skip, alive):
@@ -368,6 +386,8 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         }
         if opts["compat"] is not None:
             kwarg["compat"] = opts["compat"]
+        if opts.get("downgrade_from"):  # a rollback: the downgrade from exactly this version
+            kwarg["downgrade_from"] = opts["downgrade_from"]
         return kwarg
 
     def gate_kwarg(self):

@@ -45,6 +45,8 @@ class Preflight:
         kwarg = {"sia": args["sia"], "enforce": opts["enforce"]}
         if opts["compat"] is not None:
             kwarg["compat"] = opts["compat"]
+        if opts.get("downgrade_from"):  # a rollback: the downgrade from exactly this version
+            kwarg["downgrade_from"] = opts["downgrade_from"]
         asked = self.salt.time()
         facts = self.salt.call(
             args["tgt"],
@@ -63,7 +65,9 @@ class Preflight:
                 silent, "expressware.preflight", [args["version"]], kwarg, tgt_type="list", timeout=PREFLIGHT_RETRY
             )
             facts.update({minion: again[minion] for minion in silent if not plan_lib.did_not_answer(again.get(minion))})
-        problems = plan_lib.preflight_problems(set(facts), facts, args["version"])
+        problems = plan_lib.preflight_problems(
+            set(facts), facts, args["version"], may_be_down=opts.get("may_be_down") or ()
+        )
         todo = [m for m, f in facts.items() if isinstance(f, dict) and f.get("decision", {}).get("action") != "none"]
         if not problems and todo and not args["sia"]:
             problems.append((None, f"{len(todo)} node(s) need {args['version']} but no sia was given"))

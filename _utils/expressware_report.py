@@ -79,6 +79,9 @@ def rollout_list(records, tz=None, now=None):
                 f"/{len(record['order'])}",
             }
         )
+        for link in ("rollback_of", "rolled_back_by"):  # a rollback and the rollout it rolled back
+            if record.get(link):
+                rows[-1][link] = record[link]
     return rows
 
 

@@ -78,6 +78,8 @@ def check_resumable(record):
     """Raise :class:`RolloutError` unless :func:`resume` can continue ``record``."""
     if record["status"] == DONE:
         raise RolloutError(f"rollout {record['id']} is already done")
+    if record.get("rolled_back_by"):
+        raise RolloutError(f"rollout {record['id']} was rolled back by {record['rolled_back_by']}")
     if record["status"] in (PREFLIGHT, REFUSED):
         raise RolloutError(
             f"rollout {record['id']} never started (it is {record['status']}: nothing was touched); "
@@ -399,6 +401,9 @@ def summary(record):
     }
     if record["status"] == WAITING:
         result["resume_at"] = record.get("resume_at")
+    for link in ("rollback_of", "rolled_back_by"):  # a rollback and the rollout it rolled back, both ways
+        if record.get(link):
+            result[link] = record[link]
     return result
 
 

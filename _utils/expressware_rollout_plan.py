@@ -48,11 +48,12 @@ def did_not_answer(fact):
     return fact in (None, False)
 
 
-def preflight_problems(expected, facts, version):
+def preflight_problems(expected, facts, version, may_be_down=()):
     """Everything that must hold before any node is touched, as ``[(minion, problem)]``.
 
     ``expected``: minions the target matched; ``facts``: what each answered
-    (``expressware.preflight``), a non-dict meaning it did not answer properly.
+    (``expressware.preflight``), a non-dict meaning it did not answer properly; ``may_be_down``: nodes that may
+    be inactive (a rollback's node the original failed on: it goes back first, nothing else is down meanwhile).
     """
     problems = []
     if not expected:
@@ -68,7 +69,8 @@ def preflight_problems(expected, facts, version):
         decision, state = fact["decision"], fact["node_state"]
         if decision["action"] == "refuse":
             problems.append((minion, f"refused: {decision['reason']}"))
-        if not state["active"]:
+        # (One that may be down but has nothing to do would be skipped while it is down.)
+        if not state["active"] and (minion not in may_be_down or decision["action"] == "none"):
             problems.append((minion, "node is not active: " + "; ".join(state["reasons"])))
         if decision["action"] != "none" and fact.get("sia_error"):
             problems.append((minion, f"installer not reachable: {fact['sia_error']}"))

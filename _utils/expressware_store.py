@@ -103,6 +103,21 @@ class LeaseStore:
                 write_json(path, lease)
             return dict(self._view(cluster, lease), granted=True)
 
+    def take_over(self, cluster, holder, previous, purpose=None):
+        """Give ``holder`` the lease, atomically, if it is free or ``previous`` holds it (a rollback takes the
+        lease of the halted rollout it rolls back, and hands it back if its pre-flight refuses). ``taken_from``
+        in the answer: ``previous`` when it held the lease."""
+        path = self._path(cluster)
+        with locked(path):
+            lease = read_json(path)
+            if lease and lease["holder"] not in (previous, holder):
+                return dict(self._view(cluster, lease), granted=False)
+            taken_from = lease["holder"] if lease and lease["holder"] == previous else None
+            if not lease or taken_from:
+                lease = {"holder": holder, "since": self.clock(), "purpose": purpose or (lease or {}).get("purpose")}
+                write_json(path, lease)
+            return dict(self._view(cluster, lease), granted=True, taken_from=taken_from)
+
     def release(self, cluster, holder=None):
         """Release; with ``holder`` only if that holder has the lease."""
         path = self._path(cluster)
