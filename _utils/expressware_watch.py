@@ -14,7 +14,9 @@ What counts, and why:
   naming it in tag *and* data, or the return of the ``wait_active`` probe asked after a restart;
 - ``salt/minion/<minion>/start``: the minion restarted (a reboot, or salt-minion itself): its job is lost, and so
   may be the active event it was about to send; the node is probed (``wait_active``) and, once active, looked at
-  directly (the evidence of a lost job does not count).
+  directly (the evidence of a lost job does not count). One probe at a time: a minion that fires its start event at
+  every reconnection (Salt 3007 after a master restart, see README "Supported Salt versions") is probed again only
+  once the probe out has gone unanswered for ``PROBE_INTERVAL`` seconds, not once per event.
 
 The node is done when it is active and its job succeeded (or the minion restarted: the job cannot return);
 a job resumed from a lost driver is done once it succeeded (its active event went to the lost listener).
@@ -47,6 +49,10 @@ IN_FLIGHT = ("stopping", "installing", "waiting")
 
 Step = collections.namedtuple("Step", "kind value")
 
+#: Seconds an unanswered probe stands before another start event of its minion asks again (a probe lost with a
+#: second restart is replaced; a burst of start events costs one ``wait_active`` job, not one each).
+PROBE_INTERVAL = 30
+
 
 class NodeWatch:
     """The wait for one node's update job (``jid``) and its return to active, until ``deadline``."""
@@ -57,6 +63,8 @@ class NodeWatch:
         self.job_done = self.active_seen = self.restarted = False
         self.evidence = None
         self.probe_tag = None
+        self.probed_at = None  # when the last probe was asked for
+        self.reprobe = False  # a start event came while a probe was out: ask again if it stays unanswered
         self.finished = None
 
     def remaining(self, now):
@@ -74,6 +82,15 @@ class NodeWatch:
         if any(step.kind == FAILED for step in steps):
             self.finished = steps[-1]
             return steps
+        if (
+            self.reprobe
+            and self.probe_tag is not None
+            and not self.active_seen
+            and now - self.probed_at >= PROBE_INTERVAL
+        ):
+            steps.append(Step(PROBE, None))
+        if any(step.kind == PROBE for step in steps):
+            self.probed_at, self.reprobe = now, False
         if self.active_seen and (self.job_done or self.restarted):
             self.finished = Step(DONE, self.evidence)
         elif self.resumed and self.job_done:
@@ -120,8 +137,12 @@ class NodeWatch:
             ret = data.get("return")
             if isinstance(ret, dict) and ret.get("active") is True:
                 self.active_seen, self.evidence = True, None
+            self.probe_tag = None  # answered: none is out
         elif tag == protocol.minion_start_tag(minion):
             self.restarted, self.evidence = True, None
+            if self.probe_tag is not None:
+                self.reprobe = True  # one is out: observe() asks again only once it has stood PROBE_INTERVAL
+                return []
             return [Step(PROBE, None)]
         return []
 

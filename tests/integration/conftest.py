@@ -68,6 +68,19 @@ def nodes(cluster_root):
     return {node_id: fresh_node(cluster_root / node_id, node_id, kernel=KERNELS[node_id]) for node_id in NODE_IDS}
 
 
+def master_alive_config(master):
+    """The minion settings README "Supported Salt versions" recommends for Salt 3007.
+
+    After a reconnection, a 3007 minion schedules its ``__master_alive`` check (``status.master``) every
+    ``master_alive_interval`` seconds even when that is 0, the default: every second. The check looks for a connection
+    to the minion's own ``publish_port`` option (4505 unless set), not the port the master announced, so with a
+    master on another port it finds none, and the minion drops its connection, reconnects and fires
+    ``salt/minion/<id>/start`` every few seconds, losing the returns of the jobs it runs meanwhile. A positive interval
+    and the master's real publish port keep the check true (and 3006/3008 behave the same with them).
+    """
+    return {"master_alive_interval": 60, "publish_port": master.config["publish_port"]}
+
+
 @pytest.fixture(scope="package")
 def minions(master, nodes):
     with contextlib.ExitStack() as stack:
@@ -76,6 +89,7 @@ def minions(master, nodes):
             overrides = dict(nodes[node_id].minion_config(), **service_provider_config())
             # The grain that groups nodes for builds follows the simulated kernel.
             overrides["grains"] = {"kernelrelease": KERNELS[node_id]}
+            overrides.update(master_alive_config(master))
             factory = master.salt_minion_daemon(node_id, overrides=overrides)
             stack.enter_context(factory.started())
             factories.append(factory)

@@ -105,6 +105,40 @@ def test_an_active_event_after_a_restart_is_looked_at_again():
     assert steps[-1] == ("done", None)  # the job that made the evidence was lost: a direct look decides
 
 
+def test_a_burst_of_start_events_costs_one_probe():
+    # Salt 3007 after a master restart: the minion fires its start event at every reconnection, seconds apart.
+    steps, node = run([phase("installing"), restart(), restart(), 5, restart(), 5, restart(), probe_ret()])
+    assert [k for k, _ in steps] == ["phase", "prepare", "probe", "done"]
+    assert steps[-1] == ("done", None) and node.restarted
+
+
+def test_a_probe_unanswered_for_the_interval_is_asked_again_after_another_start():
+    interval = watch.PROBE_INTERVAL
+    # No start event since the probe: it stands (the minion did not restart again, its job still runs).
+    steps, _ = run([phase("installing"), restart(), interval + 1, 1])
+    assert [k for k, _ in steps] == ["phase", "prepare", "probe"]
+    # Another start while it was out, and no answer for the interval: asked once more, then once only.
+    steps, _ = run([phase("installing"), restart(), restart(), interval - 1, restart(), 2, restart(), 1, 1])
+    assert [k for k, _ in steps] == ["phase", "prepare", "probe", "probe"]
+    # Answered (not active yet): the next start event probes at once.
+    steps, _ = run([phase("installing"), restart(), probe_ret(active_now=False), restart(), probe_ret()])
+    assert [k for k, _ in steps] == ["phase", "prepare", "probe", "probe", "done"]
+
+
+def test_a_start_event_while_no_probe_could_be_published_probes_again():
+    steps, _ = run([phase("installing"), restart(), restart(), probe_ret()], probe=None)
+    assert [k for k, _ in steps] == ["phase", "prepare", "probe", "probe"]  # the probe's return is not known
+
+
+def test_no_probe_is_asked_once_the_node_is_active():
+    steps, _ = run([phase("installing"), restart(), restart(), watch.PROBE_INTERVAL + 1, beacon("active")])
+    assert [k for k, _ in steps] == ["phase", "prepare", "probe", "probe", "done"]
+    # The beacon's word comes when the probe has stood its interval: done, not probed once more.
+    late = [restart(), restart(), watch.PROBE_INTERVAL - 0.25, active(minion="node3"), beacon("active")]
+    steps, _ = run([phase("installing"), *late])
+    assert [k for k, _ in steps] == ["phase", "prepare", "probe", "done"]
+
+
 def test_job_lost_without_any_word_times_out_and_says_so():
     steps, node = run([phase("installing"), restart(), 30, 30, 50])
     assert steps[-1] == ("timeout", True)
