@@ -26,15 +26,12 @@ Events (``expressware/rolling/<rollout id>/...`` and ``expressware/rolling/refus
 (``progress=False`` silences it), so ``--out=json`` stays clean.
 """
 
-import functools
 import importlib.util
 import logging
 import os
-import secrets
 import sys
 import time
 
-import salt.utils.event
 from salt.exceptions import SaltInvocationError
 
 log = logging.getLogger(__name__)
@@ -65,16 +62,13 @@ try:
     plan_lib = _shared("expressware_rollout")
     protocol = _shared("expressware_protocol")
     checks = _shared("expressware_args")
-    saltio = _shared("expressware_salt")
-    staging_lib = _shared("expressware_staging")
     driver_lib = _shared("expressware_driver")
     report_lib = _shared("expressware_report")
     window_lib = _shared("expressware_window")
     rollout_args = _shared("expressware_rollout_args")
+    runner_lib = _shared("expressware_runner")
 except ImportError as _exc:  # reported by __virtual__
-    store = plan_lib = protocol = checks = saltio = staging_lib = driver_lib = report_lib = window_lib = (
-        rollout_args
-    ) = None
+    store = plan_lib = protocol = checks = driver_lib = report_lib = window_lib = rollout_args = runner_lib = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -88,7 +82,7 @@ _refusing = checks.refusing if checks else (lambda func: func)
 
 
 # ---------------------------------------------------------------------------
-# Public functions (each: check its arguments, build a driver with _driver(), one call)
+# Public functions (each: check its arguments, build a driver with _master().driver(), one call)
 # ---------------------------------------------------------------------------
 
 
@@ -134,8 +128,8 @@ def plan(
     """
     _master_only("plan")
     args = _check_args(locals())
-    with _driver(args, progress=False) as driver:
-        record, refused = _refusals(driver.plan)
+    with _master().driver(args, progress=False) as driver:
+        record, refused = runner_lib.refusals(driver.plan)
     if refused:
         return refused
     result = plan_lib.summary(record)
@@ -241,7 +235,7 @@ def update(
     result = _refusing(_start)(given)
     if result.get("status") == "refused":
         # Said on the bus as well: a rollout the reactor started has no terminal.
-        _fire(
+        _master().fire(
             protocol.ROLLING_REFUSED,
             protocol.refusal_event(
                 given["cluster"] or "default",
@@ -258,9 +252,9 @@ def _start(given):
     """:py:func:`update` from its arguments as given (bad ones raise ``SaltInvocationError``)."""
     _master_only("update")
     args = _check_args(given)
-    rollout_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-    with _driver(args, progress=given["progress"]) as driver:
-        return _refusals(driver.start, rollout_id)
+    rollout_id = runner_lib.new_rollout_id()
+    with _master().driver(args, progress=given["progress"]) as driver:
+        return runner_lib.refusals(driver.start, rollout_id)
 
 
 @_refusing
@@ -280,14 +274,14 @@ def resume(rollout=None, cluster=None, skip=None, timeout=60, progress=True):
     """
     _master_only("resume")
     checks.names(skip, "skip")
-    record = _find(rollout, cluster)
+    record = _master().find(rollout, cluster)
     try:
         plan_lib.check_resumable(record)  # before anything connects to Salt
     except plan_lib.RolloutError as exc:
         raise SaltInvocationError(str(exc)) from exc
     args = dict(record.get("args") or {}, timeout=checks.seconds(timeout, "timeout"))
-    with _driver(args, progress=progress) as driver:
-        return _refusals(driver.resume, record, skip or [], store.driver_alive(record))
+    with _master().driver(args, progress=progress) as driver:
+        return runner_lib.refusals(driver.resume, record, skip or [], store.driver_alive(record))
 
 
 @_refusing
@@ -304,22 +298,7 @@ def abort(rollout=None, cluster=None):
         salt-run rolling.abort
     """
     _master_only("abort")
-    record = _find(rollout, cluster)
-    rollouts = _rollouts()
-    if record["status"] in (plan_lib.DONE, plan_lib.REFUSED):
-        raise SaltInvocationError(f"rollout {record['id']} is already {record['status']}")
-    if record["status"] in (plan_lib.RUNNING, plan_lib.WAITING, plan_lib.PREFLIGHT) and store.driver_alive(record):
-        rollouts.request_abort(record["id"])
-        return {
-            "rollout": record["id"],
-            "status": "aborting",
-            "comment": f"the driver (pid {record['driver']['pid']}) stops after the current node",
-        }
-    plan_lib.abort(record, time.time())
-    rollouts.save(record)
-    _leases().release(record["cluster"], holder=driver_lib.holder(record["id"]))
-    _fire(protocol.rolling_tag(record["id"], "aborted"), {"reason": record["reason"]})
-    return plan_lib.summary(record)
+    return _master().abort(_master().find(rollout, cluster))
 
 
 @_refusing
@@ -339,13 +318,7 @@ def status(rollout=None, cluster=None):
         salt-run rolling.status cluster=db1
     """
     _master_only("status")
-    record = _find(rollout, cluster, required=False, skip=(plan_lib.REFUSED,))
-    if record is None:
-        return {"rollout": None, "comment": "no rollout recorded", "leases": _leases().all()}
-    options, goes_on_at = record["options"], None
-    if record["status"] == plan_lib.WAITING and record.get("resume_at"):
-        goes_on_at = window_lib.parse(options["window"], options.get("window_tz")).format(record["resume_at"])
-    return plan_lib.status_report(record, _leases().get(record["cluster"]), store.driver_alive(record), goes_on_at)
+    return _master().status(rollout, cluster)
 
 
 @_refusing
@@ -371,7 +344,7 @@ def report(rollout=None, cluster=None, path=None, format=None):  # pylint: disab
         salt-run rolling.report cluster=db1 format=svg
     """
     path, format = rollout_args.report_target(path, format)
-    record = _find(rollout, cluster)
+    record = _master().find(rollout, cluster)
     path = path or store.reports_path(__opts__["cachedir"], record["id"], format)
     try:
         report_lib.write(record, path, now=time.time(), fmt=format)
@@ -404,7 +377,7 @@ def list_(cluster=None, limit=20):
             store.check_name(cluster, "cluster")
         except ValueError as exc:
             raise SaltInvocationError(str(exc)) from exc
-    rows = report_lib.rollout_list(_rollouts().records(cluster), now=time.time())
+    rows = report_lib.rollout_list(_master().rollouts().records(cluster), now=time.time())
     return rows[:limit]
 
 
@@ -455,33 +428,7 @@ def rollback(rollout=None, sia=None, node_timeout=None, test=False, timeout=60, 
     checks.flag(test, "test")
     if node_timeout is not None:
         node_timeout = checks.seconds(node_timeout, "node_timeout")
-    lib = _shared("expressware_rollback")
-    original = _find(rollout, None)
-    try:
-        args = lib.rollback_args(
-            original, store.driver_alive(original), sia, node_timeout, checks.seconds(timeout, "timeout")
-        )
-    except lib.RollbackError as exc:
-        raise SaltInvocationError(str(exc)) from exc
-    if test:
-        with _driver(args, progress=False) as driver:
-            record, refused = _refusals(driver.plan)
-        if refused:
-            return dict(refused, rollback_of=original["id"])
-        result = lib.plan_view(original, args)
-        result.update(status="planned", retcode=0, actions={m: n["action"] for m, n in record["nodes"].items()})
-        return result
-    rollout_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-
-    def link(record):
-        # Both ways, before any node is touched: the original cannot be resumed or rolled back again.
-        original_now = _rollouts().load(original["id"])
-        lib.link(original_now, record["id"], time.time())
-        _rollouts().save(original_now)
-
-    with _driver(args, progress=progress) as driver:
-        result = _refusals(driver.start, rollout_id, driver_lib.holder(original["id"]), link)
-    return dict(result, rollback_of=original["id"])
+    return _master().rollback(rollout, sia, node_timeout, checks.seconds(timeout, "timeout"), test, progress)
 
 
 # --- rolling.rollback (end) ------------------------------------------------------------------------------------
@@ -570,65 +517,12 @@ def _master_only(fun):
         )
 
 
-def _rollouts():
-    return store.rollout_store(__opts__["cachedir"])
-
-
-def _leases():
-    return store.lease_store(__opts__["cachedir"])
-
-
-class _driver:  # pylint: disable=invalid-name
-    """A driver wired to this master's Salt and records (a context manager)."""
-
-    def __init__(self, args, progress):
-        self.args, self.progress = args, progress
-        self.salt = saltio.SaltAdapter(__opts__, default_timeout=args.get("timeout", 60))
-
-    def __enter__(self):
-        self.salt.__enter__()
-        return driver_lib.Driver(
-            self.salt,
-            _rollouts(),
-            _leases(),
-            self.args,
-            staging_lib.Staging(self.salt, __opts__["cachedir"]),
-            file_recv=bool(__opts__.get("file_recv")),
-            progress=self.progress,
-            clock=window_lib.clock_from_env(),
-            resolve_members=functools.partial(saltio.cluster_members, __opts__),
-        )
-
-    def __exit__(self, *exc):
-        self.salt.__exit__(*exc)
-
-
-def _find(rollout, cluster, required=True, skip=()):
-    """The rollout named, else the latest (of ``cluster``) whose status is not in ``skip``."""
-    try:
-        return _rollouts().find(rollout, cluster, required=required, skip=skip)
-    except ValueError as exc:
-        raise SaltInvocationError(str(exc)) from exc
-
-
-def _refusals(func, *args):
-    """``func(*args)``, a refusal of the driver as the runner's (``SaltInvocationError``)."""
-    try:
-        return func(*args)
-    except driver_lib.RolloutRefused as exc:
-        raise SaltInvocationError(str(exc)) from exc
-
-
 def _check_args(given):
     """``rolling.update``'s arguments checked (``expressware_rollout_args``), with this master's defaults."""
     # (The argument checks also run without a loader: the unit tests.)
     return rollout_args.update_args(given, (globals().get("__opts__") or {}).get("expressware"))
 
 
-def _fire(tag, data):
-    """Fire on the master bus outside a rollout's driver (a courtesy to listeners: never fails the call)."""
-    try:
-        with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as event:
-            event.fire_event(data, tag)
-    except Exception:  # pylint: disable=broad-except
-        log.warning("could not fire %s", tag, exc_info=True)
+def _master():
+    """This master's records, Salt and bus, for the runner (``expressware_runner``)."""
+    return runner_lib.Master(__opts__)

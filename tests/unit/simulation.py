@@ -448,14 +448,16 @@ class FakeStaging:
 
     def build(self, builder, sia, workdir, timeout):
         if self._fails(builder):
-            raise runner.staging_lib.StagingError(f"{builder} did not answer sia.build_rpm within {timeout} s")
+            raise runner.driver_lib.staging_lib.StagingError(
+                f"{builder} did not answer sia.build_rpm within {timeout} s"
+            )
         self.cluster.advance(self.cluster.now + self.cluster.rng.uniform(0.5, 3))
         self.cluster.nodes[builder].rpms = True
         return f"/cache/minions/{builder}/node_RPMS", [f"Dolphin-PX-{NEW}-1.x86_64.rpm"]
 
     def stage(self, group, timeout):
         if self._fails(group["builder"]):
-            raise runner.staging_lib.StagingError(f"{group['builder']} did not push its RPMs to the master")
+            raise runner.driver_lib.staging_lib.StagingError(f"{group['builder']} did not push its RPMs to the master")
         self.cluster.advance(self.cluster.now + self.cluster.rng.uniform(0.1, 1))
         for minion in group["nodes"]:
             self.cluster.nodes[minion].rpms = True

@@ -89,7 +89,8 @@ def test_an_error_answer_is_not_asked_again():
 def test_a_refused_update_is_said_on_the_bus(monkeypatch):
     # A rollout the reactor started has no terminal: bad input is said on the bus too.
     fired = []
-    monkeypatch.setattr(runner, "_fire", lambda tag, data: fired.append((tag, data)))
+    monkeypatch.setattr(runner, "__opts__", {}, raising=False)
+    monkeypatch.setattr(runner.runner_lib.Master, "fire", lambda self, tag, data: fired.append((tag, data)))
     ret = runner.update("*", "5.26", sia="salt://x.sh")
     assert ret["status"] == "refused" and ret["retcode"] == 1
     ((tag, data),) = fired

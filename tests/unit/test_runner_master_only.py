@@ -18,7 +18,7 @@ def as_caller(tmp_path, monkeypatch):
     (tmp_path / "pki" / "minions").mkdir(parents=True)
     (tmp_path / "pki" / "minions" / "node1").write_text("a key")
     fired = []
-    monkeypatch.setattr(rolling, "_fire", lambda tag, data: fired.append((tag, data)), raising=True)
+    monkeypatch.setattr(rolling.runner_lib.Master, "fire", lambda self, tag, data: fired.append((tag, data)))
 
     def configure(caller_id):
         opts = {"id": caller_id, "pki_dir": str(tmp_path / "pki"), "cachedir": str(tmp_path / "cache")}

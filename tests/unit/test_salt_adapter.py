@@ -8,7 +8,7 @@ import pytest
 from tests.shared_code import load
 
 runner = load("rolling", "_runners")
-saltio = runner.saltio
+saltio = runner.driver_lib.saltio
 
 
 class Client:

@@ -95,7 +95,7 @@ def driver(tmp_path):
         rollouts=None,
         leases=None,
         args={"timeout": 5},
-        staging=runner.staging_lib.Staging(salt, str(tmp_path / "master")),
+        staging=runner.driver_lib.staging_lib.Staging(salt, str(tmp_path / "master")),
     )
     driver.record = record
     return driver, key
