@@ -25,11 +25,10 @@ def _utc_hm(seconds_from_now):
     return time.strftime("%H:%M", time.gmtime(time.time() + seconds_from_now))
 
 
-#: Maintenance windows of three clusters, from now (test_operator_controls.py, the state under highstate): closed
-#: for hours; open now but closing in 5 minutes (too soon for a node's update); open for hours.
+#: Maintenance windows of two clusters, from when the tests start (test_operator_controls.py, the state under
+#: highstate): closed for the next 6 hours; open for the next 3 hours.
 WINDOWS = {
     "winclosed": f"daily {_utc_hm(6 * 3600)}-{_utc_hm(7 * 3600)}",
-    "winshort": f"daily {_utc_hm(-3600)}-{_utc_hm(300)}",
     "winopen": f"daily {_utc_hm(-3600)}-{_utc_hm(3 * 3600)}",
 }
 

@@ -175,13 +175,21 @@ def test_a_window_that_closes_between_nodes(salt_run_cli, nodes, tmp_path):
 
 def test_the_state_under_highstate_honours_the_clusters_window_through_the_lease(salt_cli, salt_run_cli, nodes):
     """The master configuration's window of a cluster (tests/integration/conftest.py WINDOWS) holds the state too:
-    its lease is refused outside the window, and when the node's update (the state's timeout, 600 s) would not be
-    done before the window closes; inside a window that fits, the state updates the node."""
+    its lease is refused outside the window, and when the node's update (the state's timeout) would not be done
+    before the window closes; inside a window that fits, the state updates the node."""
     node = nodes["node1"]
     before = changing_commands(node)
 
-    def highstate(cluster):
-        pillar = {"expressware": {"version": NEW, "applications": ["ndbmtd"], "lease_wait": 2, "cluster": cluster}}
+    def highstate(cluster, timeout=600):
+        pillar = {
+            "expressware": {
+                "version": NEW,
+                "applications": ["ndbmtd"],
+                "lease_wait": 2,
+                "cluster": cluster,
+                "timeout": timeout,
+            }
+        }
         ret = salt_cli.run("state.apply", "expressware", "pillar=" + json.dumps(pillar), minion_tgt="node1")
         (result,) = [v for k, v in ret.data.items() if k.startswith("expressware_|-")]
         return result
@@ -190,9 +198,10 @@ def test_the_state_under_highstate_honours_the_clusters_window_through_the_lease
     assert closed["result"] is False and "Deferred" in closed["comment"], closed
     assert "outside the maintenance window daily" in closed["comment"], closed
     assert "the state may run from" in closed["comment"], closed
-    short = highstate("winshort")
+    # The window is open, but closes within 3 hours: an update that may take 5 does not start.
+    short = highstate("winopen", timeout=5 * 3600)
     assert short["result"] is False and "Deferred" in short["comment"], short
-    assert "before the update of node1 (expected 10 min) would be done" in short["comment"], short
+    assert "before the update of node1 (expected 5 h 00 min) would be done" in short["comment"], short
     assert changing_commands(node) == before and node.state()["installed_version"] == OLD
     assert salt_run_cli.run("expressware_lease.show", "cluster=winclosed").data["held"] is False
     # The operator taking a lease by hand is not held by the window.

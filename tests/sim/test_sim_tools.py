@@ -316,7 +316,8 @@ def test_fault_stop_blocked(sim_node, sim_run):
 
 
 def test_fault_start_fails_until_reboot(sim_node, sim_run, sim_wait):
-    node = sim_node(reboot=0.3, link_training=0.1)
+    # A reboot long enough for three commands to run inside it on a loaded machine (0.3 s was not, under load).
+    node = sim_node(reboot=3, link_training=0.1)
     node.set_fault("start-fails-until-reboot")
     assert sim_run([node.dis_services, "stop"]).returncode == 0
     r = sim_run([node.dis_services, "start"])
@@ -340,7 +341,7 @@ def test_fault_start_fails_until_reboot(sim_node, sim_run, sim_wait):
     r = sim_run([node.dis_services, "start"])
     assert r.returncode == 1 and "rebooting" in r.stderr
     assert sim_run([node.dis_diag]).returncode == 1
-    assert sim_wait(lambda: sim_run([node.dis_diag]).returncode == 0)
+    assert sim_wait(lambda: sim_run([node.dis_diag]).returncode == 0, timeout=10)
     st = node.state()
     assert not st["faults"]["start-fails-until-reboot"] and not st["rebooting"]
     assert sim_run([node.dis_services, "restart"]).returncode == 0
