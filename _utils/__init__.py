@@ -15,6 +15,7 @@ through ``module_dirs``.
 - ``expressware_args``: the argument checks of every entry point, and a refusal's exit status
 - ``expressware_protocol``: event tags, the gate token, event payloads (the wire protocol)
 - ``expressware_rollout``: the rolling update as plain data (next step, record); ``expressware_rollout_plan``: the plan
+- ``expressware_rollback``: rollback from the record (which nodes, their order back, the old version and installer)
 - ``expressware_runner``: the rolling runner's wiring to the master (records, a driver wired to Salt, the bus)
 - ``expressware_rollout_args``: ``rolling.update``/``plan``'s arguments as a whole, ``rolling.report``'s target
 - ``expressware_watch``: what a node's events mean while the runner waits for it (plain data)
