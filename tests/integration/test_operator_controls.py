@@ -198,10 +198,14 @@ def test_the_state_under_highstate_honours_the_clusters_window_through_the_lease
     assert closed["result"] is False and "Deferred" in closed["comment"], closed
     assert "outside the maintenance window daily" in closed["comment"], closed
     assert "the state may run from" in closed["comment"], closed
-    # The window is open, but closes within 3 hours: an update that may take 5 does not start.
-    short = highstate("winopen", timeout=5 * 3600)
+    # The window (4 hours a day) is open, but closes within 3 hours: an update that may take 3 h 30 min does not
+    # start now, it may from tomorrow's opening; one that may take 5 hours never fits.
+    short = highstate("winopen", timeout=3 * 3600 + 1800)
     assert short["result"] is False and "Deferred" in short["comment"], short
-    assert "before the update of node1 (expected 5 h 00 min) would be done" in short["comment"], short
+    assert "before the update of node1 (expected 3 h 30 min) would be done" in short["comment"], short
+    assert "the state may run from" in short["comment"], short
+    never = highstate("winopen", timeout=5 * 3600)
+    assert "no opening in the next two weeks is long enough for the update of node1" in never["comment"], never
     assert changing_commands(node) == before and node.state()["installed_version"] == OLD
     assert salt_run_cli.run("expressware_lease.show", "cluster=winclosed").data["held"] is False
     # The operator taking a lease by hand is not held by the window.
