@@ -513,8 +513,10 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
                     self.save_node(minion)
                     self.say(f"{minion}: {step.value}", record=False)  # mark_phase logged it
                     self.fire(f"node/{minion}/phase", {"minion": minion, "phase": step.value})
-                    # While it is down, a look at every other member (its answers come with the events).
-                    if self.view is not None:
+                    # While it installs (down), one look at every other member: their answers come with the events,
+                    # so the gate before the next node costs the handover nothing. Once per flight: every look is
+                    # a node_state on each member (the vendor tools run), which slows the cluster it looks at.
+                    if self.view is not None and step.value == plan_lib.INSTALLING:
                         self.ask_members([m for m in self.view.members if m != minion])
                 elif step.kind == watch.PREPARE:
                     self.gates.prepare(plan_lib.upcoming(self.record, current=minion), self.gate_kwarg())
