@@ -71,6 +71,7 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         resolve_members=None,
         builds=None,
         label=None,
+        on_halt=None,
     ):
         self.salt = health_gate.Watched(salt, self.health_event)
         self.rollouts, self.leases, self.args = rollouts, leases, args
@@ -89,8 +90,9 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         self.health_asks = {}
         self.done_at = None  # when the evidence that the node in flight is back was fired
         self.resolve_members = resolve_members or (lambda expr, cluster: list(expr) if isinstance(expr, list) else [])
-        # In a fleet: the builds the clusters share (``expressware_fleet_run.SharedBuilds``), the cluster's name.
-        self.builds, self.label = builds, label
+        # In a fleet: the builds the clusters share (``expressware_fleet_run.SharedBuilds``), the cluster's name, and
+        # who is told at once of a halt (with halt=fleet the other clusters stop after their node in flight).
+        self.builds, self.label, self.on_halt = builds, label, on_halt
 
     # -- output and records ----------------------------------------------------
 
@@ -120,7 +122,13 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         if reason is not None:
             plan_lib.halt(self.record, reason, self.salt.time())
         self.say(f"halted: {self.record['reason']}")
+        self.announce_halt()
+
+    def announce_halt(self):
+        """On the bus; and at once to a fleet (with halt=fleet its other clusters stop after their node in flight)."""
         self.fire("halted", {"reason": self.record["reason"]})
+        if self.on_halt is not None:
+            self.on_halt()
 
     def _driver_entry(self):
         return dict(self.identity, since=self.salt.time())
@@ -557,4 +565,4 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
             "Fix the node, then rolling.resume (or rolling.resume skip='[" + minion + "]')"
         )
         self.fire(f"node/{minion}/failed", {"minion": minion, "error": error})
-        self.fire("halted", {"reason": self.record["reason"]})
+        self.announce_halt()

@@ -7,6 +7,7 @@ only starts threads, waits for them, and saves.
 """
 
 import copy
+import functools
 import importlib.util
 import logging
 import os
@@ -146,8 +147,9 @@ class FleetRun:
         self.threads = {}
         self.record = None
 
-    def say(self, message):
-        if self.record is not None:
+    def say(self, message, record=True):
+        """Progress on standard error, and (``record``: only from the fleet's own thread) in the fleet's log."""
+        if self.record is not None and record:
             fleet_lib.log(self.record, time.time(), message)
         if self.progress:
             print(time.strftime("%H:%M:%S ") + f"[fleet {self.record['id']}] {message}", file=self.out, flush=True)
@@ -248,7 +250,10 @@ class FleetRun:
     def _walk(self, cluster, args, rollout_id, resumed):
         """One cluster's rollout, to its end; what it returned goes to the fleet's loop."""
         try:
-            with self.master.driver(args, progress=self.progress, builds=self.builds, label=cluster) as driver:
+            on_halt = functools.partial(self._halted, cluster)
+            with self.master.driver(
+                args, progress=self.progress, builds=self.builds, label=cluster, on_halt=on_halt
+            ) as driver:
                 if resumed is not None:
                     result = driver.resume(resumed, [], store.driver_alive(resumed))
                 else:
@@ -257,6 +262,16 @@ class FleetRun:
             log.warning("cluster %s: its rollout failed", cluster, exc_info=True)
             result = {"status": "refused" if isinstance(exc, ValueError) else plan_lib.HALTED, "comment": str(exc)}
         self.ended.put((cluster, result))
+
+    def _halted(self, cluster):
+        """A cluster's driver halts (in its thread, before it returns): with ``halt=fleet`` the other clusters are
+        asked at once to stop after their node in flight, not when this driver has finished cancelling its gates."""
+        if self.args.get("halt") != fleet_lib.HALT_FLEET:
+            return
+        for other, entry in list(self.record["clusters"].items()):
+            if other != cluster and entry["rollout"] and entry["status"] in fleet_lib.GOING:
+                self.rollouts.request_abort(entry["rollout"])
+                self.say(f"halt=fleet: cluster {other} stops after its node in flight ({cluster} halted)", record=False)
 
     def run(self):
         record, aborting = self.record, False
@@ -281,7 +296,7 @@ class FleetRun:
             reason = result.get("reason") or result.get("comment")
             stop = fleet_lib.mark_ended(record, cluster, status, reason, time.time())
             self.say(f"cluster {cluster}: {status}" + (f": {reason}" if reason else ""))
-            for other in stop:
+            for other in stop:  # asked already by _halted when the driver halted; an end without a halt is not
                 self.say(f"halt=fleet: cluster {other} stops after its node in flight")
                 self.rollouts.request_abort(record["clusters"][other]["rollout"])
             self.save()

@@ -144,8 +144,8 @@ class StandIn:
     """A cluster's driver: its rollout takes ``seconds``, ends with ``outcome`` (done or halted), stops early on an
     abort request, and notes when it ran."""
 
-    def __init__(self, master, args, builds, label):
-        self.master, self.args, self.builds, self.label = master, args, builds, label
+    def __init__(self, master, args, builds, label, on_halt):
+        self.master, self.args, self.builds, self.label, self.on_halt = master, args, builds, label, on_halt
 
     def _walk(self, rollout_id, record=None):
         rollouts = self.master.rollouts()
@@ -160,6 +160,10 @@ class StandIn:
                 break
             time.sleep(0.01)
         self.master.spans[self.args["cluster"]][1] = time.monotonic()
+        if status == "halted":
+            self.on_halt()  # as Driver.halt does, then the driver takes its time to return (its gates cancelled)
+            self.master.halted_at = time.monotonic()
+            time.sleep(self.master.linger)
         record.update(status=status, reason=reason, nodes={}, order=[], groups={}, frontend=None, version="5.26.0")
         rollouts.save(record)
         return {"status": status, "reason": reason}
@@ -175,15 +179,16 @@ class StandIn:
 class StandInMaster:
     def __init__(self, tmp_path, seconds=0.3, outcomes=None):
         self.tmp_path, self.seconds, self.outcomes, self.spans = tmp_path, seconds, dict(outcomes or {}), {}
-        self.fired, self.seconds_of = [], {}
+        self.fired, self.seconds_of, self.linger, self.halted_at = [], {}, 0.0, None
+        (tmp_path / "rollouts").mkdir(exist_ok=True)  # as a driver's first save makes it
         self.ids = iter(range(1000))
 
     def rollouts(self):
         return store.RolloutStore(str(self.tmp_path / "rollouts"))
 
     @contextlib.contextmanager
-    def driver(self, args, progress, builds=None, label=None):
-        yield StandIn(self, args, builds, label)
+    def driver(self, args, progress, builds=None, label=None, on_halt=None):
+        yield StandIn(self, args, builds, label, on_halt)
 
     def fire(self, tag, data):
         self.fired.append(tag)
@@ -237,17 +242,18 @@ def test_a_halt_stops_only_its_cluster_by_default(tmp_path):
 def test_halt_fleet_stops_the_others_after_their_node_in_flight(tmp_path):
     master = StandInMaster(tmp_path, seconds=2.0, outcomes={"b": ("halted", "b2 failed")})
     master.seconds_of = {"b": 0.05}  # b halts at once; a and c are asked to stop
+    master.linger = 1.0  # b's driver returns a second after its halt
     _, result = run_fleet(master, halt="fleet")
     statuses = {c: line["status"] for c, line in result["clusters"].items()}
     assert statuses == {"a": "aborted", "b": "halted", "c": "aborted"}
-    assert master.spans["a"][1] - master.spans["a"][0] < 1.5
+    # Asked at the halt itself, not when b's driver returned.
+    assert master.spans["a"][1] - master.halted_at < 0.5 and master.spans["c"][1] - master.halted_at < 0.5
 
 
 def test_an_aborted_fleet_stops_and_resume_finishes_it(tmp_path, monkeypatch):
     monkeypatch.setattr(fleet_run, "POLL", 0.05)
     master = StandInMaster(tmp_path, seconds=2.0)
     rollouts = master.rollouts()
-    (tmp_path / "rollouts").mkdir()
     threading.Timer(0.3, rollouts.request_abort, args=("fleet-t",)).start()
     run, result = run_fleet(master, waves=(("a",), ("b", "c")))
     assert result["status"] == "aborted"
