@@ -11,6 +11,7 @@ replace a file by ``rename`` atomically with close-to-open consistency; a file s
 host (NFS mounted with ``local_lock=flock`` or ``all``) gives no mutual exclusion between the masters.
 """
 
+import collections.abc
 import contextlib
 import fcntl
 import importlib.util
@@ -334,7 +335,7 @@ def store_root(opts):
     so that a shared file system that is not mounted is noticed, not replaced by the local disk), else
     ``<cachedir>/expressware``. The one place that says where they are."""
     config = opts.get("expressware") or {}
-    shared = config.get("store") if isinstance(config, dict) else None
+    shared = config.get("store") if isinstance(config, collections.abc.Mapping) else None
     if shared is None:
         return os.path.join(opts["cachedir"], "expressware")
     if not isinstance(shared, str) or not os.path.isabs(shared):
