@@ -15,19 +15,25 @@ import pytest
 from expressware_sim import service_provider_config, write_sia
 from tests.conftest import NEW, OLD, REPO, fresh_node
 from tests.integration.conftest import master_alive_config
+from tests.shared_code import load
 
 NODE_IDS = ("node1", "node2")
 KERNEL = "5.14.0-362.el9.x86_64"
 
-#: Long enough that master 2 is asked while master 1 builds and updates (the tests check the timing), short
-#: enough for CI: the rollout takes about half a minute.
-SLOW_DELAYS = {"build": 10.0, "install": 6.0}
+#: The build long enough that master 2 is asked while master 1 builds (the test checks the timing); a test that needs
+#: another pace sets its nodes' delays itself.
+SLOW_DELAYS = {"build": 12.0, "install": 3.0}
 
 
 @pytest.fixture(scope="package")
 def shared_store(tmp_path_factory):
     """The directory both masters would mount (NFSv4, CephFS): one local directory here."""
     return tmp_path_factory.mktemp("shared-store")
+
+
+#: This test's own settings: master 1's address; the minions' keys accepted at once (no salt-key run per minion and
+#: master: the setup is the slow part of this package).
+TEST_MASTER = {"interface": "127.0.0.1", "auto_accept": True}
 
 
 def master_config(shared_store):
@@ -50,7 +56,7 @@ def _file_root(factory):
 @pytest.fixture(scope="package")
 def master1(salt_factories, shared_store):
     factory = salt_factories.salt_master_daemon(
-        "mm-master-1", overrides=dict(master_config(shared_store), interface="127.0.0.1")
+        "mm-master-1", overrides=dict(master_config(shared_store), **TEST_MASTER)
     )
     _file_root(factory)
     with factory.started():
@@ -59,7 +65,7 @@ def master1(salt_factories, shared_store):
 
 @pytest.fixture(scope="package")
 def master2(salt_factories, shared_store, master1):
-    overrides = dict(master_config(shared_store), interface="127.0.0.2")
+    overrides = dict(master_config(shared_store), **dict(TEST_MASTER, interface="127.0.0.2"))
     for key in ("ret_port", "publish_port"):
         overrides[key] = master1.config[key]
     factory = salt_factories.salt_master_daemon("mm-master-2", overrides=overrides)
@@ -110,8 +116,10 @@ def _wait_for_minions(master, timeout=120):
 
 
 @pytest.fixture(autouse=True)
-def reset_nodes(nodes):
-    """Every test starts from a healthy cluster on the old version, an NDB data node on each."""
+def reset_nodes(nodes, master1):
+    """Every test starts from a healthy cluster on the old version, an NDB data node on each, and leaves the cluster's
+    lease free (a test that failed midway would hold it)."""
     for node_id, node in nodes.items():
         fresh_node(node.root, node_id, kernel=KERNEL, **SLOW_DELAYS).add_application("ndbmtd")
     yield
+    load("expressware_store").lease_store(master1.config).release("default")
