@@ -181,9 +181,9 @@ class RolloutStore:
     def _drive(self, record):
         """Hold ``<id>.driver`` when ``record`` names this store's driver as its own; refuse (``DriverBusy``) when
         another process holds it (two drivers of one rollout: a resume on each master at once)."""
-        entry = record.get("driver") or {}
         if self.driver is None or record["id"] in self._driving:
             return
+        entry = record.get("driver") or {}
         if any(entry.get(key) != value for key, value in self.driver.items()):
             return
         os.makedirs(self.directory, exist_ok=True)
