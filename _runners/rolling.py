@@ -67,8 +67,10 @@ try:
     window_lib = _shared("expressware_window")
     rollout_args = _shared("expressware_rollout_args")
     runner_lib = _shared("expressware_runner")
+    fleet_lib = _shared("expressware_fleet")
 except ImportError as _exc:  # reported by __virtual__
     store = plan_lib = protocol = checks = driver_lib = report_lib = window_lib = rollout_args = runner_lib = None
+    fleet_lib = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -109,6 +111,9 @@ def plan(
     cluster_members=None,
     health_wait=300,
     cluster_states=("UP",),
+    parallel=None,
+    halt="cluster",
+    waves=None,
 ):
     """
     Show what :py:func:`update` would do, in what order, which builds, touching nothing.
@@ -118,7 +123,8 @@ def plan(
     builds per group, per node the action and the versions. Exit status non-zero
     when the pre-flight finds a problem. With a maintenance window, when the first node
     would start (``window``). The arguments are :py:func:`update`'s (``cluster_members``,
-    ``health_wait``, ``cluster_states``: the cluster health gate's, checked at the pre-flight).
+    ``health_wait``, ``cluster_states``: the cluster health gate's, checked at the pre-flight). A target that spans
+    clusters gets each cluster's plan (their pre-flights in parallel) and the waves.
 
     CLI Example:
 
@@ -127,7 +133,12 @@ def plan(
         salt-run rolling.plan tgt='*' version=5.26.0 sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh
     """
     _master_only("plan")
-    args = _check_args(locals())
+    given = dict(locals())
+    args = _check_args(given)
+    fleet = _master().fleet(args, given, progress=False)
+    if fleet is not None:
+        run, groups, waves = fleet
+        return run.plan_report(groups, waves)
     with _master().driver(args, progress=False) as driver:
         record, refused = runner_lib.refusals(driver.plan)
     if refused:
@@ -162,6 +173,9 @@ def update(
     cluster_members=None,
     health_wait=300,
     cluster_states=("UP",),
+    parallel=None,
+    halt="cluster",
+    waves=None,
 ):
     """
     Update every targeted Cluster Node to ``version``, one node at a time.
@@ -223,6 +237,14 @@ def update(
         ``UNSTABLE``) under which a node may be disrupted; after each node the rollout waits (up to
         ``health_wait``) for the frontend to report again. Default ``[UP]``. Needs the notification script on the
         frontend (``salt <frontend> state.apply expressware.notify``); ``unchecked``: its state is not read.
+    parallel, halt, waves
+        A target that spans clusters (its minions' pillar or grain ``expressware:cluster``; ``cluster`` names
+        those without one) is a fleet: each cluster is its own rollout (record, lease, gates), one node at a time,
+        with one build per (arch, OS, kernel) for the whole fleet. ``parallel``: clusters at once (default all).
+        ``halt``: a failure stops its own ``cluster`` (default) or the whole ``fleet`` (each after its node in
+        flight). ``canary``: the first N clusters complete before the others start. ``waves``: targets walked in
+        order (a wave takes whole clusters), each a gate for the next. ``frontend``/``cluster_members`` are for
+        one cluster.
 
     CLI Example:
 
@@ -230,6 +252,8 @@ def update(
 
         salt-run rolling.update tgt='G@cluster:db1' tgt_type=compound version=5.26.0 \\
             sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh applications='[ndbmtd]'
+        salt-run rolling.update tgt='db*' version=5.26.0 sia=salt://expressware/Dolphin_eXpressWare-5.26.0.sh \\
+            parallel=10 waves='[db1-*, "*"]'
     """
     given = dict(locals())
     result = _refusing(_start)(given)
@@ -252,6 +276,10 @@ def _start(given):
     """:py:func:`update` from its arguments as given (bad ones raise ``SaltInvocationError``)."""
     _master_only("update")
     args = _check_args(given)
+    fleet = _master().fleet(args, given, progress=given["progress"])
+    if fleet is not None:
+        run, groups, waves = fleet
+        return run.start("fleet-" + runner_lib.new_rollout_id(), groups, waves)
     rollout_id = runner_lib.new_rollout_id()
     with _master().driver(args, progress=given["progress"]) as driver:
         return runner_lib.refusals(driver.start, rollout_id)
@@ -263,7 +291,8 @@ def resume(rollout=None, cluster=None, skip=None, timeout=60, progress=True):
     Continue a stopped rollout: after a failure the operator fixed (the failed node is
     tried again), a canary pause, an abort, a master restart or a lost ``salt-run``.
     Finished nodes are not touched again. ``skip`` names failed or pending nodes to
-    give up on explicitly.
+    give up on explicitly. A fleet (``rollout=fleet-<id>``, or the latest rollout when it is a fleet's) resumes
+    every cluster that stopped and starts those that had not.
 
     CLI Example:
 
@@ -274,12 +303,17 @@ def resume(rollout=None, cluster=None, skip=None, timeout=60, progress=True):
     """
     _master_only("resume")
     checks.names(skip, "skip")
+    timeout = checks.seconds(timeout, "timeout")
+    if fleet_lib.is_fleet_id(rollout):
+        return _master().fleet_resume(rollout, timeout, progress=progress)
     record = _master().find(rollout, cluster)
+    if record.get("fleet") and rollout is None and cluster is None and not skip:
+        return _master().fleet_resume(record["fleet"], timeout, progress=progress)  # the latest is a fleet's
     try:
         plan_lib.check_resumable(record)  # before anything connects to Salt
     except plan_lib.RolloutError as exc:
         raise SaltInvocationError(str(exc)) from exc
-    args = dict(record.get("args") or {}, timeout=checks.seconds(timeout, "timeout"))
+    args = dict(record.get("args") or {}, timeout=timeout)
     with _master().driver(args, progress=progress) as driver:
         return runner_lib.refusals(driver.resume, record, skip or [], store.driver_alive(record))
 
@@ -289,7 +323,7 @@ def abort(rollout=None, cluster=None):
     """
     Stop a rollout. A running one stops after the node it is working on; the record
     stays (``rolling.resume`` can continue it) and the cluster's update lease is
-    released.
+    released. A fleet (``rollout=fleet-<id>``): every cluster, each after its node in flight.
 
     CLI Example:
 
@@ -298,6 +332,8 @@ def abort(rollout=None, cluster=None):
         salt-run rolling.abort
     """
     _master_only("abort")
+    if fleet_lib.is_fleet_id(rollout):
+        return _master().fleet_abort(rollout)
     return _master().abort(_master().find(rollout, cluster))
 
 
@@ -308,7 +344,8 @@ def status(rollout=None, cluster=None):
     versions, builds, and who holds the cluster's update lease since when. A rollout
     ``waiting`` for its maintenance window says when it goes on (``goes_on_at``); a
     node in flight longer than it should take carries the driver's last look at it
-    (``evidence``).
+    (``evidence``). A fleet (``rollout=fleet-<id>``, or the latest rollout when it is a fleet's): a line per
+    cluster and a total.
 
     CLI Example:
 
@@ -316,6 +353,7 @@ def status(rollout=None, cluster=None):
 
         salt-run rolling.status
         salt-run rolling.status cluster=db1
+        salt-run rolling.status rollout=fleet-20261201T101500-1a2b3c
     """
     _master_only("status")
     return _master().status(rollout, cluster)

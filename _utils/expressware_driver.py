@@ -69,6 +69,8 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         identity=None,
         clock=None,
         resolve_members=None,
+        builds=None,
+        label=None,
     ):
         self.salt = health_gate.Watched(salt, self.health_event)
         self.rollouts, self.leases, self.args = rollouts, leases, args
@@ -87,6 +89,8 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         self.health_asks = {}
         self.done_at = None  # when the evidence that the node in flight is back was fired
         self.resolve_members = resolve_members or (lambda expr, cluster: list(expr) if isinstance(expr, list) else [])
+        # In a fleet: the builds the clusters share (``expressware_fleet_run.SharedBuilds``), the cluster's name.
+        self.builds, self.label = builds, label
 
     # -- output and records ----------------------------------------------------
 
@@ -95,7 +99,8 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         if self.record is not None and record:
             plan_lib.log(self.record, self.salt.time(), message)
         if self.progress:
-            prefix = f"[rolling {self.record['id']}] " if self.record else "[rolling] "
+            label = f" {self.label}" if self.label else ""  # a fleet's: the cluster
+            prefix = f"[rolling {self.record['id']}{label}] " if self.record else f"[rolling{label}] "
             print(time.strftime("%H:%M:%S ") + prefix + message, file=self.out, flush=True)
 
     def fire(self, suffix, data):
@@ -188,8 +193,9 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
         )
         self.record["driver"] = self._driver_entry()
         self.record["args"] = {k: v for k, v in args.items() if k != "timeout"}
-        if args.get("rollback_of"):
-            self.record["rollback_of"] = args["rollback_of"]
+        for link in ("rollback_of", "fleet"):  # a rollback's original; the fleet this cluster's rollout is part of
+            if args.get(link):
+                self.record[link] = args[link]
         self.save()
         try:
             facts, problems = self.preflight()
@@ -202,8 +208,9 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
             self._refuse({"status": "refused", "comment": str(exc), "retcode": 1})
             raise
         planned.update(created=self.record["created"], driver=self.record["driver"], args=self.record["args"])
-        if args.get("rollback_of"):
-            planned["rollback_of"] = args["rollback_of"]
+        for link in ("rollback_of", "fleet"):
+            if args.get(link):
+                planned[link] = args[link]
         planned["log"] = self.record["log"] + planned["log"]
         self.record = planned
         if on_planned is not None:
@@ -300,6 +307,8 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
     # -- actions ---------------------------------------------------------------
 
     def do_build(self, key):
+        if self.builds is not None:
+            return self.builds.build(self, key)
         group = self.record["groups"][key]
         builder = group["builder"]
         self.say(f"building RPMs for {key} on {builder} (it stays up)")

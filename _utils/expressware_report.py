@@ -79,7 +79,7 @@ def rollout_list(records, tz=None, now=None):
                 f"/{len(record['order'])}",
             }
         )
-        for link in ("rollback_of", "rolled_back_by"):  # a rollback and the rollout it rolled back
+        for link in ("rollback_of", "rolled_back_by", "fleet"):  # a rollback and its original; a fleet's rollouts
             if record.get(link):
                 rows[-1][link] = record[link]
     return rows

@@ -51,6 +51,11 @@ def update_args(given, config=None):
     cluster_members = checks.members_target(given.get("cluster_members"))
     health_wait = checks.number(given.get("health_wait", 300), "health_wait", 0, checks.WEEK)
     cluster_states = cluster_states_arg(given.get("cluster_states"), frontend)
+    parallel = given.get("parallel")
+    if parallel is not None and (checks.count(parallel, "parallel", "clusters at once (default: all)") < 1):
+        raise SaltInvocationError(f"parallel must be a whole number of clusters >= 1, not {parallel!r}")
+    checks.choice(given.get("halt", "cluster"), "halt", ("cluster", "fleet"))
+    waves = waves_arg(given.get("waves"))
     if frontend is not None and sia is None:
         raise SaltInvocationError("frontend needs sia")
     try:
@@ -82,7 +87,21 @@ def update_args(given, config=None):
         "cluster_members": cluster_members,
         "health_wait": health_wait,
         "cluster_states": cluster_states,
+        "parallel": parallel,
+        "halt": given.get("halt", "cluster"),
+        "waves": waves,
     }
+
+
+def waves_arg(value):
+    """``waves``: None, or a list of targets walked in order (each a compound target, or a list of minion ids)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise SaltInvocationError(
+            f"waves must be a list of targets (compound targets or lists of minion ids), not {value!r}"
+        )
+    return [checks.members_target(wave, f"waves[{number}]") for number, wave in enumerate(value)]
 
 
 def cluster_states_arg(value, frontend):

@@ -36,6 +36,9 @@ window_lib = _sibling("expressware_window")
 rollback_lib = _sibling("expressware_rollback")
 plan_lib = _sibling("expressware_rollout")
 protocol = _sibling("expressware_protocol")
+fleet_lib = _sibling("expressware_fleet")
+fleet_run_lib = _sibling("expressware_fleet_run")
+rollout_args = _sibling("expressware_rollout_args")
 
 
 def new_rollout_id():
@@ -73,8 +76,9 @@ class Master:
             raise SaltInvocationError(str(exc)) from exc
 
     @contextlib.contextmanager
-    def driver(self, args, progress):
-        """A driver wired to this master's Salt (its adapter open while the driver is used) and records."""
+    def driver(self, args, progress, **extra):
+        """A driver wired to this master's Salt (its adapter open while the driver is used) and records; ``extra``:
+        the driver's further arguments (a fleet's ``builds`` and ``label``)."""
         # Its records say which master drives them, and its store holds each one's driver lock while it runs (the
         # other master's rolling.status/resume/abort ask that lock: expressware_store.driver_alive).
         rollouts = store.driver_rollout_store(self.opts)
@@ -91,6 +95,7 @@ class Master:
                     identity=rollouts.driver,
                     clock=window_lib.clock_from_env(),
                     resolve_members=functools.partial(saltio.cluster_members, self.opts),
+                    **extra,
                 )
         except store.DriverBusy as exc:
             raise SaltInvocationError(str(exc)) from exc
@@ -153,11 +158,99 @@ class Master:
 
     def status(self, rollout, cluster):
         """``rolling.status``: the rollout named or the latest (refused ones left out), with its lease."""
+        if fleet_lib.is_fleet_id(rollout):
+            return self.fleet_status(rollout)
         record = self.find(rollout, cluster, required=False, skip=(plan_lib.REFUSED,))
         if record is None:
             return {"rollout": None, "comment": "no rollout recorded", "leases": self.leases().all()}
+        if record.get("fleet") and rollout is None and cluster is None:
+            return self.fleet_status(record["fleet"])  # the latest rollout is a fleet's: the fleet
         options, goes_on_at = record["options"], None
         if record["status"] == plan_lib.WAITING and record.get("resume_at"):
             goes_on_at = window_lib.parse(options["window"], options.get("window_tz")).format(record["resume_at"])
         lease = self.leases().get(record["cluster"])
         return plan_lib.status_report(record, lease, store.driver_alive(record), goes_on_at)
+
+    # -- fleets: a target that spans clusters (expressware_fleet, expressware_fleet_run) ------------------------
+
+    def fleet(self, args, given, progress=True):
+        """``(run, groups, waves)`` for a target that spans clusters (or with ``waves``): the targeted minions by
+        their ``expressware:cluster``. None for one cluster, whose name ``args`` then carries (unless given)."""
+        args["given_window"] = {"window": given.get("window"), "window_tz": given.get("window_tz")}
+        window = self._window(args)
+        try:
+            groups = fleet_lib.group_by_cluster(
+                saltio.minion_clusters(self.opts, args["tgt"], args["tgt_type"]), args["cluster"]
+            )
+            if len(groups) <= 1 and not args["waves"]:
+                del args["given_window"]
+                if groups and given.get("cluster") is None:
+                    (args["cluster"],) = groups  # the cluster its nodes say they are in
+                    args["options"]["window"], args["options"]["window_tz"] = window(args["cluster"])
+                return None
+            for name, value in (
+                ("frontend", args["options"]["frontend"]),
+                ("cluster_members", args["cluster_members"]),
+            ):
+                if value is not None:
+                    raise fleet_lib.FleetError(
+                        f"{name} is for one cluster, and the target spans {', '.join(sorted(groups))}: "
+                        "target one cluster (members of a fleet's clusters come from expressware:cluster)"
+                    )
+            targeted = {m for nodes in groups.values() for m in nodes}
+            stray = [m for m in args["order"] or [] if m not in targeted]
+            if stray:
+                raise fleet_lib.FleetError(f"order names minions that are not targeted: {', '.join(stray)}")
+            waves = [w if isinstance(w, list) else saltio.match_minions(self.opts, w) for w in args["waves"] or []]
+            waves = fleet_lib.plan_waves(groups, waves or None, args["options"]["canary"])
+        except fleet_lib.FleetError as exc:
+            raise SaltInvocationError(str(exc)) from exc
+        return fleet_run_lib.FleetRun(self, args, window, new_rollout_id, progress=progress), groups, waves
+
+    def fleets(self):
+        return fleet_run_lib.FleetStore(self.rollouts())
+
+    def find_fleet(self, fleet_id):
+        try:
+            return self.fleets().load(fleet_id)
+        except ValueError as exc:
+            raise SaltInvocationError(str(exc)) from exc
+
+    def fleet_status(self, fleet_id):
+        record = self.find_fleet(fleet_id)
+        result = fleet_run_lib.fleet_report(record, self.rollouts())
+        result["driver"] = dict(record.get("driver") or {}, alive=store.driver_alive(record))
+        return result
+
+    def fleet_abort(self, fleet_id):
+        """``rolling.abort`` of a fleet: a running one stops every cluster after its node in flight; a stopped one
+        has each of its stopped rollouts aborted here (their leases released)."""
+        record = self.find_fleet(fleet_id)
+        if record["status"] == fleet_lib.DONE:
+            raise SaltInvocationError(f"fleet {fleet_id} is already done")
+        if record["status"] == fleet_lib.RUNNING and store.driver_alive(record):
+            self.rollouts().request_abort(fleet_id)
+            return {"fleet": fleet_id, "status": "aborting", "comment": "every cluster stops after its node in flight"}
+        for entry in record["clusters"].values():
+            if entry["rollout"] and entry["status"] not in (plan_lib.DONE, plan_lib.REFUSED, plan_lib.ABORTED):
+                with contextlib.suppress(SaltInvocationError):  # done or aborted on its own meanwhile
+                    self.abort(self.find(entry["rollout"], None))
+                entry["status"] = self.find(entry["rollout"], None)["status"]
+        fleet_lib.finish(record, time.time(), aborted=True)
+        self.fleets().save(record)
+        return self.fleet_status(fleet_id)
+
+    def fleet_resume(self, fleet_id, timeout, progress=True):
+        record = self.find_fleet(fleet_id)
+        if record["status"] == fleet_lib.RUNNING and store.driver_alive(record):
+            raise SaltInvocationError(f"fleet {fleet_id} is running (driver pid {record['driver']['pid']})")
+        try:
+            fleet_lib.check_resumable(record)
+        except fleet_lib.FleetError as exc:
+            raise SaltInvocationError(str(exc)) from exc
+        args = dict(record["args"], timeout=timeout)
+        return fleet_run_lib.FleetRun(self, args, self._window(args), new_rollout_id, progress=progress).resume(record)
+
+    def _window(self, args):
+        """A fleet's cluster's window and zone: the operator's, else the master configuration's for the cluster."""
+        return functools.partial(rollout_args.window_args, args["given_window"], config=self.opts.get("expressware"))

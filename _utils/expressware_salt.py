@@ -208,21 +208,41 @@ class SaltAdapter:
         return event["tag"], event.get("data") if isinstance(event.get("data"), dict) else {}
 
 
+def match_minions(opts, expr, tgt_type="compound"):
+    """The minions ``expr`` matches, as Salt targets them from the master (accepted keys and its cache)."""
+    import salt.utils.minions  # pylint: disable=import-outside-toplevel
+
+    found = salt.utils.minions.CkMinions(opts).check_minions(expr, tgt_type)
+    return list(found.get("minions", []) if isinstance(found, dict) else found)
+
+
+def minion_clusters(opts, tgt, tgt_type):
+    """``{minion: its expressware:cluster, or None}`` for the minions ``tgt`` matches, from the master's cache: the
+    pillar's (the master's word) before the grain's (the minion's)."""
+    import salt.utils.minions  # pylint: disable=import-outside-toplevel
+
+    clusters = {}
+    for minion in match_minions(opts, tgt, tgt_type):
+        try:
+            _, grains, pillar = salt.utils.minions.get_minion_data(minion, opts)
+        except Exception:  # pylint: disable=broad-except  # no cache: the minion is in the default cluster
+            grains = pillar = None
+        clusters[minion] = None
+        for data in (pillar, grains):
+            section = data.get("expressware") if isinstance(data, dict) else None
+            if isinstance(section, dict) and section.get("cluster") not in (None, ""):
+                clusters[minion] = section["cluster"]
+                break
+    return clusters
+
+
 def cluster_members(opts, expr, cluster):
     """The minions the operator names as further members of ``cluster`` (``cluster_members``), plus those whose
     cached grain or pillar ``expressware:cluster`` is ``cluster``: from the master's cache, so a member that is
     down (not answering) is found all the same."""
-    import salt.utils.minions  # pylint: disable=import-outside-toplevel
-
-    ckminions = salt.utils.minions.CkMinions(opts)
-
-    def matching(target):
-        found = ckminions.check_minions(target, "compound")
-        return list(found.get("minions", []) if isinstance(found, dict) else found)
-
-    members = list(expr) if isinstance(expr, list) else (matching(expr) if expr else [])
+    members = list(expr) if isinstance(expr, list) else (match_minions(opts, expr) if expr else [])
     try:
-        members += matching(f"G@expressware:cluster:{cluster} or I@expressware:cluster:{cluster}")
+        members += match_minions(opts, f"G@expressware:cluster:{cluster} or I@expressware:cluster:{cluster}")
     except Exception:  # pylint: disable=broad-except  # no cache of grains or pillar: only the named ones
         log.debug("expressware:cluster members of %s not resolved", cluster, exc_info=True)
     return sorted(set(members))

@@ -22,6 +22,7 @@ from tests.integration.rollouts import (  # noqa: F401  # pylint: disable=unused
     background_update,
     data_nodes,
     no_leftover_lease,
+    recorded_status,
     roots,
     update_args,
     wait_for,
@@ -128,7 +129,7 @@ def test_a_degraded_cluster_holds_the_next_node_until_it_reports_up(
     proc = _degraded_while_node1_is_in_flight(nodes, salt_run_cli, network_manager.root, health_wait=180)
 
     def held_for_degraded():
-        held = (_status(salt_run_cli).get("health") or {}).get("held") or {}
+        held = (recorded_status(master).get("health") or {}).get("held") or {}
         return (held.get("cluster") or {}).get("state") == "DEGRADED" or proc.poll() is not None
 
     wait_for(held_for_degraded, 120, "the rollout to hold for the DEGRADED cluster")

@@ -35,6 +35,7 @@ from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     commands,
     data_nodes,
     no_leftover_lease,
+    recorded_status,
     roots,
     update_args,
     wait_for,
@@ -289,7 +290,7 @@ def test_minion_not_answering_at_preflight_touches_nothing(master, minions, salt
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
 
 
-def test_a_salt_run_killed_in_its_preflight_leaves_a_record_of_the_lease_it_holds(minions, salt_run_cli, nodes):
+def test_a_salt_run_killed_in_its_preflight_leaves_a_record_of_the_lease_it_holds(master, minions, salt_run_cli, nodes):
     """Whatever Salt does, a rollout that holds the cluster's lease has a record that says so: node3 does not answer,
     so the pre-flight waits; meanwhile status names the rollout that holds the lease, and once its salt-run is
     killed, says so and how to release it. Nothing was touched."""
@@ -299,8 +300,7 @@ def test_a_salt_run_killed_in_its_preflight_leaves_a_record_of_the_lease_it_hold
         try:
 
             def in_preflight():
-                data = salt_run_cli.run("rolling.status", _timeout=60).data
-                return isinstance(data, dict) and data.get("status") == "preflight" and data.get("lease")
+                return recorded_status(master).get("status") == "preflight"
 
             wait_for(in_preflight, 60, "the rollout's record in its pre-flight")
             status = salt_run_cli.run("rolling.status").data
@@ -343,7 +343,7 @@ def _resume_completes(salt_run_cli, nodes):
     return ret
 
 
-def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_run_cli, nodes):
+def test_minion_gone_before_its_turn_halts_then_resume_completes(master, minions, salt_run_cli, nodes):
     for node_id in ("node1", "node2"):
         nodes[node_id].set_delays(install=5)  # time to stop node3's minion (it takes seconds) before its turn
     earlier = (salt_run_cli.run("rolling.status").data or {}).get("rollout")
@@ -353,7 +353,7 @@ def test_minion_gone_before_its_turn_halts_then_resume_completes(minions, salt_r
     # runner has the build (its job returned), not as soon as the installer ran (the build
     # job would be cut).
     def both_built():
-        status = salt_run_cli.run("rolling.status").data or {}
+        status = recorded_status(master)
         builds = status.get("builds") or {}
         return (
             status.get("rollout") not in (None, earlier)

@@ -13,6 +13,7 @@ from tests.integration.rollouts import (  # noqa: F401  # pylint: disable=unused
     background_update,
     data_nodes,
     no_leftover_lease,
+    recorded_status,
     roots,
     update_args,
     wait_for,
@@ -40,8 +41,8 @@ def _status(salt_run_cli):
     return salt_run_cli.run("rolling.status", _timeout=60).data or {}
 
 
-def _held_by(salt_run_cli, member):
-    held = (_status(salt_run_cli).get("health") or {}).get("held") or {}
+def _held_by(master, member):
+    held = (recorded_status(master).get("health") or {}).get("held") or {}
     return member in (held.get("who") or [])
 
 
@@ -58,9 +59,9 @@ def _node3_fails_while_node1_is_in_flight(nodes, salt_run_cli, health_wait):
     return proc
 
 
-def test_a_member_that_fails_and_comes_back_makes_the_next_node_wait(salt_run_cli, nodes, beacon_on_node3):
+def test_a_member_that_fails_and_comes_back_makes_the_next_node_wait(master, salt_run_cli, nodes, beacon_on_node3):
     proc = _node3_fails_while_node1_is_in_flight(nodes, salt_run_cli, health_wait=180)
-    wait_for(lambda: _held_by(salt_run_cli, "node3") or proc.poll() is not None, 120, "the rollout to hold for node3")
+    wait_for(lambda: _held_by(master, "node3") or proc.poll() is not None, 120, "the rollout to hold for node3")
     assert proc.poll() is None, proc.communicate()
     # Held: node2 untouched while node3 is down.
     assert changing_commands(nodes["node2"]) == [] and nodes["node2"].state()["installed_version"] == OLD

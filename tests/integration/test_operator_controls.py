@@ -18,6 +18,7 @@ from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     commands,
     data_nodes,
     no_leftover_lease,
+    recorded_status,
     update_args,
     wait_for,
 )
@@ -86,7 +87,7 @@ def test_report_and_list_refuse_bad_input(master, salt_run_cli, tmp_path):
     assert bad.returncode != 0 and "limit must be" in bad.data["comment"]
 
 
-def test_a_long_wait_says_how_long_and_what_the_node_says(salt_run_cli, nodes):
+def test_a_long_wait_says_how_long_and_what_the_node_says(master, salt_run_cli, nodes):
     """A node that never becomes active: before the halt, the progress and rolling.status say how long it has
     waited out of node_timeout and what the node says about itself."""
     nodes["node1"].set_fault("never-active")  # takes effect at its next start: its links never train
@@ -95,7 +96,7 @@ def test_a_long_wait_says_how_long_and_what_the_node_says(salt_run_cli, nodes):
         seen = []
 
         def evidence():
-            data = salt_run_cli.run("rolling.status", _timeout=60).data
+            data = recorded_status(master)
             node1 = (data.get("nodes") or {}).get("node1") or {}
             if data.get("status") == "running" and node1.get("evidence"):
                 seen.append(node1["evidence"])
@@ -120,7 +121,7 @@ def test_a_long_wait_says_how_long_and_what_the_node_says(salt_run_cli, nodes):
     assert json.loads(out)["status"] == "halted"
 
 
-def test_a_window_that_closes_between_nodes(salt_run_cli, nodes, tmp_path):
+def test_a_window_that_closes_between_nodes(master, salt_run_cli, nodes, tmp_path):
     """The window closes while node1 is in flight (the test moves the runner's window clock, see
     expressware_window.TEST_CLOCK_OFFSET_ENV): node2 waits, with the reason and when it goes on; when the window opens
     again the rollout goes on by itself."""
@@ -139,7 +140,7 @@ def test_a_window_that_closes_between_nodes(salt_run_cli, nodes, tmp_path):
     try:
 
         def status():
-            return salt_run_cli.run("rolling.status", _timeout=60).data
+            return recorded_status(master)
 
         # node1 is down: its update began (inside the window); node2's turn comes once it is back.
         wait_for(lambda: not nodes["node1"].is_active(), 120, "node1 to go down")

@@ -13,6 +13,7 @@ from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     commands,
     data_nodes,
     no_leftover_lease,
+    recorded_status,
     roots,
     update_args,
     wait_for,
@@ -99,7 +100,7 @@ def test_a_missing_old_installer_is_refused_at_the_preflight(master, salt_run_cl
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
 
 
-def test_bad_input_is_refused(salt_run_cli, nodes):
+def test_bad_input_is_refused(master, salt_run_cli, nodes):
     ret = salt_run_cli.run("rolling.rollback", "rollout=20990101T000000-abcdef")
     assert ret.returncode == 1 and "no rollout" in ret.data["comment"], ret.data
     ret = salt_run_cli.run("rolling.rollback")
@@ -112,7 +113,7 @@ def test_bad_input_is_refused(salt_run_cli, nodes):
     try:
         wait_for(
             lambda: (
-                seen.update(salt_run_cli.run("rolling.status").data or {})
+                seen.update(recorded_status(master))
                 or (seen.get("nodes") or {}).get("node1", {}).get("phase") in ("stopping", "installing", "waiting")
             ),
             60,

@@ -1,0 +1,103 @@
+"""``salt-run rolling.update`` of a target that spans two clusters, on a real master with four minions: each cluster
+one node at a time, the clusters side by side, one build per group for the whole fleet; a halt of one cluster with
+``halt=fleet``, the fleet's status, and its resume. The simulator journals are the witness."""
+
+import json
+
+from expressware_sim import down_intervals, max_nodes_down, merged_journal
+from tests.conftest import NEW, OLD
+from tests.integration.conftest import sia_url
+from tests.integration.rollouts import commands
+from tests.integration.test_operator_cli import operator
+from tests.integration_fleet.conftest import CLUSTERS, NODE_IDS
+
+ARGS = [f"version={NEW}", f"sia={sia_url(NEW)}", "applications=[ndbmtd]", "node_timeout=60"]
+
+
+def roots(nodes, names=NODE_IDS):
+    return [nodes[name].root for name in names]
+
+
+def overlapping(nodes, one, other):
+    """Some node of cluster ``one`` was down while some node of ``other`` was."""
+    spans = down_intervals(roots(nodes))
+    never = float("inf")  # still down
+    return any(
+        a0 < (b1 or never) and b0 < (a1 or never)
+        for x in CLUSTERS[one]
+        for y in CLUSTERS[other]
+        for a0, a1 in spans.get(x, [])
+        for b0, b1 in spans.get(y, [])
+    )
+
+
+def test_a_fleet_walks_each_cluster_one_node_at_a_time_and_the_clusters_side_by_side(master, minions, nodes):
+    # The operator's own salt-run, from a shell.
+    returncode, data, stderr = operator(master, "salt-run", "rolling.update", "tgt=f*", *ARGS, timeout=300)
+    assert returncode == 0, stderr
+    assert data["status"] == "done", data
+    assert sorted(data["clusters"]) == ["fa", "fb"]
+    assert data["total"]["nodes"] == {"active": 4}
+    for name in NODE_IDS:
+        assert nodes[name].state()["running_version"] == NEW
+    # One node down per cluster, never two; the clusters overlap (they do not queue).
+    for cluster, members in CLUSTERS.items():
+        assert max_nodes_down(roots(nodes, members)) == 1, (cluster, merged_journal(roots(nodes, members)))
+    assert max_nodes_down(roots(nodes)) == 2
+    assert overlapping(nodes, "fa", "fb"), merged_journal(roots(nodes))
+    # One build per (arch, OS, kernel) for the whole fleet: two groups, two builds across four nodes.
+    assert sum(len(commands(nodes[n], "--build-rpm")) for n in NODE_IDS) == 2
+    for name in NODE_IDS:
+        installs = commands(nodes[name], "--install-node")
+        assert len(installs) == 1 and "--use-rpms" in installs[0]["command"]
+    # The progress lines name the cluster; each cluster has its own rollout and lease, released.
+    assert "[fleet fleet-" in stderr and " fa] " in stderr and " fb] " in stderr
+    returncode, status, _ = operator(master, "salt-run", "rolling.status")
+    assert returncode == 0 and status["fleet"] == data["fleet"] and status["status"] == "done"
+    for cluster in CLUSTERS:
+        returncode, lease, _ = operator(master, "salt-run", "expressware_lease.show", f"cluster={cluster}")
+        assert lease["held"] is False, lease
+
+
+def test_halt_fleet_stops_every_cluster_and_resume_finishes_the_fleet(master, minions, nodes, salt_run_cli):
+    # Every node's installer builds for itself (build=False); fb1's cannot (its kernel headers are missing): it
+    # fails at once, before anything stops, while fa1 (slow to install) is still in flight.
+    nodes["fb1"].set_fault("build-fails")
+    nodes["fa1"].set_delays(install=6)
+    ret = salt_run_cli.run("rolling.update", "tgt=f*", *ARGS, "build=False", "halt=fleet", _timeout=300)
+    assert ret.returncode == 1, ret.stderr
+    lines = ret.data["clusters"]
+    assert ret.data["status"] == "halted" and lines["fb"]["status"] == "halted", ret.data
+    # fa stopped after the node it had in flight: fa1 done, fa2 not touched.
+    assert lines["fa"]["status"] == "aborted", lines
+    assert nodes["fa1"].state()["running_version"] == NEW and nodes["fa2"].state()["running_version"] == OLD
+    assert commands(nodes["fa2"], "--install-node") == []
+    assert "halt=fleet: cluster fa stops after its node in flight" in ret.stderr
+    assert max_nodes_down(roots(nodes, CLUSTERS["fa"])) == 1 and max_nodes_down(roots(nodes, CLUSTERS["fb"])) == 1
+
+    status = salt_run_cli.run("rolling.status", f"rollout={ret.data['fleet']}").data
+    assert status["total"]["clusters"] == 2
+    assert status["clusters"]["fb"]["counts"].get("failed") == 1, status
+    assert "fb1" in status["clusters"]["fb"]["reason"], status
+
+    nodes["fb1"].clear_faults()
+    ret = salt_run_cli.run("rolling.resume", f"rollout={ret.data['fleet']}", _timeout=300)
+    assert ret.returncode == 0, ret.stderr
+    assert ret.data["status"] == "done", ret.data
+    assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
+    assert len(commands(nodes["fa1"], "--install-node")) == 1  # not redone
+    for members in CLUSTERS.values():
+        assert max_nodes_down(roots(nodes, members)) == 1
+
+
+def test_bad_fleet_arguments_are_refused_before_anything(master, minions, nodes, salt_run_cli):
+    for extra, message in (
+        (["parallel=0"], "parallel must be a whole number of clusters >= 1"),
+        (["halt=everything"], "halt must be 'cluster' or 'fleet'"),
+        (["waves=[[fa1]]"], "fb are in no wave"),
+        (["frontend=fa1"], "frontend is for one cluster"),
+    ):
+        ret = salt_run_cli.run("rolling.update", "tgt=f*", *ARGS, *extra)
+        assert ret.returncode != 0 and message in json.dumps(ret.data), (extra, ret.data)
+    for name in NODE_IDS:
+        assert commands(nodes[name], "--") == []
