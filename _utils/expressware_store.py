@@ -163,9 +163,9 @@ class RolloutStore:
     line twice changes nothing, and a torn last line (a crash while appending) is
     ignored, so a crash at any moment leaves a loadable record.
 
-    The store of a driver (``driver``: its identity, :func:`driver_rollout_store`) holds an exclusive lock on
-    ``<id>.driver`` from the first save of a rollout it drives until :meth:`close`: :func:`driver_alive` asks that
-    lock, from this master or the other.
+    The store of a driver (``driver``: its identity, :func:`driver_rollout_store`) holds the driver lock
+    ``<id>.driver`` (:func:`hold_driver_lock`) from the first save of a rollout it drives until :meth:`close`:
+    :func:`driver_alive` asks that lock, from this master or the other.
     """
 
     COMPACT_EVERY = 500
@@ -179,24 +179,13 @@ class RolloutStore:
         self._driving = {}
 
     def _drive(self, record):
-        """Hold ``<id>.driver`` when ``record`` names this store's driver as its own; refuse (``DriverBusy``) when
-        another process holds it (two drivers of one rollout: a resume on each master at once)."""
+        """Hold ``<id>.driver`` when ``record`` names this store's driver as its own (:func:`hold_driver_lock`)."""
         if self.driver is None or record["id"] in self._driving:
             return
         entry = record.get("driver") or {}
         if any(entry.get(key) != value for key, value in self.driver.items()):
             return
-        os.makedirs(self.directory, exist_ok=True)
-        fd = os.open(self.path(record["id"])[: -len(".json")] + ".driver", os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DriverBusy(
-                f"rollout {record['id']} is driven by another process (its driver lock is held): "
-                "this one stops without writing its record"
-            ) from None
-        self._driving[record["id"]] = fd
+        self._driving[record["id"]] = hold_driver_lock(self.directory, record["id"])
 
     def close(self):
         """Let go of the driver locks this store holds (the driver is done)."""
@@ -357,16 +346,36 @@ def rollout_store(opts):
 
 
 def driver_rollout_store(opts):
-    """The rollout records as a driver in this process writes them: its ``driver`` identity (pid, host, the
-    master's id, where the records are) goes in each record it drives, and it holds their driver locks."""
+    """The rollout records as a driver in this process writes them: its identity (:func:`driver_identity`) goes in
+    each record it drives, and it holds their driver locks."""
     rollouts = rollout_store(opts)
-    rollouts.driver = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "master": opts.get("id"),
-        "store": rollouts.directory,
-    }
+    rollouts.driver = driver_identity(opts, rollouts.directory)
     return rollouts
+
+
+def driver_identity(opts, directory):
+    """Who drives records of ``directory`` from this process: its pid and host, the master's id (which of two
+    masters), and ``directory``, where it holds each record's driver lock (:func:`hold_driver_lock`)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "master": opts.get("id"), "store": directory}
+
+
+def hold_driver_lock(directory, record_id):
+    """Take the exclusive lock ``<directory>/<record_id>.driver`` that says a driver runs (:func:`driver_alive`), for
+    as long as the returned file descriptor is open (``os.close`` it when done; the process's end frees it too).
+    :class:`DriverBusy` when another process holds it (two drivers of one record: a resume on each master at once)."""
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(
+        os.path.join(directory, check_name(record_id, "record id") + ".driver"), os.O_WRONLY | os.O_CREAT, 0o644
+    )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DriverBusy(
+            f"{record_id} is driven by another process (its driver lock is held): this one stops without writing "
+            "its record"
+        ) from None
+    return fd
 
 
 def reports_path(cachedir, rollout_id, fmt="html"):
@@ -385,9 +394,10 @@ def driver_alive(record):
     still running?
 
     A driver that names its store holds the exclusive lock ``<store>/<id>.driver`` as long as it runs
-    (:meth:`RolloutStore.save`): it is alive while that lock is held, whichever host it runs on; the operating
-    system (or the NFS server, once the dead host's lease expires: 90 s by default) frees the lock of a process that
-    died. An older record (no store named) or a lock file not found: the pid on this host, as before."""
+    (:func:`hold_driver_lock`; a rollout's from its first save): it is alive while that lock is held, whichever host
+    it runs on; the operating system (or the NFS server, once the dead host's lease expires: 90 s by default) frees
+    the lock of a process that died. An older record (no store named) or a lock file not found: the pid on this
+    host, as before."""
     driver = record.get("driver") or {}
     if driver.get("store") and record.get("id"):
         if driver.get("pid") == os.getpid() and driver.get("host") == socket.gethostname():

@@ -88,7 +88,7 @@ def test_a_driver_records_who_drives_and_holds_the_driver_lock_until_it_closes(t
     assert store.driver_alive(seen) is True
     # A second driver of the same rollout (master2 resuming it meanwhile) is refused before it writes.
     other = store.driver_rollout_store(_opts(tmp_path, "master2", shared))
-    with pytest.raises(store.DriverBusy, match="rollout r1 is driven by another process"):
+    with pytest.raises(store.DriverBusy, match="r1 is driven by another process"):
         other.save(_record("r1", other.driver))
     assert store.rollout_store(_opts(tmp_path, "master2", shared)).load("r1")["driver"]["master"] == "master1"
     mine.close()
@@ -157,3 +157,22 @@ def test_a_record_without_a_driver_lock_falls_back_to_the_pid_on_this_host(tmp_p
         salt_run.kill()
         salt_run.wait(timeout=30)
     assert store.driver_alive(_record("r1", {"pid": salt_run.pid, "host": here})) is False
+
+
+def test_any_record_with_a_driver_lock_is_told_alive_the_same_way(tmp_path):
+    """A fleet's record (``fleets/``) beside the rollouts' uses the same identity and lock."""
+    fleets = str(tmp_path / "shared" / "fleets")
+    record = {"id": "fleet-20261201T101500-1a2b3c", "driver": store.driver_identity({"id": "master1"}, fleets)}
+    assert record["driver"]["store"] == fleets and record["driver"]["master"] == "master1"
+    seen = dict(record, driver=dict(record["driver"], pid=4_000_000, host="master1.example"))
+    assert store.driver_alive(seen) is False  # no lock file: the pid fallback, another host
+    held = store.hold_driver_lock(fleets, record["id"])
+    try:
+        assert store.driver_alive(seen) is True
+        with pytest.raises(store.DriverBusy, match="fleet-20261201T101500-1a2b3c is driven by another process"):
+            store.hold_driver_lock(fleets, record["id"])
+    finally:
+        os.close(held)
+    assert store.driver_alive(seen) is False
+    with pytest.raises(ValueError, match="record id"):
+        store.hold_driver_lock(fleets, "../escape")
