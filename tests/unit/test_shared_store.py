@@ -2,6 +2,7 @@
 rollout's driver is told alive from either master (its driver lock). The same on real daemons, two masters:
 ``tests/integration_multimaster``."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -176,3 +177,38 @@ def test_any_record_with_a_driver_lock_is_told_alive_the_same_way(tmp_path):
     assert store.driver_alive(seen) is False
     with pytest.raises(ValueError, match="record id"):
         store.hold_driver_lock(fleets, "../escape")
+
+
+def _master_driver(monkeypatch, opts):
+    """``Master(opts).driver`` with no Salt: what it gives the Driver, as ``(rollouts, keyword arguments)``."""
+    runner_lib = load("expressware_runner")
+    monkeypatch.setattr(runner_lib.saltio, "SaltAdapter", lambda opts, default_timeout: contextlib.nullcontext())
+    monkeypatch.setattr(runner_lib.staging_lib, "Staging", lambda salt, cachedir: None)
+    monkeypatch.setattr(runner_lib.driver_lib, "Driver", lambda salt, rollouts, leases, *args, **kw: (rollouts, kw))
+    return runner_lib.Master(opts).driver({"timeout": 5}, progress=False)
+
+
+def test_the_runner_s_driver_records_this_master_and_lets_go_of_its_locks(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    opts = _opts(tmp_path, "master2", shared)
+    with _master_driver(monkeypatch, opts) as (rollouts, given):
+        assert given["identity"] is rollouts.driver and rollouts.driver["master"] == "master2"
+        assert rollouts.directory == str(shared / "rollouts")
+        record = _record("r1", rollouts.driver)
+        rollouts.save(record)
+        seen = dict(record, driver=dict(record["driver"], pid=4_000_000))
+        assert store.driver_alive(seen) is True
+    assert store.driver_alive(seen) is False  # the driver is done: its lock is free
+
+
+def test_a_second_driver_of_one_rollout_is_refused_as_the_runner_refuses(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    held = store.hold_driver_lock(str(shared / "rollouts"), "r1")  # master 1's driver of r1
+    try:
+        with pytest.raises(SaltInvocationError, match="r1 is driven by another process"):
+            with _master_driver(monkeypatch, _opts(tmp_path, "master2", shared)) as (rollouts, _):
+                rollouts.save(_record("r1", rollouts.driver))
+    finally:
+        os.close(held)
