@@ -34,8 +34,10 @@ going to be released? (the same ``peer_run`` entry, ``expressware_lease.*``,
 covers it). The ``rolling`` runner holds the same lease for the whole of a
 rollout, so a highstate cannot take a second node down meanwhile.
 
-Leases are files under ``<master cachedir>/expressware/leases/``, changed under an
-exclusive file lock and replaced atomically.
+Leases are files under ``<master cachedir>/expressware/leases/``, or under the directory
+two masters share (the master configuration's ``expressware:store``: README, "Two
+masters"), changed under an exclusive file lock and replaced atomically: a request means
+the same on either master.
 """
 
 import importlib.util
@@ -96,7 +98,7 @@ def __virtual__():
 
 
 def _leases():
-    return store.lease_store(__opts__["cachedir"])
+    return store.lease_store(__opts__)
 
 
 def _caller():
@@ -277,7 +279,7 @@ def gate_wanted(gate, minion=None):
     if rollout_id is None:
         raise SaltInvocationError(f"gate must be a rolling runner's gate (<rollout id>:<token>), not {gate!r}")
     try:
-        record = store.rollout_store(__opts__["cachedir"]).load(rollout_id)
+        record = store.rollout_store(__opts__).load(rollout_id)
     except ValueError as exc:
         return {"gate": gate, "minion": minion, "wanted": False, "reason": str(exc)}  # no such rollout
     wanted, reason = plan_lib.gate_wanted(record, minion, gate, store.driver_alive(record))

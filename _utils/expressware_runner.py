@@ -61,10 +61,12 @@ class Master:
         self.opts = opts
 
     def rollouts(self):
-        return store.rollout_store(self.opts["cachedir"])
+        """The rollout records (the store both masters share when ``expressware:store`` is set)."""
+        return store.rollout_store(self.opts)
 
     def leases(self):
-        return store.lease_store(self.opts["cachedir"])
+        """The clusters' update leases (the store both masters share when ``expressware:store`` is set)."""
+        return store.lease_store(self.opts)
 
     def find(self, rollout, cluster, required=True, skip=()):
         """The rollout named, else the latest (of ``cluster``) whose status is not in ``skip``."""
@@ -77,19 +79,28 @@ class Master:
     def driver(self, args, progress, **extra):
         """A driver wired to this master's Salt (its adapter open while the driver is used) and records; ``extra``:
         the driver's further arguments (a fleet's ``builds`` and ``label``)."""
-        with saltio.SaltAdapter(self.opts, default_timeout=args.get("timeout", 60)) as salt_io:
-            yield driver_lib.Driver(
-                salt_io,
-                self.rollouts(),
-                self.leases(),
-                args,
-                staging_lib.Staging(salt_io, self.opts["cachedir"]),
-                file_recv=bool(self.opts.get("file_recv")),
-                progress=progress,
-                clock=window_lib.clock_from_env(),
-                resolve_members=functools.partial(saltio.cluster_members, self.opts),
-                **extra,
-            )
+        # Its records say which master drives them, and its store holds each one's driver lock while it runs (the
+        # other master's rolling.status/resume/abort ask that lock: expressware_store.driver_alive).
+        rollouts = store.driver_rollout_store(self.opts)
+        try:
+            with saltio.SaltAdapter(self.opts, default_timeout=args.get("timeout", 60)) as salt_io:
+                yield driver_lib.Driver(
+                    salt_io,
+                    rollouts,
+                    self.leases(),
+                    args,
+                    staging_lib.Staging(salt_io, self.opts["cachedir"]),
+                    file_recv=bool(self.opts.get("file_recv")),
+                    progress=progress,
+                    identity=rollouts.driver,
+                    clock=window_lib.clock_from_env(),
+                    resolve_members=functools.partial(saltio.cluster_members, self.opts),
+                    **extra,
+                )
+        except store.DriverBusy as exc:
+            raise SaltInvocationError(str(exc)) from exc
+        finally:
+            rollouts.close()
 
     def fire(self, tag, data):
         """Fire on the master bus outside a rollout's driver (a courtesy to listeners: never fails the call)."""

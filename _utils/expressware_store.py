@@ -1,11 +1,17 @@
 """Master-side records of this extension: update leases and rollout records.
 
-Plain files under the master's cache directory. Every change happens under an
-exclusive ``fcntl`` lock and is written to a temporary file that replaces the old
-one, so a crash leaves the old or the new record, never half of one, and
-concurrent master processes (peer calls, reactor threads, salt-run) see one order.
+Plain files in one directory, :func:`store_root`: ``<cachedir>/expressware`` by default (one master), or the
+master configuration's ``expressware:store``, a directory that two masters (Salt's multi-master) mount from one
+file system, so that one rollout per cluster holds whichever master runs it and a minion's lease request means the
+same on either. Every change happens under an exclusive ``flock`` and is written to a temporary file that replaces
+the old one, so a crash leaves the old or the new record, never half of one, and concurrent processes (peer calls,
+reactor threads, ``salt-run``, on one master or both) see one order. A shared directory must therefore honour
+``flock`` across hosts (NFSv4 with the Linux client, which maps it to POSIX locks the server keeps; CephFS) and
+replace a file by ``rename`` atomically with close-to-open consistency; a file system that keeps locks local to each
+host (NFS mounted with ``local_lock=flock`` or ``all``) gives no mutual exclusion between the masters.
 """
 
+import collections.abc
 import contextlib
 import fcntl
 import importlib.util
@@ -16,6 +22,8 @@ import socket
 import sys
 import tempfile
 import time
+
+from salt.exceptions import SaltInvocationError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
@@ -140,6 +148,10 @@ class LeaseStore:
             }
 
 
+class DriverBusy(RuntimeError):
+    """Another process drives this rollout (holds its driver lock)."""
+
+
 class RolloutStore:
     """Rollout records: a JSON snapshot per rollout, a journal of node changes, abort requests.
 
@@ -150,13 +162,36 @@ class RolloutStore:
     journal emptied. :meth:`load` replays the journal over the snapshot. Replaying a
     line twice changes nothing, and a torn last line (a crash while appending) is
     ignored, so a crash at any moment leaves a loadable record.
+
+    The store of a driver (``driver``: its identity, :func:`driver_rollout_store`) holds the driver lock
+    ``<id>.driver`` (:func:`hold_driver_lock`) from the first save of a rollout it drives until :meth:`close`:
+    :func:`driver_alive` asks that lock, from this master or the other.
     """
 
     COMPACT_EVERY = 500
 
-    def __init__(self, directory):
+    def __init__(self, directory, driver=None):
         self.directory = directory
         self._appended = {}
+        # A driver's store (``driver``: its identity) holds the driver lock of each rollout it saves as its driver
+        # (rollout id: open file) until :meth:`close` or the process ends: how the other master tells it runs.
+        self.driver = driver
+        self._driving = {}
+
+    def _drive(self, record):
+        """Hold ``<id>.driver`` when ``record`` names this store's driver as its own (:func:`hold_driver_lock`)."""
+        if self.driver is None or record["id"] in self._driving:
+            return
+        entry = record.get("driver") or {}
+        if any(entry.get(key) != value for key, value in self.driver.items()):
+            return
+        self._driving[record["id"]] = hold_driver_lock(self.directory, record["id"])
+
+    def close(self):
+        """Let go of the driver locks this store holds (the driver is done)."""
+        for fd in self._driving.values():
+            os.close(fd)
+        self._driving.clear()
 
     def path(self, rollout_id):
         return os.path.join(self.directory, check_name(rollout_id, "rollout id") + ".json")
@@ -165,6 +200,7 @@ class RolloutStore:
         return self.path(rollout_id)[: -len(".json")] + ".nodes"
 
     def save(self, record):
+        self._drive(record)
         write_json(self.path(record["id"]), record)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._journal(record["id"]))
@@ -282,25 +318,93 @@ def _sibling(name):
 refusing = _sibling("expressware_args").refusing
 
 
-def rollout_store(cachedir):
-    """The rollout records of the master whose cache is ``cachedir``."""
-    return RolloutStore(os.path.join(cachedir, "expressware", "rollouts"))
+def store_root(opts):
+    """The directory of the leases and rollout records of the master whose options are ``opts``: the master
+    configuration's ``expressware:store`` (a directory both masters of a multi-master pair mount; it must exist,
+    so that a shared file system that is not mounted is noticed, not replaced by the local disk), else
+    ``<cachedir>/expressware``. The one place that says where they are."""
+    config = opts.get("expressware") or {}
+    shared = config.get("store") if isinstance(config, collections.abc.Mapping) else None
+    if shared is None:
+        return os.path.join(opts["cachedir"], "expressware")
+    if not isinstance(shared, str) or not os.path.isabs(shared):
+        raise SaltInvocationError(
+            f"the master configuration's expressware:store must be an absolute path (a directory every master "
+            f"of the cluster mounts), not {shared!r}"
+        )
+    if not os.path.isdir(shared):
+        raise SaltInvocationError(
+            f"the master configuration's expressware:store {shared} is not a directory (is the shared file system "
+            "mounted on this master?)"
+        )
+    return os.path.normpath(shared)
+
+
+def rollout_store(opts):
+    """The rollout records of the master whose options are ``opts`` (:func:`store_root`)."""
+    return RolloutStore(os.path.join(store_root(opts), "rollouts"))
+
+
+def driver_rollout_store(opts):
+    """The rollout records as a driver in this process writes them: its identity (:func:`driver_identity`) goes in
+    each record it drives, and it holds their driver locks."""
+    rollouts = rollout_store(opts)
+    rollouts.driver = driver_identity(opts, rollouts.directory)
+    return rollouts
+
+
+def driver_identity(opts, directory):
+    """Who drives records of ``directory`` from this process: its pid and host, the master's id (which of two
+    masters), and ``directory``, where it holds each record's driver lock (:func:`hold_driver_lock`)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "master": opts.get("id"), "store": directory}
+
+
+def hold_driver_lock(directory, record_id):
+    """Take the exclusive lock ``<directory>/<record_id>.driver`` that says a driver runs (:func:`driver_alive`), for
+    as long as the returned file descriptor is open (``os.close`` it when done; the process's end frees it too).
+    :class:`DriverBusy` when another process holds it (two drivers of one record: a resume on each master at once)."""
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(
+        os.path.join(directory, check_name(record_id, "record id") + ".driver"), os.O_WRONLY | os.O_CREAT, 0o644
+    )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DriverBusy(
+            f"{record_id} is driven by another process (its driver lock is held): this one stops without writing "
+            "its record"
+        ) from None
+    return fd
 
 
 def reports_path(cachedir, rollout_id, fmt="html"):
-    """Where ``rolling.report`` writes the picture of rollout ``rollout_id`` by default."""
+    """Where ``rolling.report`` writes the picture of rollout ``rollout_id`` by default (on this master: a report is
+    not shared)."""
     return os.path.join(cachedir, "expressware", "reports", check_name(rollout_id, "rollout id") + "." + fmt)
 
 
-def lease_store(cachedir):
-    """The cluster update leases of the master whose cache is ``cachedir``."""
-    return LeaseStore(os.path.join(cachedir, "expressware", "leases"))
+def lease_store(opts):
+    """The cluster update leases of the master whose options are ``opts`` (:func:`store_root`)."""
+    return LeaseStore(os.path.join(store_root(opts), "leases"))
 
 
 def driver_alive(record):
-    """Is the process driving ``record`` (``salt-run rolling.update``/``resume``, on this
-    master host) still running?"""
+    """Is the process driving ``record`` (``salt-run rolling.update``/``resume``, on this master or the other)
+    still running?
+
+    A driver that names its store holds the exclusive lock ``<store>/<id>.driver`` as long as it runs
+    (:func:`hold_driver_lock`; a rollout's from its first save): it is alive while that lock is held, whichever host
+    it runs on; the operating system (or the NFS server, once the dead host's lease expires: 90 s by default) frees
+    the lock of a process that died. An older record (no store named) or a lock file not found: the pid on this
+    host, as before."""
     driver = record.get("driver") or {}
+    if driver.get("store") and record.get("id"):
+        if driver.get("pid") == os.getpid() and driver.get("host") == socket.gethostname():
+            return True  # this process (a probe would take, and on NFS lose, its own lock)
+        held = _lock_held(os.path.join(driver["store"], check_name(record["id"], "rollout id") + ".driver"))
+        if held is not None:
+            return held
     if driver.get("host") != socket.gethostname() or not driver.get("pid"):
         return False
     try:
@@ -312,3 +416,18 @@ def driver_alive(record):
             return b"salt" in handle.read()
     except OSError:
         return True
+
+
+def _lock_held(path):
+    """Does another open file hold an exclusive ``flock`` on ``path``? None when there is no such file."""
+    try:
+        fd = os.open(path, os.O_WRONLY)  # write access: NFS maps flock to a POSIX write lock
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # frees the probe's own lock, if it got one
+    return False

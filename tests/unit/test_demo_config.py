@@ -182,7 +182,7 @@ def _recorded_rollout(cachedir):
     )
     rollout.mark_phase(record, "node1", rollout.STOPPING, 1001.0)
     rollout.mark_failed(record, "node1", "not active within 21 s", 1022.0)
-    expressware_store.rollout_store(str(cachedir)).save(record)
+    expressware_store.rollout_store({"cachedir": str(cachedir)}).save(record)
     return record
 
 

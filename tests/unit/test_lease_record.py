@@ -43,7 +43,7 @@ def test_the_record_is_written_before_the_preflight_and_says_refused_after():
 def _runner_on(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "__opts__", {"cachedir": str(tmp_path)}, raising=False)
     monkeypatch.setattr(runner.runner_lib.Master, "fire", lambda self, tag, data: None)
-    rollouts, leases = store.rollout_store(str(tmp_path)), store.lease_store(str(tmp_path))
+    rollouts, leases = store.rollout_store({"cachedir": str(tmp_path)}), store.lease_store({"cachedir": str(tmp_path)})
     return rollouts, leases
 
 
