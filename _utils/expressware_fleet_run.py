@@ -12,7 +12,6 @@ import importlib.util
 import logging
 import os
 import queue
-import socket
 import sys
 import threading
 import time
@@ -114,11 +113,6 @@ class SharedBuilds:
         return None
 
 
-def driver_entry():
-    """Who drives the fleet (``expressware_store.driver_alive`` reads it)."""
-    return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-
-
 def cluster_args(args, cluster, nodes, window):
     """The arguments of one cluster's rollout in a fleet: its nodes, its name, its window (``window(cluster)``:
     the operator's, else the cluster's default); the fleet's canary is the fleet's, not each cluster's."""
@@ -146,6 +140,7 @@ class FleetRun:
         self.ended = queue.Queue()
         self.threads = {}
         self.record = None
+        self.lock = None  # the fleet's driver lock (expressware_store.hold_driver_lock) while it runs
 
     def say(self, message, record=True):
         """Progress on standard error, and (``record``: only from the fleet's own thread) in the fleet's log."""
@@ -207,7 +202,7 @@ class FleetRun:
         options.update(canary=self.args["options"]["canary"], waves=self.args.get("waves"))
         self.record = fleet_lib.new_fleet(fleet_id, self.args["version"], groups, waves, options, time.time())
         self.record["args"] = {k: v for k, v in self.args.items() if k != "timeout"}
-        self.record["driver"] = driver_entry()
+        self._take_driver()
         self.save()
         self.say(
             f"{len(groups)} cluster(s) ({', '.join(sorted(groups))}), {sum(map(len, groups.values()))} node(s), "
@@ -218,8 +213,8 @@ class FleetRun:
 
     def resume(self, record):
         self.record = record
+        self._take_driver()  # before anything changes: a resume on the other master at once is refused
         again = fleet_lib.resume(record, time.time())
-        record["driver"] = driver_entry()
         self.rollouts.clear_abort(record["id"])
         self.save()
         for cluster in again:
@@ -230,6 +225,12 @@ class FleetRun:
             fleet_lib.mark_progress(record, cluster, "running")
             self._launch(cluster, rollout)
         return self.run()
+
+    def _take_driver(self):
+        """This process drives the fleet: its lock (``driver_alive`` on either master reads it) and its identity."""
+        self.lock = store.hold_driver_lock(self.fleets.directory, self.record["id"])
+        identity = store.driver_identity(getattr(self.master, "opts", {}), self.fleets.directory)
+        self.record["driver"] = dict(identity, since=time.time())
 
     # -- the walk -------------------------------------------------------------------
 
@@ -274,6 +275,14 @@ class FleetRun:
                 self.say(f"halt=fleet: cluster {other} stops after its node in flight ({cluster} halted)", record=False)
 
     def run(self):
+        try:
+            return self._run()
+        finally:
+            if self.lock is not None:
+                os.close(self.lock)
+                self.lock = None
+
+    def _run(self):
         record, aborting = self.record, False
         while True:
             if not aborting and self.rollouts.abort_requested(record["id"]):

@@ -249,7 +249,11 @@ class Master:
         except fleet_lib.FleetError as exc:
             raise SaltInvocationError(str(exc)) from exc
         args = dict(record["args"], timeout=timeout)
-        return fleet_run_lib.FleetRun(self, args, self._window(args), new_rollout_id, progress=progress).resume(record)
+        run = fleet_run_lib.FleetRun(self, args, self._window(args), new_rollout_id, progress=progress)
+        try:
+            return run.resume(record)
+        except store.DriverBusy as exc:
+            raise SaltInvocationError(str(exc)) from exc
 
     def _window(self, args):
         """A fleet's cluster's window and zone: the operator's, else the master configuration's for the cluster."""

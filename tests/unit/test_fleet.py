@@ -4,6 +4,7 @@ drivers that stand in for the clusters' rollouts: clusters side by side, ``halt=
 per group for the whole fleet."""
 
 import contextlib
+import os
 import threading
 import time
 
@@ -221,6 +222,8 @@ def test_clusters_walk_side_by_side_and_the_record_says_each_is_done(tmp_path):
     assert {c: line["status"] for c, line in result["clusters"].items()} == {"a": "done", "b": "done", "c": "done"}
     saved = run.fleets.load("fleet-t")
     assert saved["status"] == "done" and all(e["rollout"] for e in saved["clusters"].values())
+    assert saved["driver"]["store"] == run.fleets.directory
+    assert store._lock_held(os.path.join(run.fleets.directory, "fleet-t.driver")) is False  # its driver lock is free
     assert master.rollouts().load(saved["clusters"]["a"]["rollout"])["fleet"] == "fleet-t"
     assert master.fired[0].endswith("/start") and master.fired[-1].endswith("/finish")
 
