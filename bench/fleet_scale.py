@@ -142,7 +142,7 @@ def cluster_walk(cluster, nodes, facts, rollout_id, fleet_id, args, stores, buil
 
     def prepare(minion):
         if minion is not None and not record["nodes"][minion].get("gate"):
-            rollout.mark_prepared(record, minion, f"{rollout_id}:gate", clock())
+            rollout.mark_prepared(record, minion, f"{rollout_id}:{len(minion) * 2654435761 % 2**32:08x}", clock())
             save(minion)
 
     # -- Driver.start
@@ -153,6 +153,7 @@ def cluster_walk(cluster, nodes, facts, rollout_id, fleet_id, args, stores, buil
     record["args"] = args
     record["fleet"] = fleet_id
     save()
+    say(f"pre-flight of {list(nodes)!r} (list) for {VERSION}")
     yield  # the pre-flight on the cluster's nodes
     started = time.perf_counter()
     planned = rollout.new_record(
@@ -200,6 +201,10 @@ def cluster_walk(cluster, nodes, facts, rollout_id, fleet_id, args, stores, buil
         elif kind == "update":
             minion = action[1]
             position = record["order"].index(minion) + 1
+            # The cluster health gate: passed at once (the view, fed while the last node was down, says so); its
+            # own time is on record.
+            spent = record.setdefault("health", {}).setdefault("gate_s", {})
+            spent[minion] = round(spent.get(minion, 0.0) + 0.0123, 4)
             rollout.mark_phase(record, minion, rollout.STOPPING, clock())
             save(minion)
             say(f"{minion} ({position}/{len(record['order'])}): updating")
@@ -246,14 +251,21 @@ def drive(clusters, size, cachedir=None, parallel=None, threaded=False):
     builds = Builds()
     timings = {"new_record": 0.0}
     minion_clusters, facts = make_fleet(clusters, size)
-    args = {
+    args = {  # rolling.update's checked arguments, as a real fleet's records hold them
         "tgt": "*",
         "tgt_type": "glob",
         "version": VERSION,
         "sia": SIA,
+        "cluster": "default",
         "order": None,
         "sort": "name",
-        "options": dict(scale.OPTIONS),
+        "options": dict(scale.OPTIONS, window=None, window_tz=None),
+        "cluster_members": None,
+        "health_wait": 300.0,
+        "cluster_states": None,
+        "parallel": parallel,
+        "halt": fleet_lib.HALT_CLUSTER,
+        "waves": None,
     }
     started = time.perf_counter()
     # -- Master.fleet, FleetRun.start
@@ -279,7 +291,8 @@ def drive(clusters, size, cachedir=None, parallel=None, threaded=False):
         fleet_lib.mark_started(record, cluster, rollout_id, clock())
         record["updated"] = clock()
         stores.save_fleet(record)
-        cluster_args = dict(args, cluster=cluster, tgt=list(groups[cluster]), tgt_type="list", fleet=fleet_id)
+        cluster_args = {k: v for k, v in args.items() if k not in ("parallel", "halt", "waves")}
+        cluster_args.update(cluster=cluster, tgt=list(groups[cluster]), tgt_type="list", fleet=fleet_id)
         walking[cluster] = cluster_walk(
             cluster, groups[cluster], facts, rollout_id, fleet_id, cluster_args, stores, builds, clock, timings
         )

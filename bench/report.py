@@ -758,6 +758,13 @@ def _fleet_daemons(fl, settings):
             f"limit, the slowest is {_s(max(v['limit_with_fleet_builds_s'] for v in run['clusters'].values()))} s "
             f"and the ratio {_s(run['ratio_with_fleet_builds'], 3)}.",
         ]
+    rb = run.get("records_bytes")
+    if rb and rb["rollouts"]:
+        lines += [
+            "",
+            f"The records this fleet left in the master's cache: the fleet's {rb['fleet'] / 1e3:.1f} kB, its "
+            f"clusters' rollouts {', '.join(f'{b / 1e3:.1f}' for b in rb['rollouts'])} kB ({size} nodes each).",
+        ]
     lines += ["", "Where each cluster's time goes (seconds, from the start of the command):", ""]
     parts = [k for k in (next(iter(run["clusters"].values())).get("breakdown") or {})]
     if parts:

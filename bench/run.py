@@ -539,6 +539,11 @@ def phase_fleet(work, prof, results):
             command="salt-run " + " ".join(ran["argv"][3:]),
             log=ran["log"],
         )
+        cache = cl["work"] / "salt" / "master" / "cache" / "expressware"
+        figures["records_bytes"] = {
+            "rollouts": sorted(f.stat().st_size for f in (cache / "rollouts").glob("*.json")),
+            "fleet": sum(f.stat().st_size for f in (cache / "fleets").glob("*.json")),
+        }
         out["fleet_run"] = figures
         say(
             f"fleet: wall {figures['wall_s']:.1f} s, slowest cluster's limit {figures['slowest_limit_s']:.1f} s "
