@@ -15,8 +15,11 @@ from pathlib import Path
 import analysis
 
 
-def cluster_figures(journals, clusters, t_start, t_end):
+def cluster_figures(journals, clusters, t_start, t_end, records=None):
     """Each cluster's figures (``analysis.analyse_run`` over its own nodes' journals) and the fleet's.
+
+    ``records``: ``{cluster: its rollout's record}`` (the master's cache), to split its handovers and its time
+    before the first node as the rolling phase does (``analysis.handover_parts``, ``analysis.startup_parts``).
 
     ``clusters``: ``{cluster: [node, ...]}``. A cluster's **own physical limit** is ``analysis``'s physical limit of
     its nodes alone: the sum of their in-flight times plus its ``--build-rpm`` runs (a cluster that received the
@@ -41,6 +44,13 @@ def cluster_figures(journals, clusters, t_start, t_end):
             "handover": fig["handover"],
             "breakdown": fig.get("breakdown"),
         }
+        record = (records or {}).get(cluster)
+        if record:
+            parts = analysis.handover_parts(fig, record)
+            per_cluster[cluster]["handover_parts"] = (
+                dict(parts["mean"], gate=(parts["gate"] or {}).get("mean")) if parts else None
+            )
+            per_cluster[cluster]["startup_parts"] = analysis.startup_parts(fig, record)
     whole = analysis.analyse_run(journals, t_start, t_end)
     # The fleet's builds come before every cluster's first node (the others wait for them): a cluster's limit
     # counting them too, whoever built.

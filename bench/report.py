@@ -772,6 +772,31 @@ def _fleet_daemons(fl, settings):
         for c, v in run["clusters"].items():
             b = v.get("breakdown") or {}
             lines.append(f"| {c} | " + " | ".join(_s(b.get(k)) for k in parts) + " |")
+    hp = {c: v.get("handover_parts") for c, v in run["clusters"].items() if v.get("handover_parts")}
+    if hp:
+        keys = list(next(iter(hp.values())))
+        lines += [
+            "",
+            "Each cluster's handovers split with its rollout's own log as in the rolling phase (means, seconds; "
+            "`gate`: the cluster health gate's own time, part of 'next node checks'):",
+            "",
+            "| cluster | " + " | ".join(keys) + " |",
+            "|---" * (len(keys) + 1) + "|",
+        ]
+        for c, hparts in hp.items():
+            lines.append(f"| {c} | " + " | ".join(_s(hparts.get(k), 3) for k in keys) + " |")
+    sp = {c: v.get("startup_parts") for c, v in run["clusters"].items() if v.get("startup_parts")}
+    if sp:
+        keys = list(next(iter(sp.values())))
+        lines += [
+            "",
+            "Before each cluster's first node, split with its rollout's log (seconds):",
+            "",
+            "| cluster | " + " | ".join(keys) + " |",
+            "|---" * (len(keys) + 1) + "|",
+        ]
+        for c, sparts in sp.items():
+            lines.append(f"| {c} | " + " | ".join(_s(sparts.get(k)) for k in keys) + " |")
     lines.append("")
     if line:
         lines += [

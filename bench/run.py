@@ -528,8 +528,12 @@ def phase_fleet(work, prof, results):
     with cluster(work / "fleet", count, delays, grains=grains) as cl:
         say(f"fleet: {len(clusters)} clusters of {size} (grain expressware:cluster), delays {delays}")
         ran = rolling_update(cl, TO_VERSION, "fleet-update")
-        figures = fleet.cluster_figures(journals(cl["roots"]), clusters, ran["t_start"], ran["t_end"])
         summary = ran["summary"] or {}
+        records = {
+            c: rollout_record(cl, {"rollout": line.get("rollout")})
+            for c, line in (summary.get("clusters") or {}).items()
+        }
+        figures = fleet.cluster_figures(journals(cl["roots"]), clusters, ran["t_start"], ran["t_end"], records)
         figures.update(
             rc=ran["rc"],
             status=summary.get("status"),
