@@ -25,6 +25,7 @@ threads. No Salt, no sleeping, no threads. The code under test is the repository
 
 import cProfile
 import io
+import json
 import os
 import pstats
 import queue
@@ -374,6 +375,9 @@ def drive(clusters, size, cachedir=None, parallel=None, threaded=False):
     if cachedir:
         out["bytes_on_disk"], out["fleet_record_bytes"] = stores.bytes_on_disk()
         out["files"] = sum(len(files) for _r, _d, files in os.walk(os.path.join(cachedir, "expressware")))
+        one = stores.rollouts.load(next(iter(record["clusters"].values()))["rollout"])
+        out["rollout_record_parts"] = {k: len(json.dumps(v, separators=(",", ":"))) for k, v in one.items()}
+        out["rollout_record_log_lines"] = len(one["log"])
     return out
 
 
@@ -463,8 +467,6 @@ def run(workdir, clusters=500, size=4, profile=True, log=print):
 
 
 if __name__ == "__main__":
-    import json
-
     with tempfile.TemporaryDirectory(prefix="bench-fleet-scale-") as tmp:
         out = run(tmp, int(sys.argv[1]) if len(sys.argv) > 1 else 500, profile="--profile" in sys.argv)
     for key in ("no_save", "with_saves", "with_saves_threads", "fsync_s"):

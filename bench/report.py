@@ -695,7 +695,7 @@ def fleet_section(results, output, raw, alone=True):
         lines += ["The fleet phase did not run to its figures (see the errors above).", "", FLEET_END]
         return "\n".join(lines)
     if fl.get("fleet_run"):
-        lines += _fleet_daemons(fl, results["settings"])
+        lines += _fleet_daemons(fl, results["settings"], results.get("load"))
     if fl.get("scale"):
         lines += _fleet_scale(fl["scale"])
     if fl.get("adapters"):
@@ -704,7 +704,7 @@ def fleet_section(results, output, raw, alone=True):
     return "\n".join(lines).replace("\n\n\n", "\n\n")
 
 
-def _fleet_daemons(fl, settings):
+def _fleet_daemons(fl, settings, results_load=None):
     run, line = fl["fleet_run"], fl.get("one_line")
     d = fl["layout"]["delays"]
     k = len(run["clusters"])
@@ -823,9 +823,52 @@ def _fleet_daemons(fl, settings):
             f"| wall / limit | {_s(run['ratio'], 3)} | {_s(line['ratio'], 3)} | |",
             f"| builds | {run['builds']} | {line['builds']} | |",
             f"| most nodes down at once | {run['max_nodes_down']} | {line['max_nodes_down']} | |",
+            f"| handover mean s | {_s(_fleet_handover_mean(run), 3)} | "
+            f"{_s((line.get('handover') or {}).get('mean'), 3)} | |",
             "",
         ]
+    lines += _fleet_reading(run, line, results_load)
     return lines
+
+
+def _fleet_handover_mean(run):
+    pairs = [(v["handover"]["n"], v["handover"]["mean"]) for v in run["clusters"].values() if v.get("handover")]
+    count = sum(n for n, _ in pairs)
+    return sum(n * mean for n, mean in pairs) / count if count else None
+
+
+def _fleet_reading(run, line, load):
+    """Where the fleet's time over the slowest cluster's limit went, from the figures."""
+    slowest = run["clusters"][run["slowest_cluster"]]
+    b = slowest.get("breakdown") or {}
+    before = (b.get("before the first node (start of the command, pre-flight, builds)") or 0) - (
+        b.get("of which builds (--build-rpm)") or 0
+    )
+    hand = b.get("handovers (sum)") or 0
+    tail = b.get("after the last node is active (applications, job return, checks, exit)") or 0
+    over = run["wall_s"] - run["slowest_limit_s"]
+    if over <= 0:
+        return []
+    text = (
+        f"Reading it: of the {over:.1f} s over the slowest cluster's limit (`{run['slowest_cluster']}`), "
+        f"{before:.1f} s are before its first node apart from the build itself (the command's start-up, the "
+        f"pre-flight of every cluster at once, the build's set-up and the push of the RPMs), {hand:.1f} s its "
+        f"handovers ({_s(_fleet_handover_mean(run), 2)} s each on average in the fleet"
+    )
+    if line and line.get("handover"):
+        text += f", {_s(line['handover']['mean'], 2)} s in the one-line walk on the same daemons"
+    text += (
+        f") and {tail:.1f} s after its last node. These costs are per cluster and do not shrink with it: a "
+        f"{len(slowest['nodes'])}-node cluster's limit of {_s(run['slowest_limit_s'], 1)} s does not amortise them. "
+        "The machine has 2 cores for the master, the runner, every minion and the simulated tools (Python "
+        "programs), which a real cluster's nodes run on their own CPUs"
+    )
+    if load:
+        text += (
+            f"; its load average was {load['load_at_start'][0]} at the start of the phase and "
+            f"{(load.get('load_at_end') or ['?'])[0]} at its end (other jobs on this shared machine)"
+        )
+    return [text + ".", ""]
 
 
 def _fleet_scale(sc):
@@ -929,6 +972,17 @@ def _fleet_scale_findings(sc):
             "the fleet record once per turn "
             "of its loop (after launching every startable cluster; after draining every cluster that ended), not "
             "once per cluster."
+        )
+    parts = ws.get("rollout_record_parts")
+    if parts:
+        total = sum(parts.values()) or 1
+        biggest = sorted(parts.items(), key=lambda kv: kv[1], reverse=True)[:4]
+        out.append(
+            f"- **A cluster's record** ({total / 1e3:.1f} kB as JSON): "
+            + ", ".join(f"`{k}` {v / 1e3:.1f} kB ({100 * v / total:.0f} %)" for k, v in biggest)
+            + f". Its log has {ws.get('rollout_record_log_lines')} lines for {sc['size']} nodes: each node's "
+            "`stopping` and `active on` are logged twice (the core's `mark_phase`/`mark_active` log them, and the "
+            "driver says them again)."
         )
     out.append(
         f"- **Records**: a cluster's rollout record is about {ws['bytes_on_disk'] / sc['clusters'] / 1e3:.1f} kB "
