@@ -985,8 +985,9 @@ def _fleet_scale_findings(sc):
             "driver says them again)."
         )
     out.append(
-        f"- **Records**: a cluster's rollout record is about {ws['bytes_on_disk'] / sc['clusters'] / 1e3:.1f} kB "
-        f"({sc['size']} nodes, its log, its arguments and options), the fleet's record "
+        f"- **Records**: on disk, about {ws['bytes_on_disk'] / sc['clusters'] / 1e3:.1f} kB per cluster (its "
+        f"rollout's record of {sc['size']} nodes, its log, its arguments and options; a share of the fleet's), the "
+        "fleet's record "
         f"{ws['fleet_record_bytes'] / 1e3:.0f} kB: the fleet's own record is far within 2 MB; all of a fleet's "
         "records together grow with the clusters (the records are one file per rollout; `rolling.status` of a "
         "fleet reads them all)."
@@ -1041,9 +1042,11 @@ def _fleet_adapters(ad):
         f"| **all, per cluster** | **{pc['fds']:.2f}** | **{pc['sockets']:.2f}** | **{pc['rss_kb']:.0f}** |",
         "",
         f"In total the master held {t['fds']:+d} descriptors ({t['sockets']:+d} sockets) and {t['rss_kb'] / 1024:+.1f} "
-        "MiB with the adapters open (memory of the master's processes moves with its own work too; the descriptors "
-        "are the connections: the event publisher's subscribers over its local socket, the request server's "
-        f"clients). After closing: {ad['master_after_close']['fds']:+d} descriptors against before.",
+        "MiB with the adapters open (the memory of the master's processes moves with its own work too). Only "
+        + (", ".join(f"`{r['name'].split()[-1]}`" for r in mst["changed"]) or "no process")
+        + " held more descriptors: the event publisher keeps one connection per listener (each adapter's "
+        "subscription to the master's events); the clients' requests (publish, returns) hold none between calls. "
+        f"After closing: {ad['master_after_close']['fds']:+d} descriptors against before.",
         "",
     ]
     return lines
