@@ -785,6 +785,16 @@ def _fleet_daemons(fl, settings, results_load=None):
         ]
         for c, hparts in hp.items():
             lines.append(f"| {c} | " + " | ".join(_s(hparts.get(k), 3) for k in keys) + " |")
+        if line and line.get("handover_parts"):
+            lines.append(
+                "| *the one-line walk below* | " + " | ".join(_s(line["handover_parts"].get(k), 3) for k in keys) + " |"
+            )
+        lines += [
+            "",
+            "'next node checks' holds the wait for the next node's prepared job to be ready at its gate (its checks "
+            "and installer fetch, started while the node before it was down): in the fleet, every cluster's next "
+            "node does that at once, with the other clusters' nodes installing, on the same 2 cores.",
+        ]
     sp = {c: v.get("startup_parts") for c, v in run["clusters"].items() if v.get("startup_parts")}
     if sp:
         keys = list(next(iter(sp.values())))
@@ -797,6 +807,10 @@ def _fleet_daemons(fl, settings, results_load=None):
         ]
         for c, sparts in sp.items():
             lines.append(f"| {c} | " + " | ".join(_s(sparts.get(k)) for k in keys) + " |")
+        if line and line.get("startup_parts"):
+            lines.append(
+                "| *the one-line walk below* | " + " | ".join(_s(line["startup_parts"].get(k)) for k in keys) + " |"
+            )
     lines.append("")
     if line:
         lines += [

@@ -577,6 +577,12 @@ def phase_fleet(work, prof, results):
             "handover": line["handover"],
             "log": ran["log"],
         }
+        record = rollout_record(cl, summary)
+        parts = analysis.handover_parts(line, record)
+        out["one_line"]["handover_parts"] = (
+            dict(parts["mean"], gate=(parts["gate"] or {}).get("mean")) if parts else None
+        )
+        out["one_line"]["startup_parts"] = analysis.startup_parts(line, record)
         say(
             f"one line: wall {line['wall_s']:.1f} s, limit {line['physical_limit_s']:.1f} s, "
             f"fleet/one line {figures['wall_s'] / line['wall_s']:.2f}"
