@@ -2,7 +2,18 @@
 
 import os
 
-TARGETS = {"ratio": 1.10, "handover_p95_s": 0.5, "scale_s": 2.0, "record_bytes": 2_000_000}
+TARGETS = {
+    "ratio": 1.10,
+    "handover_p95_s": 0.5,
+    "scale_s": 2.0,
+    "record_bytes": 2_000_000,
+    "fleet_ratio": 1.15,
+    "fleet_scale_s": 2.0,
+    "fleet_record_bytes": 2_000_000,
+}
+#: The Fleets section's bounds in BENCHMARKS.md (``--only fleet`` replaces what lies between them).
+FLEET_BEGIN = "<!-- fleets: begin (bench/run.py --only fleet rewrites this section alone) -->"
+FLEET_END = "<!-- fleets: end -->"
 
 
 def _s(value, digits=2):
@@ -178,6 +189,8 @@ def markdown(results, output, svg, raw):
             f"| record size (JSON as saved) | **{ns['record_bytes'] / 1e6:.2f} MB** | ≤ "
             f"{TARGETS['record_bytes'] / 1e6:.0f} MB | {_met(ns['record_bytes'] <= TARGETS['record_bytes'])} |"
         )
+    if results.get("fleet"):
+        lines += _fleet_summary(results["fleet"])
     lines.append("")
 
     if svg:
@@ -225,6 +238,8 @@ def markdown(results, output, svg, raw):
         lines += _naive_section(naive, rolling)
     if sc:
         lines += _scale_section(sc)
+    if results.get("fleet") or "fleet" in results.get("phases", []):
+        lines += fleet_section(results, output, raw, alone=False).split("\n") + [""]
     lines += [
         "## Raw data",
         "",
@@ -573,3 +588,479 @@ def _scale_findings(sc):
             )
     out.append("- `_utils/` was not changed for this benchmark; these are findings, not fixes.")
     return out
+
+
+# ---------------------------------------------------------------------------
+# Fleets
+# ---------------------------------------------------------------------------
+
+
+def _fleet_summary(fl):
+    """The Fleets rows of a summary table."""
+    rows = []
+    run, line, sc, ad = fl.get("fleet_run"), fl.get("one_line"), fl.get("scale"), fl.get("adapters")
+    if run:
+        k = len(run["clusters"])
+        size = len(next(iter(run["clusters"].values()))["nodes"])
+        rows.append(
+            f"| fleet of {k} clusters of {size} (real daemons): wall / the slowest cluster's own physical limit | "
+            f"{_s(run['wall_s'], 1)} s / {_s(run['slowest_limit_s'], 1)} s = **{_s(run['ratio'], 3)}** | "
+            f"≤ {TARGETS['fleet_ratio']} | "
+            f"{_met(run['ratio'] is not None and run['ratio'] <= TARGETS['fleet_ratio'])} |"
+        )
+        per = max((c["max_nodes_down"] for c in run["clusters"].values()), default=None)
+        rows.append(
+            f"| most nodes down at once: the fleet / in any one cluster | {run['max_nodes_down']} / {per} | "
+            f"1 per cluster | {_met(per is not None and per <= 1)} |"
+        )
+        if line:
+            rows.append(
+                f"| the same {k * size} nodes walked in one line (one cluster) / as a fleet: wall | "
+                f"{_s(line['wall_s'], 1)} s / {_s(run['wall_s'], 1)} s = **{_s(line['wall_s'] / run['wall_s'], 2)}** "
+                "| | |"
+            )
+    if sc:
+        ns, ws = sc["no_save"], sc["with_saves"]
+        target = TARGETS["fleet_scale_s"]
+        rows.append(
+            f"| {sc['nodes']} nodes in {sc['clusters']} clusters without daemons: plan + walk, logic only | "
+            f"**{_s(ns['seconds'], 2)} s** | ≤ {target} s | {_met(ns['seconds'] <= target)} |"
+        )
+        rows.append(
+            f"| the same with the runner's saves (rollouts, leases, fleet record), one thread | "
+            f"**{_s(ws['seconds'], 1)} s** | ≤ {target} s | {_met(ws['seconds'] <= target)} |"
+        )
+        wt = sc.get("with_saves_threads")
+        if wt:
+            rows.append(
+                f"| the same, a thread per cluster as in the runner (their saves overlap) | "
+                f"**{_s(wt['seconds'], 1)} s** | ≤ {target} s | {_met(wt['seconds'] <= target)} |"
+            )
+        limit = TARGETS["fleet_record_bytes"]
+        rows.append(
+            f"| records on disk after it: the fleet's record / all (fleet + {sc['clusters']} rollouts) | "
+            f"{ws['fleet_record_bytes'] / 1e6:.3f} MB / **{ws['bytes_on_disk'] / 1e6:.2f} MB** | "
+            f"≤ {limit / 1e6:.0f} MB | {_met(ws['fleet_record_bytes'] <= limit)} / "
+            f"{_met(ws['bytes_on_disk'] <= limit)} |"
+        )
+    if ad:
+        p = ad["process"]
+        m = ad["master"]["per_cluster"]
+        rows.append(
+            f"| per cluster in flight ({ad['adapters']} at once), the runner's process: threads / descriptors "
+            f"(sockets) / memory | {_s(p['threads (OS)']['per_cluster'], 1)} / "
+            f"{_s(p['open descriptors']['per_cluster'], 1)} ({_s(p['sockets']['per_cluster'], 1)}) / "
+            f"{p['RSS (kB)']['per_cluster'] / 1024:.2f} MiB | | |"
+        )
+        rows.append(
+            f"| the same, the master's processes: descriptors (sockets) / memory | {_s(m['fds'], 1)} "
+            f"({_s(m['sockets'], 1)}) / {m['rss_kb'] / 1024:.2f} MiB | | |"
+        )
+    return rows
+
+
+def splice_fleet(text, section):
+    """``text`` (a BENCHMARKS.md) with its Fleets section replaced by ``section``, or ``section`` put before
+    "## Raw data" (or at the end) when it has none."""
+    begin, end = text.find(FLEET_BEGIN), text.find(FLEET_END)
+    if begin >= 0 and end > begin:
+        return text[:begin] + section + text[end + len(FLEET_END) :]
+    raw = text.find("\n## Raw data")
+    if raw >= 0:
+        return text[: raw + 1] + section + "\n\n" + text[raw + 1 :]
+    return text.rstrip("\n") + "\n\n" + section + "\n"
+
+
+def fleet_section(results, output, raw, alone=True):
+    """The Fleets section, between its markers. ``alone``: written by ``--only fleet`` into a report whose other
+    sections come from another run, so it says its own date, load and raw data."""
+    fl = results.get("fleet") or {}
+    m, load = results["machine"], results["load"]
+    lines = [FLEET_BEGIN, "## Fleets", ""]
+    if alone:
+        lines += [
+            f"Measured {m['date']} by `python bench/run.py --only fleet` (this section only; the sections above "
+            f"come from their own run). Salt {m['salt']}, Python {m['python']}, {m['cores']} cores. Load average "
+            f"(1, 5, 15 min) at start {', '.join(map(str, load['load_at_start']))}, at end "
+            f"{', '.join(map(str, load.get('load_at_end', [])))}"
+            + (f" (waited {load['waited_s']} s for it to drop below {load['limit']}" if load.get("limit") else "")
+            + ("" if not load.get("limit") else ("" if load.get("idle") else "; it did not") + ")")
+            + f". Raw data: `{_rel(raw, output)}`.",
+            "",
+        ]
+        if results.get("errors"):
+            lines += ["**Errors during this run:** " + "; ".join(f"{k}: {v}" for k, v in results["errors"].items()), ""]
+        lines += ["| measure | value | target | |", "|---|---|---|---|"] + _fleet_summary(fl) + [""]
+    if not fl:
+        lines += ["The fleet phase did not run to its figures (see the errors above).", "", FLEET_END]
+        return "\n".join(lines)
+    if fl.get("fleet_run"):
+        lines += _fleet_daemons(fl, results["settings"], results.get("load"))
+    if fl.get("scale"):
+        lines += _fleet_scale(fl["scale"])
+    if fl.get("adapters"):
+        lines += _fleet_adapters(fl["adapters"])
+    lines.append(FLEET_END)
+    return "\n".join(lines).replace("\n\n\n", "\n\n")
+
+
+def _fleet_daemons(fl, settings, results_load=None):
+    run, line = fl["fleet_run"], fl.get("one_line")
+    d = fl["layout"]["delays"]
+    k = len(run["clusters"])
+    size = len(next(iter(run["clusters"].values()))["nodes"])
+    lines = [
+        f"### Real daemons: {k} clusters of {size}",
+        "",
+        f"A real `salt-master` and {k * size} `salt-minion` daemons on 127.0.0.1, each on a simulated node running "
+        f"`ndbmtd`, the rolling phase's delays (build {d['build']:g} s, install {d['install']:g} s, link training "
+        f"{d['link_training']:g} s); every minion's grain `expressware:cluster` (its minion config) puts it in "
+        + ", ".join(f"`{c}` ({', '.join(v['nodes'])})" for c, v in run["clusters"].items())
+        + ". All on one kernel: one build group for the whole fleet, built once (`SharedBuilds`), the other "
+        "clusters' builders receive its RPMs. One command over all of them:",
+        "",
+        f"```\n{run['command']}\n```",
+        "",
+        f"Exit status {run['rc']}, fleet `{run.get('fleet')}` `{run['status']}` (clusters: "
+        + ", ".join(f"{c} {s}" for c, s in sorted((run.get("statuses") or {}).items()))
+        + f"); {run['outcome']['ok']} of {run['outcome']['of']} nodes on the target, active, application running.",
+        "",
+        "Each cluster's **own physical limit** is the rolling phase's physical limit over its own nodes' journals: "
+        "the sum of its nodes' in-flight times plus its own `--build-rpm` runs (a cluster that received the fleet's "
+        "RPMs has none). Were the clusters walked perfectly side by side, the fleet's wall time would be the "
+        "slowest cluster's limit (ratio 1.0); walked one after another, about the sum of the limits.",
+        "",
+        "| cluster | nodes | builds | in flight (sum) s | own physical limit s | first change s | last active s | "
+        "most down at once |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c, v in run["clusters"].items():
+        lines.append(
+            f"| {c} | {len(v['nodes'])} | {v['builds']} | {_s(v['in_flight_s'])} | {_s(v['physical_limit_s'])} | "
+            f"{_s(v['first_change_s'])} | {_s(v['last_active_s'])} | {v['max_nodes_down']} |"
+        )
+    over = run["wall_s"] - run["slowest_limit_s"]
+    per_down = max(v["max_nodes_down"] for v in run["clusters"].values())
+    lines += [
+        "",
+        f"Fleet wall time {_s(run['wall_s'])} s; the slowest cluster's own limit {_s(run['slowest_limit_s'])} s "
+        f"(`{run['slowest_cluster']}`): ratio **{_s(run['ratio'], 3)}** (target ≤ {TARGETS['fleet_ratio']}: "
+        f"{'met' if run['ratio'] and run['ratio'] <= TARGETS['fleet_ratio'] else 'missed'}); the sum of the "
+        f"clusters' limits, what a queue of clusters would need at least, is {_s(run['sum_of_limits_s'])} s. "
+        f"Overhead over the slowest limit: {over:.1f} s. At most {run['max_nodes_down']} nodes were down at once in "
+        f"the fleet, at most {per_down} per cluster.",
+    ]
+    if run.get("ratio_with_fleet_builds") is not None:
+        lines += [
+            "",
+            f"A cluster that receives the fleet's RPMs waits for another cluster's build ({_s(run['fleet_builds_s'])} "
+            "s of `--build-rpm` in the fleet) before its first node: counting the fleet's builds in every cluster's "
+            f"limit, the slowest is {_s(max(v['limit_with_fleet_builds_s'] for v in run['clusters'].values()))} s "
+            f"and the ratio {_s(run['ratio_with_fleet_builds'], 3)}.",
+        ]
+    rb = run.get("records_bytes")
+    if rb and rb["rollouts"]:
+        lines += [
+            "",
+            f"The records this fleet left in the master's cache: the fleet's {rb['fleet'] / 1e3:.1f} kB, its "
+            f"clusters' rollouts {', '.join(f'{b / 1e3:.1f}' for b in rb['rollouts'])} kB ({size} nodes each).",
+        ]
+    lines += ["", "Where each cluster's time goes (seconds, from the start of the command):", ""]
+    parts = [k for k in (next(iter(run["clusters"].values())).get("breakdown") or {})]
+    if parts:
+        lines += ["| cluster | " + " | ".join(parts) + " |", "|---" * (len(parts) + 1) + "|"]
+        for c, v in run["clusters"].items():
+            b = v.get("breakdown") or {}
+            lines.append(f"| {c} | " + " | ".join(_s(b.get(k)) for k in parts) + " |")
+    hp = {c: v.get("handover_parts") for c, v in run["clusters"].items() if v.get("handover_parts")}
+    if hp:
+        keys = list(next(iter(hp.values())))
+        lines += [
+            "",
+            "Each cluster's handovers split with its rollout's own log as in the rolling phase (means, seconds; "
+            "`gate`: the cluster health gate's own time, part of 'next node checks'):",
+            "",
+            "| cluster | " + " | ".join(keys) + " |",
+            "|---" * (len(keys) + 1) + "|",
+        ]
+        for c, hparts in hp.items():
+            lines.append(f"| {c} | " + " | ".join(_s(hparts.get(k), 3) for k in keys) + " |")
+        if line and line.get("handover_parts"):
+            lines.append(
+                "| *the one-line walk below* | " + " | ".join(_s(line["handover_parts"].get(k), 3) for k in keys) + " |"
+            )
+        lines += [
+            "",
+            "'next node checks' holds the wait for the next node's prepared job to be ready at its gate (its checks "
+            "and installer fetch, started while the node before it was down): in the fleet, every cluster's next "
+            "node does that at once, with the other clusters' nodes installing, on the same 2 cores.",
+        ]
+    sp = {c: v.get("startup_parts") for c, v in run["clusters"].items() if v.get("startup_parts")}
+    if sp:
+        keys = list(next(iter(sp.values())))
+        lines += [
+            "",
+            "Before each cluster's first node, split with its rollout's log (seconds):",
+            "",
+            "| cluster | " + " | ".join(keys) + " |",
+            "|---" * (len(keys) + 1) + "|",
+        ]
+        for c, sparts in sp.items():
+            lines.append(f"| {c} | " + " | ".join(_s(sparts.get(k)) for k in keys) + " |")
+        if line and line.get("startup_parts"):
+            lines.append(
+                "| *the one-line walk below* | " + " | ".join(_s(line["startup_parts"].get(k)) for k in keys) + " |"
+            )
+    lines.append("")
+    if line:
+        lines += [
+            "**Today's one line, for comparison.** On the same daemons, the nodes made anew on the old version "
+            "(journals too), a pillar `expressware:cluster: line` for every minion (the master's word comes before "
+            f"the grain; it matched {line['pillar_matched']} minions) makes them one cluster, walked one node at a "
+            "time:",
+            "",
+            f"```\n{line['command']}\n```",
+            "",
+            f"Exit status {line['rc']}, rollout status `{line['status']}`"
+            + (
+                " (**it ran as a fleet: the pillar did not take**)"
+                if line.get("a_fleet")
+                else f" (cluster `{line.get('cluster')}`)"
+            )
+            + f"; {line['outcome']['ok']} of {line['outcome']['of']} nodes on the target.",
+            "",
+            "| | fleet | one line | one line / fleet |",
+            "|---|---|---|---|",
+            f"| wall time s | {_s(run['wall_s'])} | {_s(line['wall_s'])} | **{_s(line['wall_s'] / run['wall_s'])}** |",
+            f"| physical limit s (fleet: the slowest cluster's) | {_s(run['slowest_limit_s'])} | "
+            f"{_s(line['physical_limit_s'])} | {_s(line['physical_limit_s'] / run['slowest_limit_s'])} |",
+            f"| wall / limit | {_s(run['ratio'], 3)} | {_s(line['ratio'], 3)} | |",
+            f"| builds | {run['builds']} | {line['builds']} | |",
+            f"| most nodes down at once | {run['max_nodes_down']} | {line['max_nodes_down']} | |",
+            f"| handover mean s | {_s(_fleet_handover_mean(run), 3)} | "
+            f"{_s((line.get('handover') or {}).get('mean'), 3)} | |",
+            "",
+        ]
+    lines += _fleet_reading(run, line, results_load)
+    return lines
+
+
+def _fleet_handover_mean(run):
+    pairs = [(v["handover"]["n"], v["handover"]["mean"]) for v in run["clusters"].values() if v.get("handover")]
+    count = sum(n for n, _ in pairs)
+    return sum(n * mean for n, mean in pairs) / count if count else None
+
+
+def _fleet_reading(run, line, load):
+    """Where the fleet's time over the slowest cluster's limit went, from the figures."""
+    slowest = run["clusters"][run["slowest_cluster"]]
+    b = slowest.get("breakdown") or {}
+    before = (b.get("before the first node (start of the command, pre-flight, builds)") or 0) - (
+        b.get("of which builds (--build-rpm)") or 0
+    )
+    hand = b.get("handovers (sum)") or 0
+    tail = b.get("after the last node is active (applications, job return, checks, exit)") or 0
+    over = run["wall_s"] - run["slowest_limit_s"]
+    if over <= 0:
+        return []
+    text = (
+        f"Reading it: of the {over:.1f} s over the slowest cluster's limit (`{run['slowest_cluster']}`), "
+        f"{before:.1f} s are before its first node apart from the build itself (the command's start-up, the "
+        f"pre-flight of every cluster at once, the build's set-up and the push of the RPMs), {hand:.1f} s its "
+        f"handovers ({_s(_fleet_handover_mean(run), 2)} s each on average in the fleet"
+    )
+    if line and line.get("handover"):
+        text += f", {_s(line['handover']['mean'], 2)} s in the one-line walk on the same daemons"
+    text += (
+        f") and {tail:.1f} s after its last node. These costs are per cluster and do not shrink with it: a "
+        f"{len(slowest['nodes'])}-node cluster's limit of {_s(run['slowest_limit_s'], 1)} s does not amortise them. "
+        "The machine has 2 cores for the master, the runner, every minion and the simulated tools (Python "
+        "programs), which a real cluster's nodes run on their own CPUs"
+    )
+    if load:
+        text += (
+            f"; its load average was {load['load_at_start'][0]} at the start of the phase and "
+            f"{(load.get('load_at_end') or ['?'])[0]} at its end (other jobs on this shared machine)"
+        )
+    return [text + ".", ""]
+
+
+def _fleet_scale(sc):
+    ns, ws = sc["no_save"], sc["with_saves"]
+    lines = [
+        f"### Without daemons: {sc['nodes']} nodes in {sc['clusters']} clusters of {sc['size']}",
+        "",
+        "`bench/fleet_scale.py` plans and walks a made-up fleet with the repository's `_utils/`: the plan as the "
+        "runner makes it (`group_by_cluster`, `plan_waves`, `new_fleet`, then per cluster `new_record` from "
+        "made-up pre-flight facts), the walk with every cluster in flight at once (`parallel` unset), interleaved: "
+        "each tick every running cluster takes its next step of the driver's loop (`next_action`, `mark_prepared`, "
+        "`mark_built`/`mark_staged`, per node `mark_phase` ×4, `clear_gate`, `mark_active`, `finish`) and the "
+        "fleet's `startable`/`mark_started`/`mark_ended`/`finish` as `FleetRun.run` calls them. With saves: "
+        "every save the runner makes, in a fresh master cache (`RolloutStore.save`/`save_node` as the driver calls "
+        "them, the lease taken and released per cluster, `FleetStore.save` per cluster started and ended). Two build "
+        "groups (clusters on two kernels in turn), each built once for the fleet. No Salt, no sleeping. In one "
+        "thread (the ticks), then again with a "
+        "thread per cluster, as the runner has them (each cluster's steps run to its end in its thread, the "
+        "fleet's loop takes the ended ones from a queue as `FleetRun.run` does).",
+        "",
+        "| variant | plan + walk s | of which plan s | saves | on disk |",
+        "|---|---|---|---|---|",
+        f"| logic only | **{ns['seconds']:.3f}** | {ns['plan_s']:.3f} | 0 | |",
+        f"| with the runner's saves | **{ws['seconds']:.2f}** | {ws['plan_s']:.3f} | "
+        + ", ".join(f"{v} {k}" for k, v in ws["saves"].items())
+        + f" | {ws['bytes_on_disk'] / 1e6:.2f} MB in {ws['files']} files; the fleet's record "
+        f"{ws['fleet_record_bytes'] / 1e3:.0f} kB |",
+    ]
+    wt = sc.get("with_saves_threads")
+    if wt:
+        lines.append(
+            f"| with the runner's saves, a thread per cluster (`FleetRun._walk`; the fleet's loop in the main thread) "
+            f"| **{wt['seconds']:.2f}** | {wt['plan_s']:.3f} | the same | {wt['bytes_on_disk'] / 1e6:.2f} MB |"
+        )
+    lines += [
+        "",
+        f"One small file written and fsync'ed in the same directory took {sc['fsync_s'] * 1000:.1f} ms here "
+        "(the machine's disk, shared). Targets: plan + walk ≤ "
+        f"{TARGETS['fleet_scale_s']} s ({'met' if ns['seconds'] <= TARGETS['fleet_scale_s'] else 'missed'} by the "
+        f"logic, {'met' if ws['seconds'] <= TARGETS['fleet_scale_s'] else 'missed'} with the saves in one thread"
+        + (
+            f", {'met' if wt['seconds'] <= TARGETS['fleet_scale_s'] else 'missed'} with a thread per cluster"
+            if wt
+            else ""
+        )
+        + "); records ≤ "
+        f"{TARGETS['fleet_record_bytes'] / 1e6:.0f} MB (the fleet's record: "
+        f"{'met' if ws['fleet_record_bytes'] <= TARGETS['fleet_record_bytes'] else 'missed'}; all the records of "
+        f"the fleet together: {'met' if ws['bytes_on_disk'] <= TARGETS['fleet_record_bytes'] else 'missed'}, "
+        f"{ws['bytes_on_disk'] / sc['clusters'] / 1e3:.1f} kB per cluster).",
+        "",
+    ]
+    for key, title in (("profile_save", "with saves"), ("profile_no_save", "logic only")):
+        prof = sc.get(key)
+        if not prof:
+            continue
+        lines += [
+            f"cProfile, {title} ({prof['wall_s_under_profiler']:.2f} s under the profiler):",
+            "",
+            "| part (cumulative) | seconds |",
+            "|---|---|",
+        ]
+        for part, seconds in prof["cumulative"].items():
+            if seconds:
+                lines.append(f"| {part} | {seconds:.3f} |")
+        lines += ["", "| function (most own time) | calls | own s | cumulative s |", "|---|---|---|---|"]
+        for row in prof["top_own_time"][:10]:
+            lines.append(f"| `{row['function']}` | {row['calls']} | {row['own_s']:.3f} | {row['cumulative_s']:.3f} |")
+        lines.append("")
+    lines += ["Where the time goes:", ""] + _fleet_scale_findings(sc) + [""]
+    return lines
+
+
+def _fleet_scale_findings(sc):
+    ns, ws = sc["no_save"], sc["with_saves"]
+    ps = sc.get("profile_save")
+    out = [
+        f"- **The logic** ({ns['seconds']:.2f} s for {sc['nodes']} nodes, {ns['ticks']} ticks) is within the target. "
+        "`startable` looks at every cluster of the wave (and `running` at every cluster of the fleet) at each call, "
+        "and `FleetRun.run` calls it once per cluster that ends: O(clusters²) per fleet, small at 500 clusters."
+    ]
+    if ps:
+        c = ps["cumulative"]
+        full = ws["saves"]["rollout save"] + ws["saves"]["fleet save"] + ws["saves"]["lease"]
+        out.append(
+            f"- **The saves**: {full} of them rewrite a whole file and fsync it (`write_json`: the rollout's record "
+            f"{ws['saves']['rollout save'] // sc['clusters']} times per cluster, its lease once, the fleet's record "
+            "at every cluster started and ended), and each costs about one fsync of this disk "
+            f"(os.fsync {c.get('os.fsync', 0):.1f} s of {ps['wall_s_under_profiler']:.1f} s under the profiler). "
+            f"`FleetStore.save` ({c.get('FleetStore.save', 0):.1f} s) writes the whole fleet record "
+            f"({ws['fleet_record_bytes'] / 1e3:.0f} kB at {sc['clusters']} clusters) "
+            f"{ws['saves']['fleet save']} times: "
+            "O(clusters²) bytes. The per-node steps (`save_node`, an appended line without fsync) are cheap "
+            f"({c.get('RolloutStore.save_node', 0):.1f} s for {ws['saves']['rollout save_node']})."
+        )
+        out.append(
+            "- In the runner the clusters' drivers are threads, and fsync releases the GIL: their saves overlap "
+            "there (and a journaling file system commits concurrent fsyncs together), where this single-threaded "
+            "walk adds them up: the single-threaded figure is an upper bound of the runner's own cost on this "
+            "disk; the threaded one is closer to the runner. Fewer full saves would cut both: `FleetRun` saving "
+            "the fleet record once per turn "
+            "of its loop (after launching every startable cluster; after draining every cluster that ended), not "
+            "once per cluster."
+        )
+    parts = ws.get("rollout_record_parts")
+    if parts:
+        total = sum(parts.values()) or 1
+        biggest = sorted(parts.items(), key=lambda kv: kv[1], reverse=True)[:4]
+        out.append(
+            f"- **A cluster's record** ({total / 1e3:.1f} kB as JSON): "
+            + ", ".join(f"`{k}` {v / 1e3:.1f} kB ({100 * v / total:.0f} %)" for k, v in biggest)
+            + f". Its log has {ws.get('rollout_record_log_lines')} lines for {sc['size']} nodes: each node's "
+            "`stopping` and `active on` are logged twice (the core's `mark_phase`/`mark_active` log them, and the "
+            "driver says them again)."
+        )
+    out.append(
+        f"- **Records**: on disk, about {ws['bytes_on_disk'] / sc['clusters'] / 1e3:.1f} kB per cluster (its "
+        f"rollout's record of {sc['size']} nodes, its log, its arguments and options; a share of the fleet's), the "
+        "fleet's record "
+        f"{ws['fleet_record_bytes'] / 1e3:.0f} kB: the fleet's own record is far within 2 MB; all of a fleet's "
+        "records together grow with the clusters (the records are one file per rollout; `rolling.status` of a "
+        "fleet reads them all)."
+    )
+    return out
+
+
+def _fleet_adapters(ad):
+    p, mst = ad["process"], ad["master"]
+    lines = [
+        f"### What a cluster in flight costs ({ad['adapters']} at once)",
+        "",
+        f"A fleet's runner drives each cluster in flight in a thread of its own with its own Salt adapter "
+        f"(`expressware_salt.SaltAdapter`: a `LocalClient` and a master event listener). {ad['adapters']} such "
+        "threads in the benchmark's process, on the master above: each opens its adapter, makes one call through "
+        "it (`test.ping` to one minion, as a driver's first call opens the client's request channel), then waits "
+        "on `get_event`. One adapter was opened and closed first (imports and one-time set-up not counted). "
+        f"Opening all {ad['adapters']} took {ad['opened_s']:.1f} s"
+        + (f"; errors: {'; '.join(ad['errors'][:5])}" if ad["errors"] else "")
+        + ".",
+        "",
+        "| the runner's process | before | with them open | per cluster |",
+        "|---|---|---|---|",
+    ]
+    for label, v in p.items():
+        if label == "RSS (kB)":
+            lines.append(
+                f"| memory (RSS) | {v['before'] / 1024:.1f} MiB | {v['with'] / 1024:.1f} MiB | "
+                f"**{v['per_cluster'] / 1024:.2f} MiB** |"
+            )
+        else:
+            lines.append(f"| {label} | {v['before']} | {v['with']} | **{v['per_cluster']:.2f}** |")
+    after = ad["after_close"]
+    lines += [
+        "",
+        f"After they were closed: {after['threads (OS)']} threads, {after['open descriptors']} descriptors "
+        f"({after['sockets']} sockets), {after['RSS (kB)'] / 1024:.1f} MiB.",
+        "",
+        f"The master's side ({mst['processes']} processes in the master's session; the processes whose descriptors "
+        "changed):",
+        "",
+        "| master process | descriptors | sockets | RSS kB |",
+        "|---|---|---|---|",
+    ]
+    for row in mst["changed"]:
+        lines.append(
+            f"| `{row['name'][:90]}` | {row.get('fds', 0):+d} | {row.get('sockets', 0):+d} | "
+            f"{row.get('rss_kb', 0):+d} |"
+        )
+    t, pc = mst["total"], mst["per_cluster"]
+    lines += [
+        f"| **all, per cluster** | **{pc['fds']:.2f}** | **{pc['sockets']:.2f}** | **{pc['rss_kb']:.0f}** |",
+        "",
+        f"In total the master held {t['fds']:+d} descriptors ({t['sockets']:+d} sockets) and {t['rss_kb'] / 1024:+.1f} "
+        "MiB with the adapters open (the memory of the master's processes moves with its own work too). Only "
+        + (", ".join(f"`{r['name'].split()[-1]}`" for r in mst["changed"]) or "no process")
+        + " held more descriptors: the event publisher keeps one connection per listener (each adapter's "
+        "subscription to the master's events); the clients' requests (publish, returns) hold none between calls. "
+        f"After closing: {ad['master_after_close']['fds']:+d} descriptors against before.",
+        "",
+    ]
+    return lines

@@ -10,8 +10,14 @@ Runs, in one go:
 2. **naive**: a fresh cluster of N nodes (some on another kernel) and ``salt -b 1 '*' state.single
    expressware.installed ...``; then one ``rolling.update`` over both kernels (two groups: two builds).
 3. **scale**: ``expressware_rollout`` + ``RolloutStore`` driven through a 2,000-node rollout without daemons.
+4. **fleet**: a fleet's logic without daemons (2,000 nodes in 500 clusters, ``bench/fleet_scale.py``); then real
+   daemons, 3 clusters of 3 minions (the grain ``expressware:cluster``): one ``rolling.update`` over all of them
+   against the slowest cluster's own physical limit, the same nodes (reset) walked as one cluster (a pillar puts
+   them all in one); and 50 Salt adapters open at once in this process (``bench/fleet.py``): what a cluster in
+   flight costs the runner's process and the master.
 
-and writes ``BENCHMARKS.md`` (overwritten), the timeline SVG and the raw JSON under ``bench/results/``.
+and writes ``BENCHMARKS.md`` (overwritten; ``--only fleet`` replaces only its "Fleets" section), the timeline SVG
+and the raw JSON under ``bench/results/``.
 It measures and reports; it does not pass or fail. Every daemon it starts is stopped before it exits
 (also on errors, Ctrl-C and SIGTERM). Run it with the Python that has Salt and this project installed
 (the Salt daemons are taken from the same directory as that interpreter).
@@ -47,6 +53,8 @@ from saltext.expressware.demo import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import analysis  # noqa: E402  (a sibling file of this script)
+import fleet  # noqa: E402
+import fleet_scale  # noqa: E402
 import report  # noqa: E402
 import scale  # noqa: E402
 import timeline_svg  # noqa: E402
@@ -67,6 +75,11 @@ PROFILES = {
         "sweep": [1, 2, 4, 8],
         "scale_nodes": 2000,
         "scale_budget": 90.0,
+        "fleet_clusters": 3,
+        "fleet_size": 3,
+        "fleet_scale_clusters": 500,
+        "fleet_scale_size": 4,
+        "fleet_adapters": 50,
     },
     "quick": {
         "nodes": 3,
@@ -74,6 +87,11 @@ PROFILES = {
         "sweep": [1, 2, 3],
         "scale_nodes": 200,
         "scale_budget": 15.0,
+        "fleet_clusters": 2,
+        "fleet_size": 2,
+        "fleet_scale_clusters": 50,
+        "fleet_scale_size": 4,
+        "fleet_adapters": 10,
     },
 }
 
@@ -207,12 +225,12 @@ def leftovers():
 
 
 @contextlib.contextmanager
-def cluster(work, count, delays, kernels=None, versions=(), start_timeout=180):
+def cluster(work, count, delays, kernels=None, versions=(), start_timeout=180, grains=None):
     """Create ``count`` nodes under ``work``, start the daemons, yield, and always stop them.
 
     ``kernels``: {node name: kernel release} for nodes not on ``KERNEL_A``; each minion's ``kernelrelease``
     grain is set to its node's kernel (the grain decides the build groups, the node's kernel what its RPMs
-    must match).
+    must match). ``grains``: {node name: further grains} (a fleet's ``expressware:cluster``).
     """
     work = Path(work)
     kernels = kernels or {}
@@ -238,7 +256,7 @@ def cluster(work, count, delays, kernels=None, versions=(), start_timeout=180):
         for name, root in roots.items():
             config = minion_config(work, name, Node(root).minion_config(), publish_port, ret_port)
             config.update(service_provider_config())
-            config["grains"] = {"kernelrelease": kernel_of[name]}
+            config["grains"] = dict((grains or {}).get(name, {}), kernelrelease=kernel_of[name])
             minion_conf = write_config(work / "salt" / name / "conf", "minion", config)
             daemons.start(name, [salt_bin("salt-minion"), "-c", minion_conf, "-l", "warning", "--disable-keepalive"])
         say(f"{work.name}: salt-master on 127.0.0.1:{ret_port}, {count} minions starting")
@@ -247,7 +265,7 @@ def cluster(work, count, delays, kernels=None, versions=(), start_timeout=180):
             daemons.log_tails()
             raise SetupError(f"{work.name}: the minions did not all answer within {start_timeout} s")
         say(f"{work.name}: all {count} minions answer ({time.time() - started:.1f} s)")
-        yield {"conf": conf, "roots": roots, "work": work, "kernels": kernel_of}
+        yield {"conf": conf, "roots": roots, "work": work, "kernels": kernel_of, "delays": delays}
     finally:
         kill_children()
         say(f"{work.name}: stopping the Salt daemons")
@@ -477,6 +495,108 @@ def phase_scale(work, prof, results):
     )
 
 
+def one_cluster_pillar(cl, name):
+    """Put every minion in the cluster ``name`` by pillar (the master's word comes before the minions' grain):
+    the fleet's nodes become one cluster, walked in one line. Returns how many minions the pillar matches."""
+    pillar = cl["work"] / "srv" / "pillar"
+    (pillar / "top.sls").write_text("base:\n  '*':\n    - one_cluster\n", encoding="utf-8")
+    (pillar / "one_cluster.sls").write_text(f"expressware:\n  cluster: {name}\n", encoding="utf-8")
+    salt = [salt_bin("salt"), "-c", cl["conf"], "--out=json", "--static", "-t", "60"]
+    run_command(salt + ["*", "saltutil.refresh_pillar", "wait=True"], cl["work"] / "logs" / "refresh-pillar.log")
+    ran = run_command(
+        salt + ["-C", f"I@expressware:cluster:{name}", "test.ping"], cl["work"] / "logs" / "pillar-check.log"
+    )
+    return sum(1 for ok in (parse_json(ran["stdout"]) or {}).values() if ok is True)
+
+
+def phase_fleet(work, prof, results):
+    out = results["fleet"] = {}
+    out["scale"] = fleet_scale.run(
+        work / "fleet-scale", prof["fleet_scale_clusters"], prof["fleet_scale_size"], log=say
+    )
+    s = out["scale"]
+    say(
+        f"fleet scale: {s['nodes']} nodes in {s['clusters']} clusters: logic {s['no_save']['seconds']:.2f} s, "
+        f"with saves {s['with_saves']['seconds']:.1f} s, {s['with_saves']['bytes_on_disk'] / 1e6:.2f} MB on disk"
+    )
+
+    size, delays = prof["fleet_size"], prof["delays"]
+    clusters = {f"c{i + 1}": [f"node{i * size + j + 1}" for j in range(size)] for i in range(prof["fleet_clusters"])}
+    grains = {n: {"expressware": {"cluster": c}} for c, nodes in clusters.items() for n in nodes}
+    count = sum(map(len, clusters.values()))
+    out["layout"] = {"clusters": clusters, "delays": delays}
+    with cluster(work / "fleet", count, delays, grains=grains) as cl:
+        say(f"fleet: {len(clusters)} clusters of {size} (grain expressware:cluster), delays {delays}")
+        ran = rolling_update(cl, TO_VERSION, "fleet-update")
+        summary = ran["summary"] or {}
+        records = {
+            c: rollout_record(cl, {"rollout": line.get("rollout")})
+            for c, line in (summary.get("clusters") or {}).items()
+        }
+        figures = fleet.cluster_figures(journals(cl["roots"]), clusters, ran["t_start"], ran["t_end"], records)
+        figures.update(
+            rc=ran["rc"],
+            status=summary.get("status"),
+            fleet=summary.get("fleet"),
+            statuses={c: line.get("status") for c, line in (summary.get("clusters") or {}).items()},
+            outcome=node_outcome(cl, TO_VERSION),
+            command="salt-run " + " ".join(ran["argv"][3:]),
+            log=ran["log"],
+        )
+        cache = cl["work"] / "salt" / "master" / "cache" / "expressware"
+        figures["records_bytes"] = {
+            "rollouts": sorted(f.stat().st_size for f in (cache / "rollouts").glob("*.json")),
+            "fleet": sum(f.stat().st_size for f in (cache / "fleets").glob("*.json")),
+        }
+        out["fleet_run"] = figures
+        say(
+            f"fleet: wall {figures['wall_s']:.1f} s, slowest cluster's limit {figures['slowest_limit_s']:.1f} s "
+            f"({figures['slowest_cluster']}), ratio {figures['ratio'] or float('nan'):.3f}, "
+            f"builds {figures['builds']}, max down {figures['max_nodes_down']}"
+        )
+
+        # The same nodes, back on the old version, walked as one cluster: today's one line.
+        matched = one_cluster_pillar(cl, "line")
+        fleet.reset_nodes(cl["roots"], create_node, FROM_VERSION, cl["kernels"], delays, APPLICATION)
+        ran = rolling_update(cl, TO_VERSION, "one-line")
+        line = analysis.analyse_run(journals(cl["roots"]), ran["t_start"], ran["t_end"])
+        summary = ran["summary"] or {}
+        out["one_line"] = {
+            "pillar_matched": matched,
+            "rc": ran["rc"],
+            "status": summary.get("status"),
+            "cluster": summary.get("cluster"),
+            "a_fleet": "fleet" in summary,
+            "outcome": node_outcome(cl, TO_VERSION),
+            "command": "salt-run " + " ".join(ran["argv"][3:]),
+            "wall_s": line["wall_s"],
+            "physical_limit_s": line["physical_limit_s"],
+            "ratio": line["ratio"],
+            "builds": line["builds"],
+            "max_nodes_down": line["max_nodes_down"],
+            "handover": line["handover"],
+            "log": ran["log"],
+        }
+        record = rollout_record(cl, summary)
+        parts = analysis.handover_parts(line, record)
+        out["one_line"]["handover_parts"] = (
+            dict(parts["mean"], gate=(parts["gate"] or {}).get("mean")) if parts else None
+        )
+        out["one_line"]["startup_parts"] = analysis.startup_parts(line, record)
+        say(
+            f"one line: wall {line['wall_s']:.1f} s, limit {line['physical_limit_s']:.1f} s, "
+            f"fleet/one line {figures['wall_s'] / line['wall_s']:.2f}"
+        )
+
+        out["adapters"] = fleet.adapter_cost(cl["conf"], sorted(cl["roots"]), prof["fleet_adapters"], log=say)
+        a = out["adapters"]["process"]
+        say(
+            f"fleet: per cluster in flight: {a['threads (OS)']['per_cluster']:.2f} thread(s), "
+            f"{a['open descriptors']['per_cluster']:.1f} descriptor(s) ({a['sockets']['per_cluster']:.1f} sockets), "
+            f"{a['RSS (kB)']['per_cluster'] / 1024:.2f} MiB"
+        )
+
+
 # ---------------------------------------------------------------------------
 # Machine
 # ---------------------------------------------------------------------------
@@ -565,8 +685,9 @@ def parse_args(argv):
     parser.add_argument(
         "--only",
         action="append",
-        choices=["rolling", "naive", "scale"],
-        help="run only these phases (repeatable; default: all)",
+        choices=["rolling", "naive", "scale", "fleet"],
+        help="run only these phases (repeatable; default: all); --only fleet alone replaces the Fleets section of "
+        "the report and keeps the rest",
     )
     parser.add_argument("--workdir", type=Path, help="keep everything (logs, journals, configs) here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
@@ -587,6 +708,16 @@ def parse_args(argv):
     return args
 
 
+def write_report(results, output, svg, raw):
+    """The whole report; a run of the fleet phase alone replaces only the Fleets section of an existing report
+    (the other sections stay as their own run wrote them)."""
+    if results["phases"] == ["fleet"] and output.exists():
+        text = report.splice_fleet(output.read_text(encoding="utf-8"), report.fleet_section(results, output, raw))
+    else:
+        text = report.markdown(results, output, svg, raw)
+    output.write_text(text, encoding="utf-8")
+
+
 def rerender(args):
     """The report and the SVG from an earlier run's raw JSON (no measurement)."""
     results = json.loads(args.from_json.read_text(encoding="utf-8"))
@@ -597,9 +728,7 @@ def rerender(args):
     if panels:
         svg_path.write_text(timeline_svg.render(panels, title=report.svg_title(results)), encoding="utf-8")
         say(f"timeline: {svg_path}")
-    output.write_text(
-        report.markdown(results, output, svg_path if panels else None, args.from_json.resolve()), encoding="utf-8"
-    )
+    write_report(results, output, svg_path if panels else None, args.from_json.resolve())
     say(f"report: {output}")
     return 0
 
@@ -617,7 +746,7 @@ def main(argv=None):
     name = "quick" if args.quick else "full"
     output = args.output or (RESULTS / "BENCHMARKS-quick.md" if args.quick else REPO / "BENCHMARKS.md")
     svg_path = args.svg or (RESULTS / "timeline-quick.svg" if args.quick else REPO / "bench" / "timeline.svg")
-    phases = args.only or ["rolling", "naive", "scale"]
+    phases = args.only or ["rolling", "naive", "scale", "fleet"]
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
 
@@ -646,7 +775,8 @@ def main(argv=None):
             say(f"===== phase {phase}")
             t = time.time()
             try:
-                {"rolling": phase_rolling, "naive": phase_naive, "scale": phase_scale}[phase](work, prof, results)
+                phase_fn = {"rolling": phase_rolling, "naive": phase_naive, "scale": phase_scale, "fleet": phase_fleet}
+                phase_fn[phase](work, prof, results)
             except (SetupError, subprocess.SubprocessError, OSError, ValueError, RuntimeError) as exc:
                 say(f"phase {phase} failed: {exc!r}")
                 results["errors"][phase] = repr(exc)
@@ -678,7 +808,7 @@ def main(argv=None):
                 svg_path.write_text(timeline_svg.render(panels, title=report.svg_title(results)), encoding="utf-8")
                 say(f"timeline: {svg_path}")
             output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(report.markdown(results, output, svg_path if panels else None, raw), encoding="utf-8")
+            write_report(results, output, svg_path if panels else None, raw)
             say(f"report: {output}")
         if args.workdir or args.keep:
             say(f"kept {work}")
