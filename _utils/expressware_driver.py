@@ -488,7 +488,7 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
             if self.view is not None and self.view.flight and self.view.flight["minion"] == minion:
                 # As old as its evidence: the node's going down again after it (its beacon) is newer.
                 self.view.landed(minion, self.done_at if evidence is not None else looked, state)
-            self.say(f"{minion}: active on {state['running']}")
+            self.say(f"{minion}: active on {state['running']}", record=False)  # mark_active logged it
             self.fire(f"node/{minion}/done", {"minion": minion, "version": state["running"]})
             return None
         return self._failed(

@@ -216,13 +216,16 @@ class FleetRun:
         self._take_driver()  # before anything changes: a resume on the other master at once is refused
         again = fleet_lib.resume(record, time.time())
         self.rollouts.clear_abort(record["id"])
-        self.save()
+        resumed = {}
         for cluster in again:
             rollout = self.rollouts.load(record["clusters"][cluster]["rollout"])
             if rollout["status"] == plan_lib.DONE:
                 fleet_lib.mark_ended(record, cluster, plan_lib.DONE, None, time.time())
                 continue
             fleet_lib.mark_progress(record, cluster, "running")
+            resumed[cluster] = rollout
+        self.save()  # once: which rollouts go on is on record before any of them does
+        for cluster, rollout in resumed.items():
             self._launch(cluster, rollout)
         return self.run()
 
@@ -234,12 +237,17 @@ class FleetRun:
 
     # -- the walk -------------------------------------------------------------------
 
+    def _start_clusters(self, clusters):
+        """Start these clusters' rollouts: their ids on record first (one save for them all), then the drivers."""
+        for cluster in clusters:
+            fleet_lib.mark_started(self.record, cluster, self.new_id(), time.time())
+        if clusters:
+            self.save()
+        for cluster in clusters:
+            self._launch(cluster)
+
     def _launch(self, cluster, resumed=None):
         entry = self.record["clusters"][cluster]
-        if resumed is None:
-            rollout_id = self.new_id()
-            fleet_lib.mark_started(self.record, cluster, rollout_id, time.time())
-        self.save()
         args = cluster_args(self.args, cluster, entry["nodes"], self.window)
         args["fleet"] = self.record["id"]
         thread = threading.Thread(
@@ -274,6 +282,18 @@ class FleetRun:
                 self.rollouts.request_abort(entry["rollout"])
                 self.say(f"halt=fleet: cluster {other} stops after its node in flight ({cluster} halted)", record=False)
 
+    def _ended(self, cluster, result):
+        """A cluster's driver returned ``result``: on record; with ``halt=fleet`` the others stop (asked already by
+        :meth:`_halted` when it halted; a refusal or an exception did not halt a driver)."""
+        self.threads.pop(cluster, None)
+        status = result.get("status") or plan_lib.HALTED
+        reason = result.get("reason") or result.get("comment")
+        stop = fleet_lib.mark_ended(self.record, cluster, status, reason, time.time())
+        self.say(f"cluster {cluster}: {status}" + (f": {reason}" if reason else ""))
+        for other in stop:
+            self.say(f"halt=fleet: cluster {other} stops after its node in flight")
+            self.rollouts.request_abort(self.record["clusters"][other]["rollout"])
+
     def run(self):
         try:
             return self._run()
@@ -291,23 +311,18 @@ class FleetRun:
                 for cluster in fleet_lib.running(record):
                     self.rollouts.request_abort(record["clusters"][cluster]["rollout"])
             if not aborting:
-                for cluster in fleet_lib.startable(record):
-                    self._launch(cluster)
+                self._start_clusters(fleet_lib.startable(record))
             if not any(thread.is_alive() for thread in self.threads.values()) and self.ended.empty():
                 if aborting or not fleet_lib.startable(record):
                     break
             try:
-                cluster, result = self.ended.get(timeout=POLL)
+                ended = [self.ended.get(timeout=POLL)]
             except queue.Empty:
                 continue
-            self.threads.pop(cluster, None)
-            status = result.get("status") or plan_lib.HALTED
-            reason = result.get("reason") or result.get("comment")
-            stop = fleet_lib.mark_ended(record, cluster, status, reason, time.time())
-            self.say(f"cluster {cluster}: {status}" + (f": {reason}" if reason else ""))
-            for other in stop:  # asked already by _halted when the driver halted; an end without a halt is not
-                self.say(f"halt=fleet: cluster {other} stops after its node in flight")
-                self.rollouts.request_abort(record["clusters"][other]["rollout"])
+            while not self.ended.empty():  # every cluster that ended meanwhile, then one save
+                ended.append(self.ended.get_nowait())
+            for cluster, result in ended:
+                self._ended(cluster, result)
             self.save()
         fleet_lib.finish(record, time.time(), aborted=aborting)
         self.rollouts.clear_abort(record["id"])
