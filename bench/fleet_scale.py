@@ -71,8 +71,8 @@ class Stores:
 
     def __init__(self, cachedir):
         self.cachedir = cachedir
-        self.rollouts = store_lib.rollout_store(cachedir) if cachedir else None
-        self.leases = store_lib.lease_store(cachedir) if cachedir else None
+        self.rollouts = store_lib.rollout_store({"cachedir": cachedir}) if cachedir else None
+        self.leases = store_lib.lease_store({"cachedir": cachedir}) if cachedir else None
         self.fleets = fleet_run_lib.FleetStore(self.rollouts) if cachedir else None
         self.saves = {"rollout save": 0, "rollout save_node": 0, "fleet save": 0, "lease": 0}
         self.lock = threading.Lock()  # the counts, from the clusters' threads
