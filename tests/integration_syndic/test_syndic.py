@@ -39,6 +39,7 @@ def test_rolling_update_through_the_syndic(master_of_masters, minions, nodes):
         "node_timeout=90",
         timeout=600,
     )
+    print(stderr)  # the progress lines, shown with the test's report
     assert returncode == 0, stderr
     assert data["status"] == "done", (data, stderr)
     roots = [node.root for node in nodes.values()]
