@@ -9,13 +9,29 @@ jobs and their go-ahead, the nodes' events (forwarded by the syndic), the looks 
 import os
 
 import pytest
+import salt.version
 
 from expressware_sim import max_nodes_down, merged_journal
 from tests.conftest import NEW, OLD, changing_commands
 from tests.integration.test_operator_cli import operator
 from tests.integration_syndic.conftest import NODE_IDS, sia_url
 
-pytestmark = [pytest.mark.slow, pytest.mark.syndic]
+#: Salt 3008.4's salt-syndic forwards nothing back to the master of masters: it sends job returns and events with a
+#: blocking request that times out ("fire_master failed: master could not be contacted", "The minion failed to return
+#: the job information"), then every later forward fails in ``SyndicManager._return_pub_syndic`` (``AttributeError:
+#: 'str' object has no attribute 'done'``: ``_return_pub_multi(..., sync=True)`` returns the reply, not a future).
+#: Plain ``salt 'node*' test.ping`` on the master of masters gets no return. Strict: a Salt that fixes it makes these
+#: tests pass, and this mark must go. The same tests pass on Salt 3006.29
+#: (``scripts/test --salt 3006 tests/integration_syndic``).
+SYNDIC_BROKEN = salt.version.__saltstack_version__.info[:2] == (3008, 4)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.syndic,
+    pytest.mark.xfail(
+        SYNDIC_BROKEN, reason="Salt 3008.4's salt-syndic returns nothing to the master of masters", strict=True
+    ),
+]
 
 
 def test_salt_reaches_the_minions_under_the_syndic(master_of_masters, minions):
