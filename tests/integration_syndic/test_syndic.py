@@ -21,8 +21,8 @@ from tests.integration_syndic.conftest import NODE_IDS, sia_url
 #: the job information"), then every later forward fails in ``SyndicManager._return_pub_syndic`` (``AttributeError:
 #: 'str' object has no attribute 'done'``: ``_return_pub_multi(..., sync=True)`` returns the reply, not a future).
 #: Plain ``salt 'node*' test.ping`` on the master of masters gets no return. Strict: a Salt that fixes it makes these
-#: tests pass, and this mark must go. The same tests pass on Salt 3006.29
-#: (``scripts/test --salt 3006 tests/integration_syndic``).
+#: tests pass, and this mark must go. The same tests pass on Salt 3006.29 and 3007.16
+#: (``scripts/test --salt 3006 tests/integration_syndic``, ``--salt 3007``).
 SYNDIC_BROKEN = salt.version.__saltstack_version__.info[:2] == (3008, 4)
 
 pytestmark = [
