@@ -312,6 +312,69 @@ def receive_rpms(files, clear=False, workdir=None):
     return {"directory": directory, "written": written, "sha256": digests}
 
 
+#: Most bytes of RPM data :py:func:`read_rpms` returns in one answer.
+_READ_MAX = 64 * 1024 * 1024
+
+
+def read_rpms(names, offset=0, size=4 * 1024 * 1024, workdir=None):
+    """
+    Read node RPMs built here (``<workdir>/node_RPMS/``) for the master, in the
+    pieces :py:func:`receive_rpms` takes: what the ``rolling`` runner uses to bring
+    the RPMs built once on a group's builder to the master it runs on. They travel
+    in job returns, so they reach the master that published the job whatever is in
+    between (a syndic), and the master needs no ``file_recv``.
+
+    names
+        The RPM file names, in order (``node_rpms`` of :py:func:`build_rpm`).
+    offset
+        Where to start, in bytes, in the named files taken one after the other
+        (``next`` of the answer before).
+    size
+        Bytes of data in this answer at most (default 4 MiB, at most 64 MiB).
+    workdir
+        Default ``expressware:workdir``.
+
+    Returns ``{"pieces": [{"name", "data" (base64), "append"}], "next": <offset
+    of the next answer, or None when this one ends the files>, "sha256": {name:
+    SHA-256 of the whole file}}``. Nothing on the node changes.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt node1 sia.read_rpms '["Dolphin-PX-5.26.0-1.x86_64.rpm"]'
+        salt node1 sia.read_rpms '["Dolphin-PX-5.26.0-1.x86_64.rpm"]' offset=4194304
+    """
+    workdir = _workdir(workdir)
+    if not isinstance(names, list) or not names:
+        raise SaltInvocationError(f"names must be a non-empty list of RPM file names, not {names!r:.200}")
+    for name in names:
+        if not isinstance(name, str) or os.path.basename(name) != name or not vendor.parse_rpm_filename(name):
+            raise SaltInvocationError(f"{name!r:.200} is not the file name of an eXpressWare RPM (Dolphin-*.rpm)")
+    for value, what, low, high in ((offset, "offset", 0, None), (size, "size", 1, _READ_MAX)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+            raise SaltInvocationError(
+                f"{what} must be a whole number of bytes from {low}"
+                + (f" to {high}" if high else "")
+                + f", not {value!r}"
+            )
+    directory = os.path.join(workdir, "node_RPMS")
+    pieces, digests, start, position = [], {}, offset, 0
+    try:
+        for name in names:
+            with open(os.path.join(directory, name), "rb") as handle:
+                content = handle.read()
+            digests[name] = hashlib.sha256(content).hexdigest()
+            if size and position <= start < position + len(content):
+                piece = content[start - position : start - position + size]
+                pieces.append({"name": name, "data": base64.b64encode(piece).decode(), "append": start > position})
+                start, size = start + len(piece), size - len(piece)
+            position += len(content)
+    except OSError as exc:
+        raise CommandExecutionError(f"could not read the RPMs in {directory}: {exc}") from exc
+    return {"pieces": pieces, "next": start if start < position else None, "sha256": digests}
+
+
 def build_rpm(sia, workdir=None, saltenv=None, timeout=None, clear=False, push=False):
     """
     Build the binary RPMs for this node's CPU architecture and kernel
@@ -329,9 +392,9 @@ def build_rpm(sia, workdir=None, saltenv=None, timeout=None, clear=False, push=F
         only this version's are found afterwards.
     push
         Send ``node_RPMS/`` to the master afterwards (``cp.push_dir``; the master
-        needs ``file_recv: True``), as the ``rolling`` runner does to stage them
-        on the other nodes of the group. ``pushed`` in the result says whether it
-        worked.
+        needs ``file_recv: True``), for an operator who stages them by hand. The
+        ``rolling`` runner reads them with :py:func:`read_rpms` instead. ``pushed``
+        in the result says whether it worked.
 
     CLI Example:
 

@@ -1,7 +1,7 @@
 """The rolling driver's pre-flight: every targeted node asked what it would do, the frontend checked, the
 cluster's other members looked at; a list of problems, and nothing touched.
 
-A mixin of ``expressware_driver.Driver`` (its ``salt``, ``args``, ``file_recv``, ``say`` and the health gate's
+A mixin of ``expressware_driver.Driver`` (its ``salt``, ``args``, ``say`` and the health gate's
 ``preflight_health``).
 """
 
@@ -71,14 +71,6 @@ class Preflight:
         todo = [m for m, f in facts.items() if isinstance(f, dict) and f.get("decision", {}).get("action") != "none"]
         if not problems and todo and not args["sia"]:
             problems.append((None, f"{len(todo)} node(s) need {args['version']} but no sia was given"))
-        if not problems and opts["build"] and len(todo) > 1 and not self.file_recv:
-            problems.append(
-                (
-                    None,
-                    "staging built RPMs needs file_recv: True in the master configuration "
-                    "(or build=False: every node builds for itself)",
-                )
-            )
         if opts["frontend"] and not problems:
             problem = self.preflight_frontend(opts["frontend"])
             if problem:

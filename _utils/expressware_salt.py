@@ -91,13 +91,18 @@ class SaltAdapter:
         ``timeout`` in all."""
         timeout = timeout or self.default_timeout
         pub = self._run_job(tgt, fun, arg, kwarg, tgt_type)
-        expected = list(pub.get("minions") or [])
-        if not pub.get("jid") or not expected:
+        expected = self._expected(pub, tgt, tgt_type)
+        if not pub.get("jid") or (not expected and not self.opts.get("order_masters")):
             return {}
         jid, answers = pub["jid"], {}
         started = time.monotonic()
         hard = started + self.PATIENCE * timeout
         deadline = started + timeout
+        if not expected:
+            # A master of masters, a target it cannot resolve: see _learn.
+            self._learn(jid, expected, answers, started + min(timeout, self.opts.get("syndic_wait", 5)), deadline)
+            if not expected:
+                return {}
         while True:
             self._collect({jid: (expected, answers)}, deadline)
             silent = [m for m in expected if m not in answers]
@@ -137,10 +142,36 @@ class SaltAdapter:
         )
         return [m for m, job in found.items() if isinstance(job, dict) and job and m not in answers]
 
-    def _collect(self, jobs, deadline):
+    def _expected(self, pub, tgt, tgt_type):
+        """The minions that should answer a job just published (``pub``: the master's answer).
+
+        A master of masters (``order_masters``) knows only the minions connected to it: those under a syndic are in
+        no ``minions`` it returns. A target that lists them names them all the same; for another target the syndics
+        say which of theirs it matched (``syndic/<syndic id>/salt/job/<jid>/new``, read by :meth:`_collect`)."""
+        expected = list(pub.get("minions") or [])
+        if self.opts.get("order_masters") and tgt_type == "list" and isinstance(tgt, (list, tuple, set)):
+            expected += [m for m in tgt if m not in expected]
+        return expected
+
+    def _learn(self, jid, expected, answers, settled, deadline):
+        """Which minions job ``jid`` reached, on a master of masters for a target it cannot resolve (``expected``
+        and ``answers`` filled in). Each syndic says which of its minions the target matched (its forwarded
+        ``salt/job/<jid>/new``, as ``syndic/<syndic id>/salt/job/<jid>/new``) within ``syndic_wait`` seconds
+        (``settled``). Salt 3006 drops that event on the master of masters (a minion may not fire ``salt/job/*/new``):
+        then every minion whose answer comes before ``deadline`` counts, and the call lasts until then."""
+        self._collect({jid: (expected, answers)}, deadline, learning=(jid, settled))
+
+    def _collect(self, jobs, deadline, learning=None):
         """Read the bus until ``deadline`` or until every job's expected minions answered; ``jobs``:
-        ``{jid: (expected minions, answers)}``, ``answers`` filled in. Other events are kept for :meth:`get_event`."""
-        while any(len(answers) < len(expected) for expected, answers in jobs.values()):
+        ``{jid: (expected minions, answers)}``, ``answers`` filled in, ``expected`` completed with the minions a
+        syndic says a job reached. ``learning``: ``(jid, settled)`` (:meth:`_learn`). Other events are kept for
+        :meth:`get_event`."""
+        told = set()
+        while (
+            any(len(answers) < len(expected) for expected, answers in jobs.values())
+            or (learning and not told)
+            or (learning and time.monotonic() < learning[1])
+        ):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -149,8 +180,16 @@ class SaltAdapter:
                 continue
             tag, data = event
             parts = tag.split("/")
+            if len(parts) == 6 and parts[0] == "syndic" and parts[2:4] == ["salt", "job"] and parts[5] == "new":
+                if parts[4] in jobs and isinstance(data.get("minions"), list):
+                    told.add(parts[1])
+                    expected = jobs[parts[4]][0]
+                    expected += [m for m in data["minions"] if isinstance(m, str) and m not in expected]
+                continue
             if len(parts) == 5 and parts[:2] == ["salt", "job"] and parts[3] == "ret" and parts[2] in jobs:
                 expected, answers = jobs[parts[2]]
+                if learning and parts[2] == learning[0] and not told and parts[4] not in expected:
+                    expected.append(parts[4])  # no syndic said which minions: every one that answers counts
                 if parts[4] in expected and parts[4] not in answers:
                     answers[parts[4]] = data.get("return") if data.get("out") != "no_return" else False
                     continue

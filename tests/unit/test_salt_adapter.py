@@ -175,3 +175,52 @@ def test_the_wait_for_a_running_job_has_a_hard_bound(monkeypatch):
     started = time.monotonic()
     assert salt.call(["node1", "node2"], "test.ping", timeout=0.3) == {"node1": True, "node2": False}
     assert time.monotonic() - started <= saltio.SaltAdapter.PATIENCE * 0.3 + 2
+
+
+class MasterOfMasters(Client):
+    """``run_job`` on a master of masters (``order_masters``): it knows none of the minions below its syndic, so its
+    answer names none; ``told``: the syndic forwards which of its minions the job reached (Salt 3006 drops that)."""
+
+    def __init__(self, bus, minions, answering, told):
+        super().__init__(bus, minions, answering)
+        self.told = told
+
+    def run_job(self, tgt, fun, arg=(), kwarg=None, tgt_type="glob", listen=False):
+        pub = super().run_job(tgt, fun, arg, kwarg, tgt_type, listen)
+        if self.told:
+            new = {"tag": f"syndic/syndic1/salt/job/{pub['jid']}/new", "data": {"minions": pub["minions"]}}
+            self.bus.events.insert(0, new)
+        return {"jid": pub["jid"], "minions": []}
+
+
+def master_of_masters(answering, told, syndic_wait=0.2):
+    bus = Bus()
+    client = MasterOfMasters(bus, ["node1", "node2"], answering, told)
+    opts = {"order_masters": True, "syndic_wait": syndic_wait}
+    return saltio.SaltAdapter(opts, default_timeout=60, client=client, listener=bus), bus
+
+
+def test_a_master_of_masters_expects_the_minions_a_list_names():
+    salt, _ = master_of_masters({"node1": True}, told=False)
+    started = time.monotonic()
+    assert salt.call(["node1", "node2"], "test.ping", timeout=0.3) == {"node1": True, "node2": False}
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("told", [True, False], ids=["the-syndic-says-which", "salt-3006-does-not-say"])
+def test_a_master_of_masters_learns_which_minions_a_glob_reached(told):
+    salt, _ = master_of_masters({"node1": True, "node2": {"x": 1}}, told=told)
+    started = time.monotonic()
+    assert salt.call("node*", "test.ping", tgt_type="glob", timeout=1) == {"node1": True, "node2": {"x": 1}}
+    # Told: done once syndic_wait passed; not told: every answer within the timeout counts, so it lasts that long.
+    assert (time.monotonic() - started < 0.9) is told
+
+
+def test_a_master_of_masters_whose_syndic_says_a_minion_was_reached_waits_for_it():
+    salt, _ = master_of_masters({"node1": True}, told=True)
+    assert salt.call("node*", "test.ping", tgt_type="glob", timeout=0.3) == {"node1": True, "node2": False}
+
+
+def test_a_master_of_masters_with_no_answer_and_no_word_is_an_empty_answer():
+    salt, _ = master_of_masters({}, told=False)
+    assert salt.call("nothing*", "test.ping", tgt_type="glob", timeout=0.3) == {}
