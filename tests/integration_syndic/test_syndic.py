@@ -20,17 +20,15 @@ from tests.integration_syndic.conftest import NODE_IDS, sia_url
 #: blocking request that times out ("fire_master failed: master could not be contacted", "The minion failed to return
 #: the job information"), then every later forward fails in ``SyndicManager._return_pub_syndic`` (``AttributeError:
 #: 'str' object has no attribute 'done'``: ``_return_pub_multi(..., sync=True)`` returns the reply, not a future).
-#: Plain ``salt 'node*' test.ping`` on the master of masters gets no return. Strict: a Salt that fixes it makes these
-#: tests pass, and this mark must go. The same tests pass on Salt 3006.29 and 3007.16
-#: (``scripts/test --salt 3006 tests/integration_syndic``, ``--salt 3007``).
+#: Plain ``salt 'node*' test.ping`` on the master of masters gets no return. Skipped there (a strict xfail cost the
+#: default leg minutes of daemons for nothing); the same tests pass on Salt 3006.29, whose leg of .ci/run runs them,
+#: and on 3007.16 (``scripts/test --salt 3007 tests/integration_syndic``).
 SYNDIC_BROKEN = salt.version.__saltstack_version__.info[:2] == (3008, 4)
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.syndic,
-    pytest.mark.xfail(
-        SYNDIC_BROKEN, reason="Salt 3008.4's salt-syndic returns nothing to the master of masters", strict=True
-    ),
+    pytest.mark.skipif(SYNDIC_BROKEN, reason="Salt 3008.4's salt-syndic returns nothing to the master of masters"),
 ]
 
 
