@@ -23,7 +23,9 @@ through ``module_dirs``.
   ``expressware_driver_health`` (the cluster health gate), ``expressware_driver_waits`` (window, long waits)
 - ``expressware_gates``, ``expressware_staging``: the runner's side of the gates; builds and staging
 - ``expressware_salt``: the rolling runner's one door to Salt (bounded calls, one failure policy)
-- ``expressware_store``: the master's update leases and rollout records
+- ``expressware_store``: the update leases and rollout records (local, or in a store two masters share), a driver's lock
+- ``expressware_fleet``: fleets as plain data (grouping by cluster, waves, which cluster may start, what a halt
+  stops, the fleet's record); ``expressware_fleet_run``: one driver per cluster in threads, one build per group
 - ``expressware_requests``: update requests (who may ask, their limits, the master's request store)
 - ``expressware_health``: the cluster's health as the runner sees it (members, frontend state, go/hold/halt)
 - ``expressware_window``: maintenance windows and the long-wait notes (plain data, the clock passed in)
