@@ -36,6 +36,12 @@ store = _sibling("expressware_store")
 staging_lib = _sibling("expressware_staging")
 protocol = _sibling("expressware_protocol")
 
+# The rollout core loads the plan's functions lazily (``expressware_rollout.__getattr__``): loaded here, in one thread,
+# before the clusters' drivers run in many. A thread that finds a module another thread is still executing (it is in
+# sys.modules before its body ran) does not find its names: seen as "has no attribute 'preflight_record'".
+for _name in plan_lib.PLAN_FUNCTIONS:
+    getattr(plan_lib, _name)
+
 #: Seconds between two looks at an abort request while the clusters' drivers run.
 POLL = 1.0
 

@@ -197,6 +197,8 @@ def test_installer_of_another_version_is_refused(salt_cli, nodes):
 
 def test_bad_cluster_name_is_refused_by_the_master(salt_cli, nodes):
     ret = salt_cli.run("state.apply", "expressware", pillar(version=NEW, cluster="../../etc"), minion_tgt="node1")
+    # The master caches the pillar that run compiled (its inline cluster too): node1's own again for later tests.
+    assert salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="node1").returncode == 0
     result = _state_results(ret.data)
     assert result["result"] is False
     assert "cluster '../../etc' must be" in result["comment"]
