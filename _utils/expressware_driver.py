@@ -6,7 +6,8 @@ in the tests), the records through ``RolloutStore``/``LeaseStore``, the clock th
 (``expressware_rollout``), what a node's events mean is ``expressware_watch``'s, the builds and staging are
 ``expressware_staging``'s, the prepared jobs ``expressware_gates``'s. The driver's own parts beside the walk are
 mixins, one module each: the pre-flight (``expressware_driver_preflight``), the cluster health gate
-(``expressware_driver_health``), the waits that say so: window and long wait (``expressware_driver_waits``). Every
+(``expressware_driver_health``), the waits that say so: window and long wait (``expressware_driver_waits``), one
+node's update: released or published, its events watched until it is back (``expressware_driver_node``). Every
 step is saved before the next one starts; a driver that dies at any point leaves a record that ``resume``
 continues.
 """
@@ -31,14 +32,13 @@ def _sibling(name):
 
 protocol = _sibling("expressware_protocol")
 plan_lib = _sibling("expressware_rollout")
-watch = _sibling("expressware_watch")
 saltio = _sibling("expressware_salt")
 staging_lib = _sibling("expressware_staging")
 gates_lib = _sibling("expressware_gates")
-health = _sibling("expressware_health")
 health_gate = _sibling("expressware_driver_health")
 preflight_lib = _sibling("expressware_driver_preflight")
 waits_lib = _sibling("expressware_driver_waits")
+node_lib = _sibling("expressware_driver_node")
 
 LostMaster = saltio.LostMaster
 
@@ -52,7 +52,7 @@ def holder(rollout_id):
     return f"rolling:{rollout_id}"
 
 
-class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
+class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits, node_lib.NodeUpdate):
     """One rollout's driver. ``salt``: the adapter; ``rollouts``/``leases``: the master's stores; ``args``: the
     checked arguments; ``file_recv``: the master's option; ``staging``: an ``expressware_staging.Staging``."""
 
@@ -410,159 +410,3 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits):
     def gate_kwarg(self):
         # Bounded even if the runner is lost: the builds and the current node first.
         return dict(self.state_kwarg(), gate_timeout=2 * self.record["options"]["node_timeout"] + self.args["timeout"])
-
-    # -- one node --------------------------------------------------------------
-
-    def do_update(self, minion):
-        record, timeout = self.record, self.args["timeout"]
-        position = record["order"].index(minion) + 1
-        resumed = record["nodes"][minion]["phase"] in plan_lib.IN_FLIGHT
-        # The cluster health gate: every other member active before this node is disrupted (costs nothing when the
-        # view, fed while the last node was down, says so); after a resume too (a new driver did not see it go).
-        if not self.health_gate(minion):
-            return None
-        passed = self.salt.monotonic()
-        prepared = None if resumed else self.gates.release(minion)
-        # A released job answered its go-ahead already: it is reachable. Else ask, since a job published to a
-        # minion that has not reconnected (after a master restart) would be lost without a trace.
-        if prepared is None and not self.salt.reachable(minion, timeout):
-            return self.halt(f"{minion} did not answer for {timeout} s before its turn; nothing was started on it")
-        cancelled_gate = record["nodes"][minion].get("gate") if prepared is None else None
-        if prepared is None and not self.gates.cancel_gate(minion, "updated the ordinary way"):
-            # A prepared job left waiting would hold the node's state queue.
-            return self.halt(f"{minion} did not acknowledge the cancel of its prepared job; nothing was started on it")
-        if self.salt.monotonic() - passed > health_gate.HEALTH_RECHECK and not self.health_gate(minion):
-            return None  # the prepared job waited long: what was heard meanwhile counts (no go was sent)
-        plan_lib.mark_phase(record, minion, plan_lib.STOPPING, self.salt.time())
-        self.save_node(minion)
-        self.say(
-            f"{minion} ({position}/{len(record['order'])}): "
-            + ("continuing the interrupted update" if resumed else "updating")
-        )
-        self.fire(f"node/{minion}/begin", {"minion": minion, "position": position})
-        if prepared is not None:
-            jid = prepared.jid
-            # The go-ahead, acknowledged: the node starts on it at once.
-            if not self.gates.go(prepared):
-                # A prepared job changes nothing without its go; the node reported no step.
-                plan_lib.unmark_begun(
-                    record,
-                    minion,
-                    self.salt.time(),
-                    f"{minion} did not answer for {timeout} s before its turn "
-                    "(its go-ahead was not acknowledged); nothing was started on it",
-                )
-                return self.halt()
-            plan_lib.clear_gate(record, minion)
-            self.save_node(minion)
-        elif jid := self._running_update(minion, cancelled_gate) if resumed else None:
-            # The update a lost driver started is still running: a second job would wait in the node's state
-            # queue (Salt 3008.4 fails such a queued state.single).
-            self.say(f"{minion}: its update (job {jid}) still runs; following it")
-        else:
-            jid = self.salt.publish(
-                [minion], "state.single", ["expressware.installed", record["version"]], kwarg=self.state_kwarg()
-            )
-            if not jid:
-                return self._failed(minion, "the job could not be published (minion not connected?)")
-        deadline = self.salt.monotonic() + record["options"]["node_timeout"]
-        # While it is down: stage the RPMs the nodes after it need (its events wait in the listener). A failure
-        # halts the rollout once this node is done.
-        tried = []
-        while (work := plan_lib.background_action(record, tried)) is not None:
-            tried.append(work)
-            getattr(self, "do_" + work[0])(*work[1:], background=True)
-            self.save()
-        outcome, evidence = self.await_node(minion, jid, deadline, resumed=resumed)
-        if outcome is not None:
-            return self._failed(minion, outcome)
-        # Active by the node's own look at itself, made by this job (the event's node state); after a restart
-        # or a beacon's word, a direct look instead.
-        looked = self.salt.time()
-        state = evidence or self.node_state(minion)
-        if evidence is None and state["state"] == "unknown" and self.salt.reachable(minion, timeout):
-            # No answer: the minion was restarting (its salt-minion stopped while the job finished). Ask again.
-            state = self.node_state(minion)
-        if state["active"] and state["running"] == record["version"] and state["installed"] == record["version"]:
-            plan_lib.mark_active(record, minion, state["running"], self.salt.time())
-            if self.view is not None and self.view.flight and self.view.flight["minion"] == minion:
-                # As old as its evidence: the node's going down again after it (its beacon) is newer.
-                self.view.landed(minion, self.done_at if evidence is not None else looked, state)
-            self.say(f"{minion}: active on {state['running']}", record=False)  # mark_active logged it
-            self.fire(f"node/{minion}/done", {"minion": minion, "version": state["running"]})
-            return None
-        return self._failed(
-            minion,
-            f"reported active, but a direct check finds it {state['state']} "
-            f"(installed {state['installed']}, running {state['running']}): " + "; ".join(state["reasons"]),
-            state,
-        )
-
-    def _running_update(self, minion, cancelled_gate):
-        """The jid of this rollout's ``expressware.installed`` job still running on ``minion`` (published by a
-        lost driver), else None. A prepared job at ``cancelled_gate`` (just cancelled) does not count."""
-        jobs = self.salt.call([minion], "saltutil.running", timeout=self.args["timeout"]).get(minion)
-        for job in jobs if isinstance(jobs, list) else []:
-            arg = job.get("arg") or []
-            kwarg = next((a for a in arg if isinstance(a, dict) and a.get("__kwarg__")), {})
-            if (
-                job.get("fun") == "state.single"
-                and arg[:2] == ["expressware.installed", self.record["version"]]
-                and (not cancelled_gate or kwarg.get("gate") != cancelled_gate)
-            ):
-                return job.get("jid")
-        return None
-
-    def await_node(self, minion, jid, deadline, resumed=False):
-        """Wait for the node's job and its return to active (:class:`expressware_watch.NodeWatch` says what each
-        event means): ``(None, node_state or None)`` on success, else ``(error, None)``."""
-        node = watch.NodeWatch(minion, jid, deadline, self.record["options"]["node_timeout"], resumed=resumed)
-        looks = waits_lib.LongWait(self, minion)
-        while True:
-            looks.tick()
-            event = self.salt.get_event(wait=max(0.01, min(node.remaining(self.salt.monotonic()), 5)))
-            if event:
-                self.gates.observe(*event)
-                looks.observe(*event)
-            for step in node.observe(*(event or (None, None)), self.salt.monotonic()):
-                if step.kind == watch.PHASE:
-                    plan_lib.mark_phase(self.record, minion, step.value, self.salt.time())
-                    self.save_node(minion)
-                    self.say(f"{minion}: {step.value}", record=False)  # mark_phase logged it
-                    self.fire(f"node/{minion}/phase", {"minion": minion, "phase": step.value})
-                    # While it installs (down), one look at every other member: their answers come with the events,
-                    # so the gate before the next node costs the handover nothing. Once per flight: every look is
-                    # a node_state on each member (the vendor tools run), which slows the cluster it looks at.
-                    if self.view is not None and step.value == plan_lib.INSTALLING:
-                        self.ask_members([m for m in self.view.members if m != minion])
-                elif step.kind == watch.PREPARE:
-                    self.gates.prepare(plan_lib.upcoming(self.record, current=minion), self.gate_kwarg())
-                elif step.kind == watch.PROBE:
-                    self.say(f"{minion}: minion restarted; asking it to report when the node is active")
-                    try:
-                        probe = self.salt.publish(
-                            [minion],
-                            "expressware.wait_active",
-                            kwarg={"timeout": max(1, int(deadline - self.salt.monotonic()))},
-                        )
-                    except LostMaster:
-                        probe = None  # the beacon's event or the deadline decide
-                    node.probing(probe)
-                elif step.kind == watch.DONE:
-                    self.done_at = health.stamp_time(event[1], self.salt.time()) if event else self.salt.time()
-                    return None, step.value
-                elif step.kind == watch.FAILED:
-                    return step.value, None
-                elif step.kind == watch.TIMEOUT:
-                    return node.timeout_error(self.node_state(minion)), None
-
-    def _failed(self, minion, error, state=None):
-        state = state or self.node_state(minion)
-        plan_lib.mark_failed(self.record, minion, error, self.salt.time(), after=state.get("installed"))
-        self.say(f"{minion} FAILED: {error}")
-        self.say(
-            "halted: no further node is touched; the cluster's update lease stays taken. "
-            "Fix the node, then rolling.resume (or rolling.resume skip='[" + minion + "]')"
-        )
-        self.fire(f"node/{minion}/failed", {"minion": minion, "error": error})
-        self.announce_halt()

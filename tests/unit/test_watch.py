@@ -10,7 +10,7 @@ import pytest
 from tests.shared_code import load
 
 runner = load("rolling", "_runners")
-watch = runner.driver_lib.watch
+watch = load("expressware_watch")
 protocol = runner.protocol
 
 NODE, JID, PROBE_JID = "node2", "20261201120000000001", "20261201120000000002"
