@@ -27,10 +27,10 @@ Events (``expressware/rolling/<rollout id>/...`` and ``expressware/rolling/refus
 """
 
 import importlib.util
+import inspect
 import logging
 import os
 import sys
-import time
 
 from salt.exceptions import SaltInvocationError
 
@@ -84,7 +84,7 @@ _refusing = checks.refusing if checks else (lambda func: func)
 
 
 # ---------------------------------------------------------------------------
-# Public functions (each: check its arguments, build a driver with _master().driver(), one call)
+# Public functions (each: check its arguments, then one call to this master's wiring, _master())
 # ---------------------------------------------------------------------------
 
 
@@ -118,13 +118,12 @@ def plan(
     """
     Show what :py:func:`update` would do, in what order, which builds, touching nothing.
 
-    Runs the same pre-flight as :py:func:`update` (which also fetches the installer on
-    every node to check it is reachable) and returns the plan: order, skipped nodes,
-    builds per group, per node the action and the versions. Exit status non-zero
-    when the pre-flight finds a problem. With a maintenance window, when the first node
-    would start (``window``). The arguments are :py:func:`update`'s (``cluster_members``,
-    ``health_wait``, ``cluster_states``: the cluster health gate's, checked at the pre-flight). A target that spans
-    clusters gets each cluster's plan (their pre-flights in parallel) and the waves.
+    Runs the same pre-flight as :py:func:`update` (which also fetches the installer on every node to check it is
+    reachable) and returns the plan: order, skipped nodes, builds per group, per node the action and the versions. Exit
+    status non-zero when the pre-flight finds a problem. With a maintenance window, when the first node would start
+    (``window``). The arguments are :py:func:`update`'s (``cluster_members``, ``health_wait``, ``cluster_states``: the
+    cluster health gate's, checked at the pre-flight). A target that spans clusters gets each cluster's plan (their
+    pre-flights in parallel) and the waves.
 
     CLI Example:
 
@@ -134,20 +133,7 @@ def plan(
     """
     _master_only("plan")
     given = dict(locals())
-    args = _check_args(given)
-    fleet = _master().fleet(args, given, progress=False)
-    if fleet is not None:
-        run, groups, waves = fleet
-        return run.plan_report(groups, waves)
-    with _master().driver(args, progress=False) as driver:
-        record, refused = runner_lib.refusals(driver.plan)
-    if refused:
-        return refused
-    result = plan_lib.summary(record)
-    result.update(status="planned", retcode=0, actions={m: n["action"] for m, n in record["nodes"].items()})
-    if args["options"]["window"]:
-        result["window"] = window_lib.first_start(args["options"], (window_lib.clock_from_env() or time.time)())
-    return result
+    return _master().plan(_check_args(given), given)
 
 
 def update(
@@ -196,32 +182,26 @@ def update(
         Seconds one node may take from its first step until it is active (a timeout
         is a failure and halts the rollout). Default 1800.
     compat
-        Rolling-compatibility data from the release notes (default: each minion's
-        pillar/config ``expressware:compat``).
+        Rolling-compatibility data from the release notes (default: each minion's pillar/config ``expressware:compat``).
     order, sort
-        Node order: the minions listed in ``order`` first, the rest by ``sort``
-        (``name`` or ``reverse``).
+        Node order: the minions listed in ``order`` first, the rest by ``sort`` (``name`` or ``reverse``).
     canary
         Pause after the first ``canary`` nodes until :py:func:`resume`.
     frontend
-        Minion id of the Cluster Management Node, updated (``--install-frontend``)
-        after all nodes.
+        Minion id of the Cluster Management Node, updated (``--install-frontend``) after all nodes.
     cluster
         Name of the cluster (its update lease and record); default ``default``.
     build
-        Build RPMs once per group and stage them (default); ``False``: every node's
-        installer builds for itself.
+        Build RPMs once per group and stage them (default); ``False``: every node's installer builds for itself.
     timeout
         Seconds to wait for minions to answer short calls (pre-flight, checks).
     progress
         Print progress on standard error.
     window
-        Maintenance window: a node starts only inside it and only if its expected time
-        (the slowest node so far x1.5, ``node_timeout`` at first) fits before it closes;
-        otherwise the rollout is ``waiting`` and goes on by itself when it opens. Rules
-        joined with ``;``: ``Sat-Sun 01:00-05:00``, ``Mon,Wed 22:00-02:00``,
-        ``daily 01:00-03:00``, ``*`` (always). Default: the master configuration's
-        ``expressware:window:<cluster>``.
+        Maintenance window: a node starts only inside it and only if its expected time (the slowest node so far x1.5,
+        ``node_timeout`` at first) fits before it closes; otherwise the rollout is ``waiting`` and goes on by itself
+        when it opens. Rules joined with ``;``: ``Sat-Sun 01:00-05:00``, ``Mon,Wed 22:00-02:00``, ``daily 01:00-03:00``,
+        ``*`` (always). Default: the master configuration's ``expressware:window:<cluster>``.
     window_tz
         The window's time zone (IANA name, e.g. ``Europe/Oslo``); default the master
         configuration's ``expressware:window_tz``, else the master's own zone.
@@ -238,13 +218,12 @@ def update(
         ``health_wait``) for the frontend to report again. Default ``[UP]``. Needs the notification script on the
         frontend (``salt <frontend> state.apply expressware.notify``); ``unchecked``: its state is not read.
     parallel, halt, waves
-        A target that spans clusters (its minions' pillar or grain ``expressware:cluster``; ``cluster`` names
-        those without one) is a fleet: each cluster is its own rollout (record, lease, gates), one node at a time,
-        with one build per (arch, OS, kernel) for the whole fleet. ``parallel``: clusters at once (default all).
-        ``halt``: a failure stops its own ``cluster`` (default) or the whole ``fleet`` (each after its node in
-        flight). ``canary``: the first N clusters complete before the others start. ``waves``: targets walked in
-        order (a wave takes whole clusters), each a gate for the next. ``frontend``/``cluster_members`` are for
-        one cluster.
+        A target that spans clusters (its minions' pillar or grain ``expressware:cluster``; ``cluster`` names those
+        without one) is a fleet: each cluster is its own rollout (record, lease, gates), one node at a time, with one
+        build per (arch, OS, kernel) for the whole fleet. ``parallel``: clusters at once (default all). ``halt``: a
+        failure stops its own ``cluster`` (default) or the whole ``fleet`` (each after its node in flight). ``canary``:
+        the first N clusters complete before the others start. ``waves``: targets walked in order (a wave takes whole
+        clusters), each a gate for the next. ``frontend``/``cluster_members`` are for one cluster.
 
     CLI Example:
 
@@ -258,41 +237,23 @@ def update(
     given = dict(locals())
     result = _refusing(_start)(given)
     if result.get("status") == "refused":
-        # Said on the bus as well: a rollout the reactor started has no terminal.
-        _master().fire(
-            protocol.ROLLING_REFUSED,
-            protocol.refusal_event(
-                given["cluster"] or "default",
-                version,
-                result["comment"],
-                problems=result.get("problems"),
-                holder=result["lease"]["holder"] if "lease" in result else None,
-            ),
-        )
+        _master().fire_refusal(given, result)
     return result
 
 
 def _start(given):
     """:py:func:`update` from its arguments as given (bad ones raise ``SaltInvocationError``)."""
     _master_only("update")
-    args = _check_args(given)
-    fleet = _master().fleet(args, given, progress=given["progress"])
-    if fleet is not None:
-        run, groups, waves = fleet
-        return run.start("fleet-" + runner_lib.new_rollout_id(), groups, waves)
-    rollout_id = runner_lib.new_rollout_id()
-    with _master().driver(args, progress=given["progress"]) as driver:
-        return runner_lib.refusals(driver.start, rollout_id)
+    return _master().start(_check_args(given), given)
 
 
 @_refusing
 def resume(rollout=None, cluster=None, skip=None, timeout=60, progress=True):
     """
-    Continue a stopped rollout: after a failure the operator fixed (the failed node is
-    tried again), a canary pause, an abort, a master restart or a lost ``salt-run``.
-    Finished nodes are not touched again. ``skip`` names failed or pending nodes to
-    give up on explicitly. A fleet (``rollout=fleet-<id>``, or the latest rollout when it is a fleet's) resumes
-    every cluster that stopped and starts those that had not.
+    Continue a stopped rollout: after a failure the operator fixed (the failed node is tried again), a canary pause, an
+    abort, a master restart or a lost ``salt-run``. Finished nodes are not touched again. ``skip`` names failed or
+    pending nodes to give up on explicitly. A fleet (``rollout=fleet-<id>``, or the latest rollout when it is a fleet's)
+    resumes every cluster that stopped and starts those that had not.
 
     CLI Example:
 
@@ -304,18 +265,7 @@ def resume(rollout=None, cluster=None, skip=None, timeout=60, progress=True):
     _master_only("resume")
     checks.names(skip, "skip")
     timeout = checks.seconds(timeout, "timeout")
-    if fleet_lib.is_fleet_id(rollout):
-        return _master().fleet_resume(rollout, timeout, progress=progress)
-    record = _master().find(rollout, cluster)
-    if record.get("fleet") and rollout is None and cluster is None and not skip:
-        return _master().fleet_resume(record["fleet"], timeout, progress=progress)  # the latest is a fleet's
-    try:
-        plan_lib.check_resumable(record)  # before anything connects to Salt
-    except plan_lib.RolloutError as exc:
-        raise SaltInvocationError(str(exc)) from exc
-    args = dict(record.get("args") or {}, timeout=timeout)
-    with _master().driver(args, progress=progress) as driver:
-        return runner_lib.refusals(driver.resume, record, skip or [], store.driver_alive(record))
+    return _master().resume(rollout, cluster, skip, timeout, progress=progress)
 
 
 @_refusing
@@ -340,12 +290,10 @@ def abort(rollout=None, cluster=None):
 @_refusing
 def status(rollout=None, cluster=None):
     """
-    Show a rollout (default: the latest one): status, reason, per node phase and
-    versions, builds, and who holds the cluster's update lease since when. A rollout
-    ``waiting`` for its maintenance window says when it goes on (``goes_on_at``); a
-    node in flight longer than it should take carries the driver's last look at it
-    (``evidence``). A fleet (``rollout=fleet-<id>``, or the latest rollout when it is a fleet's): a line per
-    cluster and a total.
+    Show a rollout (default: the latest one): status, reason, per node phase and versions, builds, and who holds the
+    cluster's update lease since when. A rollout ``waiting`` for its maintenance window says when it goes on
+    (``goes_on_at``); a node in flight longer than it should take carries the driver's last look at it (``evidence``). A
+    fleet (``rollout=fleet-<id>``, or the latest rollout when it is a fleet's): a line per cluster and a total.
 
     CLI Example:
 
@@ -382,13 +330,7 @@ def report(rollout=None, cluster=None, path=None, format=None):  # pylint: disab
         salt-run rolling.report cluster=db1 format=svg
     """
     path, format = rollout_args.report_target(path, format)
-    record = _master().find(rollout, cluster)
-    path = path or store.reports_path(__opts__["cachedir"], record["id"], format)
-    try:
-        report_lib.write(record, path, now=time.time(), fmt=format)
-    except OSError as exc:
-        raise SaltInvocationError(f"cannot write {path}: {exc}") from exc
-    return {"rollout": record["id"], "status": record["status"], "path": path}
+    return _master().report(rollout, cluster, path, format)
 
 
 @_refusing
@@ -409,17 +351,11 @@ def list_(cluster=None, limit=20):
         salt-run rolling.list
         salt-run rolling.list cluster=db1 limit=5
     """
-    limit = checks.count(limit, "limit", "rollouts")
-    if cluster is not None:
-        try:
-            store.check_name(cluster, "cluster")
-        except ValueError as exc:
-            raise SaltInvocationError(str(exc)) from exc
-    rows = report_lib.rollout_list(_master().rollouts().records(cluster), now=time.time())
-    return rows[:limit]
+    cluster, limit = rollout_args.list_target(cluster, limit)
+    return _master().rollout_list(cluster, limit)
 
 
-# --- rolling.rollback (begin) ----------------------------------------------------------------------------------
+# --- rolling.rollback ------------------------------------------------------------------------------------------
 # Thin glue; which nodes, in what order, to which version with which installer, and the link between the two
 # records are _utils/expressware_rollback.py's; the rollout itself is the update's driver's.
 
@@ -457,22 +393,11 @@ def rollback(rollout=None, sia=None, node_timeout=None, test=False, timeout=60, 
         salt-run rolling.rollback rollout=20261127T101500-1a2b3c
     """
     _master_only("rollback")
-    if not rollout or not isinstance(rollout, str):
-        raise SaltInvocationError(
-            "rollout is required: the id of the rollout to roll back (rolling.list)"
-            + (f", not {rollout!r}" if rollout is not None else "")
-        )
-    sia = checks.installer(sia)
-    checks.flag(test, "test")
-    if node_timeout is not None:
-        node_timeout = checks.seconds(node_timeout, "node_timeout")
-    return _master().rollback(rollout, sia, node_timeout, checks.seconds(timeout, "timeout"), test, progress)
+    rollout, sia, node_timeout, timeout = rollout_args.rollback_target(rollout, sia, node_timeout, timeout, test)
+    return _master().rollback(rollout, sia, node_timeout, timeout, test, progress)
 
 
-# --- rolling.rollback (end) ------------------------------------------------------------------------------------
-
-
-# --- update requests: rolling.request and the reactor's rolling.take_request (begin) ---------------------------
+# --- update requests: rolling.request and the reactor's rolling.take_request ----------------------------------
 # Thin glue; the logic (who may ask, limits, the request store) is in _utils/expressware_requests.py.
 # The reactor runs take_request in its runner thread pool, as it ran rolling.update before: the rollout is driven
 # there (the master's reactor process, which rolling.status sees as the driver), in the background of the request.
@@ -483,8 +408,6 @@ def _requests():
 
 
 def _update_defaults():
-    import inspect  # pylint: disable=import-outside-toplevel
-
     return {name: param.default for name, param in inspect.signature(update).parameters.items()}
 
 
@@ -534,9 +457,6 @@ def take_request(request=None, claimed=None):  # pylint: disable=redefined-outer
         salt-run rolling.take_request request=20261201T151500-0123456789abcdef
     """
     return _requests().take_request(__opts__, request, claimed, lambda args: update(**dict(args, progress=False)))
-
-
-# --- update requests (end) ---------------------------------------------------------------------------------------
 
 
 # ---------------------------------------------------------------------------

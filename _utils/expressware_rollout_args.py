@@ -1,6 +1,7 @@
 """The arguments of the rolling runner's ``update`` and ``plan``: every one checked before anything is touched,
-normalised, with the cluster's default maintenance window from the master configuration. Plain Python apart from
-Salt's exception class (the checks raise ``SaltInvocationError`` naming the argument)."""
+normalised, with the cluster's default maintenance window from the master configuration; and those of ``report``,
+``list`` and ``rollback``. Plain Python apart from Salt's exception class (the checks raise ``SaltInvocationError``
+naming the argument)."""
 
 import importlib.util
 import os
@@ -158,3 +159,29 @@ def report_target(path, format):  # pylint: disable=redefined-builtin
         format = suffix
     format = format or "html"
     return path, format
+
+
+def list_target(cluster, limit):
+    """``rolling.list``'s ``cluster`` (None, or a cluster name) and ``limit`` (a count), checked."""
+    limit = checks.count(limit, "limit", "rollouts")
+    if cluster is not None:
+        try:
+            store.check_name(cluster, "cluster")
+        except ValueError as exc:
+            raise SaltInvocationError(str(exc)) from exc
+    return cluster, limit
+
+
+def rollback_target(rollout, sia, node_timeout, timeout, test):
+    """``rolling.rollback``'s arguments, checked: ``rollout`` (required), ``sia``, ``node_timeout`` (None: the
+    original's), ``timeout``, ``test``; the first four."""
+    if not rollout or not isinstance(rollout, str):
+        raise SaltInvocationError(
+            "rollout is required: the id of the rollout to roll back (rolling.list)"
+            + (f", not {rollout!r}" if rollout is not None else "")
+        )
+    sia = checks.installer(sia)
+    checks.flag(test, "test")
+    if node_timeout is not None:
+        node_timeout = checks.seconds(node_timeout, "node_timeout")
+    return rollout, sia, node_timeout, checks.seconds(timeout, "timeout")

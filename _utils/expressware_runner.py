@@ -1,5 +1,6 @@
 """The rolling runner's wiring to this master: its records (rollouts, leases), a driver wired to its Salt, its event
-bus. Salt glue only, kept out of the runner's public functions (``_runners/rolling.py``); the walk is the driver's.
+bus, and each runner function's work with them once its arguments are checked. Salt glue only, kept out of the
+runner's public functions (``_runners/rolling.py``); the walk is the driver's.
 """
 
 import contextlib
@@ -39,6 +40,7 @@ protocol = _sibling("expressware_protocol")
 fleet_lib = _sibling("expressware_fleet")
 fleet_run_lib = _sibling("expressware_fleet_run")
 rollout_args = _sibling("expressware_rollout_args")
+report_lib = _sibling("expressware_report")
 
 
 def new_rollout_id():
@@ -101,6 +103,78 @@ class Master:
             raise SaltInvocationError(str(exc)) from exc
         finally:
             rollouts.close()
+
+    def plan(self, args, given):
+        """``rolling.plan`` (``args`` checked, ``given`` as given): one cluster's plan, or a fleet's (each cluster's
+        and the waves); nothing touched."""
+        fleet = self.fleet(args, given, progress=False)
+        if fleet is not None:
+            run, groups, waves = fleet
+            return run.plan_report(groups, waves)
+        with self.driver(args, progress=False) as driver:
+            record, refused = refusals(driver.plan)
+        if refused:
+            return refused
+        result = plan_lib.summary(record)
+        result.update(status="planned", retcode=0, actions={m: n["action"] for m, n in record["nodes"].items()})
+        if args["options"]["window"]:
+            result["window"] = window_lib.first_start(args["options"], (window_lib.clock_from_env() or time.time)())
+        return result
+
+    def start(self, args, given):
+        """``rolling.update``'s rollout (``args`` checked, ``given`` as given): one cluster's, or a fleet's."""
+        fleet = self.fleet(args, given, progress=given["progress"])
+        if fleet is not None:
+            run, groups, waves = fleet
+            return run.start("fleet-" + new_rollout_id(), groups, waves)
+        rollout_id = new_rollout_id()
+        with self.driver(args, progress=given["progress"]) as driver:
+            return refusals(driver.start, rollout_id)
+
+    def fire_refusal(self, given, result):
+        """A refused ``rolling.update`` (``given``: its arguments), said on the bus as well: a rollout the reactor
+        started has no terminal."""
+        self.fire(
+            protocol.ROLLING_REFUSED,
+            protocol.refusal_event(
+                given["cluster"] or "default",
+                given["version"],
+                result["comment"],
+                problems=result.get("problems"),
+                holder=result["lease"]["holder"] if "lease" in result else None,
+            ),
+        )
+
+    def resume(self, rollout, cluster, skip, timeout, progress=True):
+        """``rolling.resume`` (its checked arguments): a fleet's (named, or the latest rollout's without ``skip``),
+        or one rollout continued by a new driver."""
+        if fleet_lib.is_fleet_id(rollout):
+            return self.fleet_resume(rollout, timeout, progress=progress)
+        record = self.find(rollout, cluster)
+        if record.get("fleet") and rollout is None and cluster is None and not skip:
+            return self.fleet_resume(record["fleet"], timeout, progress=progress)  # the latest is a fleet's
+        try:
+            plan_lib.check_resumable(record)  # before anything connects to Salt
+        except plan_lib.RolloutError as exc:
+            raise SaltInvocationError(str(exc)) from exc
+        args = dict(record.get("args") or {}, timeout=timeout)
+        with self.driver(args, progress=progress) as driver:
+            return refusals(driver.resume, record, skip or [], store.driver_alive(record))
+
+    def report(self, rollout, cluster, path, fmt):
+        """``rolling.report`` (its checked ``path`` and ``fmt``): the picture of the rollout named or the latest,
+        written (by default under the master's cache directory)."""
+        record = self.find(rollout, cluster)
+        path = path or store.reports_path(self.opts["cachedir"], record["id"], fmt)
+        try:
+            report_lib.write(record, path, now=time.time(), fmt=fmt)
+        except OSError as exc:
+            raise SaltInvocationError(f"cannot write {path}: {exc}") from exc
+        return {"rollout": record["id"], "status": record["status"], "path": path}
+
+    def rollout_list(self, cluster, limit):
+        """``rolling.list`` (its checked arguments): the rows of the latest ``limit`` rollouts (of ``cluster``)."""
+        return report_lib.rollout_list(self.rollouts().records(cluster), now=time.time())[:limit]
 
     def fire(self, tag, data):
         """Fire on the master bus outside a rollout's driver (a courtesy to listeners: never fails the call)."""
