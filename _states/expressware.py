@@ -30,14 +30,11 @@ Masterless runs (``salt-call --local``) have no master to lease from and say so.
 Requires the ``expressware``, ``dis_services`` and ``sia`` execution modules.
 """
 
-import concurrent.futures
-import contextvars
 import importlib.util
 import os
 import sys
 import time
 
-import salt.utils.event
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "expressware"
@@ -63,8 +60,9 @@ def _shared(name):
 try:
     protocol = _shared("expressware_protocol")
     checks = _shared("expressware_args")
+    gate_wait = _shared("expressware_gate_wait")
 except ImportError as _exc:  # reported by __virtual__
-    protocol = checks = None
+    protocol = checks = gate_wait = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -128,81 +126,12 @@ def _phase(phase, version, **extra):
         pass  # progress reporting must never break the update itself
 
 
-def _gate_unwanted(gate):
-    """Why the ``rolling`` runner will not release the job at ``gate`` any more (its
-    ``salt-run`` was killed, the rollout stopped, another job took its place), as the
-    master answers ``expressware_lease.gate_wanted``; None when it still will, or when
-    there is no clear answer (master restarting, no ``peer_run``): then the job waits on."""
-    try:
-        answer = __salt__["publish.runner"]("expressware_lease.gate_wanted", arg=[f"gate={gate}"], timeout=10)
-    except Exception:  # pylint: disable=broad-except
-        return None
-    if isinstance(answer, dict) and answer.get("wanted") is False:
-        return str(answer.get("reason") or "not wanted")
-    return None
-
-
 def _await_gate(gate, version, timeout):
     """Announce this node ready (everything checked, nothing changed) and wait on
     the minion's event bus for ``expressware/gate/go`` naming ``gate``; return None
     when released, else why not (cancelled, ``timeout`` seconds passed, or the
-    rollout will not release it any more).
-
-    The ``rolling`` runner prepares the next node this way while the current one is
-    still in flight, and releases it the moment the current one is back: the next
-    node's checks, installer fetch and state start-up are off the critical path.
-    The listener exists before ``ready`` is announced, so a go cannot be missed.
-    Every ``expressware:gate_check_interval`` seconds (default 10; 0: never) the
-    master is asked, in a thread so that a go is not delayed, whether the rollout
-    still means to release this job: one whose ``salt-run`` was killed would
-    otherwise hold the node's state queue until ``timeout``.
-    """
-    minion = os.getppid()  # the salt-minion this job process runs under
-    check_every = __salt__["config.get"]("expressware:gate_check_interval", 10)
-    if isinstance(check_every, bool) or not isinstance(check_every, (int, float)) or check_every < 0:
-        check_every = 10
-    # Not a context manager: leaving it must not wait for a question still out.
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        return _wait_at_gate(gate, version, timeout, minion, check_every, pool)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _wait_at_gate(gate, version, timeout, minion, check_every, pool):
-    with salt.utils.event.get_event("minion", opts=__opts__, listen=True) as bus:
-        _phase("ready", version, gate=gate)
-        deadline = time.monotonic() + timeout
-        check, next_check = None, time.monotonic() + check_every
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return f"not released within {timeout} s"
-            if os.getppid() != minion:
-                # Its salt-minion stopped (a stopping minion leaves its jobs running):
-                # no go can come through it, and an orphan waiting here would hold the
-                # node's state queue when the minion is back.
-                return "its salt-minion stopped"
-            if check_every and check is None and time.monotonic() >= next_check:
-                check = pool.submit(contextvars.copy_context().run, _gate_unwanted, gate)  # needs __salt__
-            if check is not None and check.done():
-                unwanted, check, next_check = check.result(), None, time.monotonic() + check_every
-                if unwanted:
-                    # A go fired just before the runner let go of the gate is on the bus already.
-                    while (event := bus.get_event(wait=0.2, tag=protocol.GATE_GO, full=True)) is not None:
-                        if protocol.is_go(event["tag"], event.get("data"), gate):
-                            return None
-                    return f"the rollout will not release it: {unwanted}"
-            event = bus.get_event(
-                wait=min(remaining, 0.2 if check else 1), tag=protocol.GATE, full=True, auto_reconnect=True
-            )
-            if not event:
-                continue
-            data = event.get("data") or {}
-            if protocol.is_go(event["tag"], data, gate):
-                return None
-            if protocol.is_cancel(event["tag"], data, gate):
-                return "cancelled: " + str(data.get("reason") or "by the runner")
+    rollout will not release it any more): ``expressware_gate_wait``."""
+    return gate_wait.await_gate(gate, timeout, __salt__, __opts__, lambda: _phase("ready", version, gate=gate))
 
 
 def _staged_rpms(use_rpms, version):
