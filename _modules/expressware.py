@@ -21,11 +21,8 @@ Events: :py:func:`wait_active` fires ``expressware/node/active`` (or
 ``expressware/node/inactive`` on timeout) on the master event bus.
 """
 
-import concurrent.futures
 import contextlib
-import contextvars
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -58,8 +55,10 @@ try:
     execution = _shared("expressware_exec")
     protocol = _shared("expressware_protocol")
     checks = _shared("expressware_args")
+    node_lib = _shared("expressware_node")
+    notify_lib = _shared("expressware_notify")
 except ImportError as _exc:  # reported by __virtual__
-    vendor = execution = protocol = checks = None
+    vendor = execution = protocol = checks = node_lib = notify_lib = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -71,12 +70,10 @@ def __virtual__():
 
 def info():
     """
-    Report which copy of this extension the minion runs and where its shared code
-    came from: ``package`` (pip-installed saltext), ``extmods`` (synced with
-    ``saltutil.sync_all``) or ``module_dirs`` (a source tree).
+    Report which copy of this extension the minion runs and where its shared code came from: ``package`` (pip-installed
+    saltext), ``extmods`` (synced with ``saltutil.sync_all``) or ``module_dirs`` (a source tree).
 
-    A stale synced copy shadows a pip-installed one (Salt searches synced modules
-    first); this tells which one answers.
+    A stale synced copy shadows a pip-installed one (Salt searches synced modules first); this tells which one answers.
 
     CLI Example:
 
@@ -146,10 +143,9 @@ def version():
 
 def frontend_version():
     """
-    Return the version of the Cluster Management Node (frontend) packages
-    (``Dolphin-NetworkManager``, ``Dolphin-NetworkHosts``), or ``None`` when this
-    node is not a frontend. :py:func:`version` does not count them: ``--install-node``
-    leaves them alone, ``--install-frontend`` updates them.
+    Return the version of the Cluster Management Node (frontend) packages (``Dolphin-NetworkManager``,
+    ``Dolphin-NetworkHosts``), or ``None`` when this node is not a frontend. :py:func:`version` does not count them:
+    ``--install-node`` leaves them alone, ``--install-frontend`` updates them.
 
     CLI Example:
 
@@ -165,12 +161,10 @@ def frontend_version():
 
 def frontend_preflight(version, sia=None, enforce=False):
     """
-    What the ``rolling`` runner checks on the Cluster Management Node (frontend)
-    before any node is touched: its frontend packages' version, what
-    ``--install-frontend`` would do (``none`` when they are on ``version``,
-    ``refuse`` for a node that is no frontend or a downgrade without ``enforce``),
-    and whether the installer is reachable (``sia`` is fetched, nothing runs).
-    Changes nothing. Problems come back as ``error`` or ``sia_error``.
+    What the ``rolling`` runner checks on the Cluster Management Node (frontend) before any node is touched: its
+    frontend packages' version, what ``--install-frontend`` would do (``none`` when they are on ``version``, ``refuse``
+    for a node that is no frontend or a downgrade without ``enforce``), and whether the installer is reachable (``sia``
+    is fetched, nothing runs). Changes nothing. Problems come back as ``error`` or ``sia_error``.
 
     CLI Example:
 
@@ -194,8 +188,7 @@ def frontend_preflight(version, sia=None, enforce=False):
 
 def running_version():
     """
-    Return the version the loaded drivers run (``dis_services status``), or
-    ``None`` when no service runs.
+    Return the version the loaded drivers run (``dis_services status``), or ``None`` when no service runs.
 
     CLI Example:
 
@@ -260,10 +253,9 @@ def node_state():
     """
     Return the node's state with its evidence.
 
-    ``state`` is ``active`` when every service runs and ``dis_diag`` passes,
-    else ``inactive``. The evidence: ``services`` (from ``dis_services status``),
-    ``diag`` (``dis_diag -V 0``: passed and its last lines), ``installed`` and
-    ``running`` versions, and ``reasons`` when inactive.
+    ``state`` is ``active`` when every service runs and ``dis_diag`` passes, else ``inactive``. The evidence:
+    ``services`` (from ``dis_services status``), ``diag`` (``dis_diag -V 0``: passed and its last lines), ``installed``
+    and ``running`` versions, and ``reasons`` when inactive.
 
     CLI Example:
 
@@ -274,14 +266,6 @@ def node_state():
     return _node_state()
 
 
-@contextlib.contextmanager
-def _meanwhile(func, *args):
-    """Run ``func(*args)`` in a thread while the block runs; yields its future. The
-    thread carries the loader's context, so ``func`` may use ``__salt__``."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        yield pool.submit(contextvars.copy_context().run, func, *args)
-
-
 def _node_state(installed=None, quick=False, together=False):
     """:py:func:`node_state`; ``installed`` when already known. ``quick``: stop at the
     first sign that the node is not active (no ``dis_diag`` while services are down),
@@ -289,32 +273,8 @@ def _node_state(installed=None, quick=False, together=False):
     ``together``: run ``dis_diag`` while ``dis_services status`` runs (for the polls
     while links train, when both are needed and a shorter look sees the node active
     sooner)."""
-    if together:
-        with _meanwhile(diag) as pending:
-            status = __salt__["dis_services.status"]()
-            diag_result = pending.result()
-    else:
-        status, diag_result = __salt__["dis_services.status"](), None
-    reasons = []
-    stopped = [entry["label"] for entry in status["services"].values() if not entry["running"]]
-    if stopped:
-        reasons.append("services not running: " + ", ".join(stopped))
-    diag_summary = None
-    if not (quick and reasons):
-        diag_result = diag_result or diag()
-        diag_summary = {"passed": diag_result["passed"], "summary": diag_result["lines"][-3:]}
-        if not diag_result["passed"]:
-            reasons.append("dis_diag: " + "; ".join(diag_result["lines"][-3:]))
-    active = not reasons
-    return {
-        "state": "active" if active else "inactive",
-        "active": active,
-        "installed": version() if installed is None else installed,
-        "running": status["running_version"],
-        "services": {key: entry["running"] for key, entry in status["services"].items()},
-        "diag": diag_summary,
-        "reasons": reasons,
-    }
+    known = version if installed is None else (lambda: installed)
+    return node_lib.look(__salt__["dis_services.status"], diag, known, quick=quick, together=together)
 
 
 def is_active():
@@ -330,11 +290,6 @@ def is_active():
     return node_state()["active"]
 
 
-#: Where the Network Manager's notification script (``salt/expressware/files/cluster-notify.sh``) keeps its last
-#: report, unless ``expressware:notify:state_dir`` says otherwise (as the ``expressware.notify`` state does).
-NOTIFY_STATE_DIR = "/var/lib/expressware/cluster-notify"
-
-
 def cluster_state():
     """
     Return the last cluster-state report of the Network Manager on this Cluster Management Node (frontend), as its
@@ -348,21 +303,8 @@ def cluster_state():
 
         salt frontend1 expressware.cluster_state
     """
-    state_dir = __salt__["config.get"]("expressware:notify:state_dir", NOTIFY_STATE_DIR) or NOTIFY_STATE_DIR
-    path = os.path.join(state_dir, "state.json")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            report = json.load(handle)
-    except FileNotFoundError:
-        raise CommandExecutionError(
-            f"no cluster state on record ({path}): the Network Manager's notification script is not installed "
-            "or has not run (salt <frontend> state.apply expressware.notify)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise CommandExecutionError(f"cannot read the cluster state in {path}: {exc}") from exc
-    if not isinstance(report, dict):
-        raise CommandExecutionError(f"{path} holds no cluster-state report: {report!r}")
-    return report
+    default = notify_lib.STATE_DIR
+    return notify_lib.read_report(__salt__["config.get"]("expressware:notify:state_dir", default) or default)
 
 
 def _fire(tag, data):
@@ -376,17 +318,14 @@ def _fire(tag, data):
 
 def wait_active(timeout=300, interval=None, fire_event=True):
     """
-    Wait until the node is active, at most ``timeout`` seconds; return the last
-    :py:func:`node_state`.
+    Wait until the node is active, at most ``timeout`` seconds; return the last :py:func:`node_state`.
 
-    The vendor tools have no notification, so the node is looked at every
-    ``interval`` seconds (default: config ``expressware:poll_interval``, else 0.1;
-    while services are down a look is one ``dis_services status``, while links
-    train it adds ``dis_diag``, run at the same time). The installed version is read once, before the
-    first look: packages do not change while a node comes up. With ``fire_event``
-    the outcome is announced on the master event bus as ``expressware/node/active``
-    or ``expressware/node/inactive`` (with the node state as data), which the
-    ``rolling`` runner listens for.
+    The vendor tools have no notification, so the node is looked at every ``interval`` seconds (default: config
+    ``expressware:poll_interval``, else 0.1; while services are down a look is one ``dis_services status``, while links
+    train it adds ``dis_diag``, run at the same time). The installed version is read once, before the first look:
+    packages do not change while a node comes up. With ``fire_event`` the outcome is announced on the master event bus
+    as ``expressware/node/active`` or ``expressware/node/inactive`` (with the node state as data), which the ``rolling``
+    runner listens for.
 
     CLI Example:
 
@@ -422,11 +361,10 @@ def check_update(version, enforce=False, compat=None, downgrade_from=None):
     """
     Decide what this node needs to reach ``version``, without changing anything.
 
-    Returns ``{"action": "none"|"activate"|"install"|"refuse", "reason": ...,
-    "installed": ..., "running": ...}``. ``refuse`` covers a downgrade or
-    reinstall without ``enforce=True`` and a version pair the release notes
-    forbid. ``compat`` is the rolling-compatibility data from the release notes
-    (default: pillar/config ``expressware:compat``)::
+    Returns ``{"action": "none"|"activate"|"install"|"refuse", "reason": ..., "installed": ..., "running": ...}``.
+    ``refuse`` covers a downgrade or reinstall without ``enforce=True`` and a version pair the release notes forbid.
+    ``compat`` is the rolling-compatibility data from the release notes (default: pillar/config
+    ``expressware:compat``)::
 
         {"rolling": [{"from": "5.25.*", "to": "5.26.0"}], "incompatible": ["6.0.0"]}
 
@@ -460,39 +398,14 @@ def _decide(version, enforce, compat, installed, running, downgrade_from=None):
         vendor.validate_compat(compat)
     except ValueError as exc:
         raise SaltInvocationError(f"invalid rolling-compatibility data: {exc}") from exc
-    decision = vendor.update_decision(installed, running, version, enforce=bool(enforce), compat=compat)
-    if downgrade_from is not None and not enforce and _older(version, installed):
-        decision = _rollback_decision(decision, version, compat, installed, running, downgrade_from)
-    decision.update({"installed": installed, "running": running, "target": version})
-    return decision
-
-
-def _older(version, installed):
-    return installed is not None and vendor.compare_versions(version, installed) < 0
-
-
-def _rollback_decision(decision, version, compat, installed, running, downgrade_from):
-    """A rollback's downgrade (``downgrade_from``): allowed from exactly that version (the release-notes rule
-    still applies), refused from any other."""
-    if installed != downgrade_from:
-        return {
-            "action": "refuse",
-            "reason": f"{version} is older than the installed {installed}: the rollback allows the downgrade "
-            f"only from {downgrade_from}",
-        }
-    decision = vendor.update_decision(installed, running, version, enforce=True, compat=compat)
-    if decision["action"] == "install":
-        decision.update(downgrade=True, reason=f"rollback from {downgrade_from}: {decision['reason']}")
-    return decision
+    return node_lib.update_decision(version, enforce, compat, installed, running, downgrade_from)
 
 
 def preflight(version, sia=None, enforce=False, compat=None, downgrade_from=None):
     """
-    Everything the ``rolling`` runner checks on a node before any node is touched,
-    in one call: node state, installed version, what the update would do
-    (:py:func:`check_update`), whether the installer is reachable (``sia`` is
-    fetched, nothing runs), the grains that decide which nodes can share built
-    RPMs, and the work directory. Changes nothing.
+    Everything the ``rolling`` runner checks on a node before any node is touched, in one call: node state, installed
+    version, what the update would do (:py:func:`check_update`), whether the installer is reachable (``sia`` is fetched,
+    nothing runs), the grains that decide which nodes can share built RPMs, and the work directory. Changes nothing.
 
     Problems come back as ``error`` (the node cannot be judged) or ``sia_error``.
     ``downgrade_from``: as for :py:func:`check_update` (a rollback).
@@ -508,7 +421,7 @@ def preflight(version, sia=None, enforce=False, compat=None, downgrade_from=None
     }
     # The installer is fetched from the master while the vendor tools look at the node
     # (it changes nothing; it is reported only when the node needs it).
-    with _meanwhile(_fetch_sia, sia, version) if sia else contextlib.nullcontext() as fetching:
+    with node_lib.meanwhile(_fetch_sia, sia, version) if sia else contextlib.nullcontext() as fetching:
         try:
             result["workdir"] = execution.config(__salt__, "workdir")
             # One look at the node serves both (the vendor tools are what a pre-flight
