@@ -63,14 +63,10 @@ try:
     protocol = _shared("expressware_protocol")
     checks = _shared("expressware_args")
     driver_lib = _shared("expressware_driver")
-    report_lib = _shared("expressware_report")
-    window_lib = _shared("expressware_window")
     rollout_args = _shared("expressware_rollout_args")
     runner_lib = _shared("expressware_runner")
-    fleet_lib = _shared("expressware_fleet")
 except ImportError as _exc:  # reported by __virtual__
-    store = plan_lib = protocol = checks = driver_lib = report_lib = window_lib = rollout_args = runner_lib = None
-    fleet_lib = None
+    store = plan_lib = protocol = checks = driver_lib = rollout_args = runner_lib = None
     _IMPORT_ERROR = str(_exc)
 
 
@@ -282,9 +278,7 @@ def abort(rollout=None, cluster=None):
         salt-run rolling.abort
     """
     _master_only("abort")
-    if fleet_lib.is_fleet_id(rollout):
-        return _master().fleet_abort(rollout)
-    return _master().abort(_master().find(rollout, cluster))
+    return _master().abort_named(rollout, cluster)
 
 
 @_refusing

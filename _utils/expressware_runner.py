@@ -211,6 +211,12 @@ class Master:
             result = refusals(driver.start, new_rollout_id(), driver_lib.holder(original["id"]), link)
         return dict(result, rollback_of=original["id"])
 
+    def abort_named(self, rollout, cluster):
+        """``rolling.abort`` of the rollout named (a fleet: every cluster), else of the latest (of ``cluster``)."""
+        if fleet_lib.is_fleet_id(rollout):
+            return self.fleet_abort(rollout)
+        return self.abort(self.find(rollout, cluster))
+
     def abort(self, record):
         """``rolling.abort`` of ``record``: a running rollout is asked to stop after its current node; a stopped one
         is aborted here, its lease released."""
