@@ -16,12 +16,19 @@ through ``module_dirs``.
 - ``expressware_protocol``: event tags, the gate token, event payloads (the wire protocol)
 - ``expressware_rollout``: the rolling update as plain data (next step, record); ``expressware_rollout_plan``: the plan
 - ``expressware_rollback``: rollback from the record (which nodes, their order back, the old version and installer)
-- ``expressware_runner``: the rolling runner's wiring to the master (records, a driver wired to Salt, the bus)
-- ``expressware_rollout_args``: ``rolling.update``/``plan``'s arguments as a whole, ``rolling.report``'s target
+- ``expressware_runner``: the rolling runner's wiring to the master (records, a driver wired to Salt, the bus), and each
+  runner function's work with them once its arguments are checked
+- ``expressware_rollout_args``: ``rolling.update``/``plan``'s arguments as a whole; ``rolling.report``'s target,
+  ``rolling.list``'s and ``rolling.rollback``'s arguments
 - ``expressware_watch``: what a node's events mean while the runner waits for it (plain data)
 - ``expressware_driver``: the rolling runner's walk, its I/O injected; its parts ``expressware_driver_preflight``,
-  ``expressware_driver_health`` (the cluster health gate), ``expressware_driver_waits`` (window, long waits)
+  ``expressware_driver_health`` (the cluster health gate), ``expressware_driver_waits`` (window, long waits),
+  ``expressware_driver_node`` (one node's update: go or publish, its events watched until it is back)
 - ``expressware_gates``, ``expressware_staging``: the runner's side of the gates; builds and staging
+- ``expressware_gate_wait``: the node's side of the gates (the state's prepared job waiting at its gate for the go)
+- ``expressware_node``: a node judged from its tools, for the execution module (one look: its state with the
+  evidence; the update decision, a rollback's downgrade); ``expressware_notify``: the Network Manager notification
+  script's last cluster-state report, read
 - ``expressware_salt``: the rolling runner's one door to Salt (bounded calls, one failure policy)
 - ``expressware_store``: the update leases and rollout records (local, or in a store two masters share), a driver's lock
 - ``expressware_fleet``: fleets as plain data (grouping by cluster, waves, which cluster may start, what a halt
