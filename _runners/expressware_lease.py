@@ -259,7 +259,9 @@ def gate_wanted(gate, minion=None):
     job took its place) nothing will release it, and it ends, having changed
     nothing, instead of holding the node's state queue until its ``gate_timeout``.
 
-    Returns ``{"gate": ..., "minion": ..., "wanted": True|False, "reason": ...}``.
+    Returns ``{"gate": ..., "minion": ..., "wanted": True|False|None, "reason": ...}``;
+    None (no clear answer: the job waits on) on a syndic's master (``syndic_master``
+    set) that does not know the rollout: it runs on the master of masters.
     Called from a minion (``publish.runner``), ``minion`` is always that minion.
 
     CLI Example:
@@ -281,6 +283,10 @@ def gate_wanted(gate, minion=None):
     try:
         record = store.rollout_store(__opts__).load(rollout_id)
     except ValueError as exc:
+        if __opts__.get("syndic_master"):
+            # A syndic's master: the rollout runs on the master of masters above it, whose records this master
+            # does not see (a minion's publish.runner stops here). No clear answer: the job waits on.
+            return {"gate": gate, "minion": minion, "wanted": None, "reason": f"{exc} on this syndic's master"}
         return {"gate": gate, "minion": minion, "wanted": False, "reason": str(exc)}  # no such rollout
     wanted, reason = plan_lib.gate_wanted(record, minion, gate, store.driver_alive(record))
     return {"gate": gate, "minion": minion, "wanted": wanted, "reason": reason}

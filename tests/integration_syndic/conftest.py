@@ -91,8 +91,9 @@ def minions(syndic_master, nodes):
         for node_id in NODE_IDS:
             overrides = dict(nodes[node_id].minion_config(), **service_provider_config())
             # README: a prepared job asks its own master (the syndic master, which does not know the rollout) whether
-            # it is still wanted, and would be told no: it does not ask.
-            overrides["expressware"]["gate_check_interval"] = 0
+            # it is still wanted; asked every second, the syndic master must answer that it cannot tell, and the job
+            # waits for its go-ahead (the test asserts no node was updated "the ordinary way").
+            overrides["expressware"]["gate_check_interval"] = 1
             overrides["grains"] = {"kernelrelease": KERNELS[node_id]}
             overrides.update(master_alive_config(syndic_master))
             overrides["master"] = f"{SYNDIC_MASTER_ADDRESS}:{syndic_master.config['ret_port']}"

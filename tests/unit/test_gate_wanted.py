@@ -113,6 +113,20 @@ def test_a_job_at_another_gate_or_of_another_node_or_rollout_is_not(master, driv
     assert answer["wanted"] is False and "no rollout" in answer["reason"]
 
 
+def test_a_syndic_master_that_does_not_know_the_rollout_gives_no_answer(master, driver_process):
+    """Under a master of masters the rollout's record is above: the syndic's master says neither yes nor no (the
+    job waits on), while a plain master that does not know it says no."""
+    opts, save = master
+    save(driver_process.pid)
+    unknown = "20261127T000000-000000:00000000"
+    assert lease_runner.gate_wanted(unknown, minion="node2")["wanted"] is False
+    opts["syndic_master"] = "mom.example.com"
+    answer = lease_runner.gate_wanted(unknown, minion="node2")
+    assert answer["wanted"] is None and "syndic" in answer["reason"]
+    # A rollout it does know (a shared store) is answered as on any master.
+    assert lease_runner.gate_wanted(GATE, minion="node2")["wanted"] is True
+
+
 def test_a_minion_asks_only_for_itself(master, driver_process):
     opts, save = master
     save(driver_process.pid)
