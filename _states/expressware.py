@@ -31,11 +31,14 @@ Requires the ``expressware``, ``dis_services`` and ``sia`` execution modules.
 """
 
 import importlib.util
+import logging
 import os
 import sys
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "expressware"
 
@@ -84,8 +87,19 @@ def _masterless():
     return __opts__.get("file_client") == "local" or __opts__.get("master_type") == "disable"
 
 
+#: Tries of a lease call whose request to the master timed out (a busy master: its workers all taken). Each lease
+#: call means the same when repeated (acquire by its holder, release, show), so asking again is safe.
+LEASE_CALL_TRIES = 3
+
+
 def _lease_call(fun, cluster, *extra):
-    ret = __salt__["publish.runner"](f"expressware_lease.{fun}", arg=[f"cluster={cluster}", *extra], timeout=30)
+    for attempt in range(1, LEASE_CALL_TRIES + 1):
+        ret = __salt__["publish.runner"](f"expressware_lease.{fun}", arg=[f"cluster={cluster}", *extra], timeout=30)
+        # publish.runner's own words when its request got no answer in time (it returns them, it does not raise).
+        if not (isinstance(ret, str) and ret.endswith("runner publish timed out")) or attempt == LEASE_CALL_TRIES:
+            break
+        log.warning("expressware_lease.%s: %s (try %d of %d); asking again", fun, ret, attempt, LEASE_CALL_TRIES)
+        time.sleep(1)
     if not isinstance(ret, dict) or not ret:
         raise CommandExecutionError(
             f"the master did not answer expressware_lease.{fun} ({ret!r}); does its peer_run allow "
