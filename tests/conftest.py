@@ -72,6 +72,21 @@ def pytest_terminal_summary(terminalreporter):
         )
 
 
+#: The order the suite runs in: the plain-Python tests first (tests/unit, tests/sim), then those with a minion's
+#: loader (tests/functional), then the real daemons (tests/integration*). .ci/run installs the other Salt releases'
+#: environments in the background meanwhile, which loads the CPU: the timing-sensitive daemon tests come after.
+SUITE_ORDER = {"unit": 0, "sim": 1, "functional": 2}
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        parts = pathlib.Path(str(getattr(item, "path", None) or item.fspath)).resolve().parts
+        part = parts[len(REPO.parts) + 1] if parts[: len(REPO.parts) + 1] == (*REPO.parts, "tests") else None
+        return SUITE_ORDER.get(part, len(SUITE_ORDER))
+
+    items.sort(key=rank)  # stable: the order within each part stays pytest's
+
+
 @pytest.fixture(scope="session")
 def salt_factories_config():
     return {
