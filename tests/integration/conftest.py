@@ -37,6 +37,7 @@ MASTER_CONFIG = {
     "timeout": 30,
     "file_recv": True,  # the rolling runner fetches built RPMs with cp.push
     "peer_run": {".*": ["expressware_lease.*", "rolling.request"]},  # the state's update lease; update requests
+    "worker_threads": 8,  # README: three nodes' lease calls at once, each looking at the members from a worker
     # Minions allowed to request an update, and within what (tests/integration/test_requests.py).
     "expressware": {
         "reactor": {"allow": {"node1": {"targets": ["node*"], "versions": [NEW], "applications": ["ndbmtd"]}}},
