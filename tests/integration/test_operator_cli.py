@@ -4,7 +4,8 @@ pytest-salt-factories' CLI wrappers start Salt's entry points their own way; the
 scripts installed with Salt in this environment (``bin/salt``, ``bin/salt-run``) in a subprocess, with the
 test master's configuration directory (``-c``), no terminal and nothing else. Every call is bounded: a
 command line that never returns (Salt 3006.29's did, with some dependency sets: see README, "Supported Salt
-versions") fails its test, named, instead of holding the suite.
+versions") fails its test, named, instead of holding the suite. A whole rollout from the shell:
+``test_rolling.py::test_happy_path_one_node_at_a_time_with_one_build_per_group`` (with ``operator`` below).
 """
 
 import json
@@ -16,9 +17,7 @@ import sys
 
 import pytest
 
-from expressware_sim import max_nodes_down, merged_journal
-from tests.conftest import NEW, OLD
-from tests.integration.conftest import NODE_IDS, sia_url
+from tests.integration.conftest import NODE_IDS
 from tests.integration.rollouts import data_nodes, no_leftover_lease, roots  # noqa: F401 (fixtures)
 
 BIN = pathlib.Path(sys.executable).parent
@@ -63,37 +62,3 @@ def test_salt_run_manage_up(master, minions):
     returncode, data, stderr = operator(master, "salt-run", "manage.up")
     assert returncode == 0, stderr
     assert sorted(data) == list(NODE_IDS)
-
-
-def test_rolling_update_from_the_shell(master, minions, nodes):
-    """A whole rollout through ``salt-run rolling.update`` (pre-flight, builds, the state on every node, the
-    gate), its record through ``salt-run rolling.status``, and the exit status of a refused one."""
-    returncode, data, stderr = operator(
-        master,
-        "salt-run",
-        "rolling.update",
-        "tgt=*",
-        f"version={NEW}",
-        f"sia={sia_url(NEW)}",
-        'applications=["ndbmtd"]',
-        "node_timeout=60",
-        timeout=300,
-    )
-    assert returncode == 0, stderr
-    assert data["status"] == "done", data
-    for node_id in NODE_IDS:
-        assert data["nodes"][node_id]["before"] == OLD and data["nodes"][node_id]["after"] == NEW
-        assert nodes[node_id].state()["running_version"] == NEW
-        assert nodes[node_id].application_running("ndbmtd") is True
-    assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
-    assert "node3 (3/3): updating" in stderr  # progress on stderr, the JSON on stdout stayed clean
-
-    returncode, status, stderr = operator(master, "salt-run", "rolling.status")
-    assert returncode == 0, stderr
-    assert status["rollout"] == data["rollout"] and status["status"] == "done"
-    assert status["lease"]["held"] is False
-
-    returncode, refused, stderr = operator(
-        master, "salt-run", "rolling.update", "tgt=no-such-minion", f"version={NEW}", f"sia={sia_url(NEW)}"
-    )
-    assert returncode == 1, (refused, stderr)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from expressware_sim import down_intervals, max_nodes_down, merged_journal
+from expressware_sim.output import long_date
 from tests.conftest import NEW, NEWER, OLD, changing_commands
 from tests.integration.conftest import NODE_IDS, sia_url
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
@@ -23,6 +24,8 @@ from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     wait_for,
     wait_for_every_minion,
 )
+from tests.integration.test_operator_cli import operator
+from tests.integration.test_vendor_formats import dis_services_status
 
 
 def first_down(nodes):
@@ -33,61 +36,72 @@ def first_down(nodes):
     ]
 
 
-def test_happy_path_one_node_at_a_time_with_one_build_per_group(salt_run_cli, nodes):
-    ret = salt_run_cli.run("rolling.update", *update_args(), _timeout=300)
-    assert ret.returncode == 0, ret.stderr
-    assert ret.data["status"] == "done", ret.data
-    assert ret.data["order"] == list(NODE_IDS)
+def test_happy_path_one_node_at_a_time_with_one_build_per_group(master, minions, salt_run_cli, nodes):
+    """An operator's rollout from a shell (the real ``salt-run``, not the test wrapper) on nodes that print the
+    vendor's own dated forms (build dates, ``(GX)``, SuperSockets' codename and build note: issue 14), then the
+    same command again, ``rolling.status`` and a refused command's exit status."""
+    for node in nodes.values():
+        node.set_output_style("dated")
+    returncode, data, stderr = operator(master, "salt-run", "rolling.update", *update_args(), timeout=300)
+    assert returncode == 0, stderr
+    assert data["status"] == "done", data
+    assert data["order"] == list(NODE_IDS)
     for node_id in NODE_IDS:
-        assert ret.data["nodes"][node_id]["phase"] == "active"
-        assert ret.data["nodes"][node_id]["before"] == OLD and ret.data["nodes"][node_id]["after"] == NEW
-        assert nodes[node_id].state()["running_version"] == NEW
+        assert data["nodes"][node_id]["phase"] == "active"
+        assert data["nodes"][node_id]["before"] == OLD and data["nodes"][node_id]["after"] == NEW
+        assert nodes[node_id].state()["running_version"] == NEW and nodes[node_id].state()["output_style"] == "dated"
+        # The node still prints the dated forms, now of the new version: the rollout read them.
+        assert f"Dolphin IRM (GX) {NEW} ( {long_date(NEW)} ) is running." in dis_services_status(nodes[node_id]).stdout
         assert nodes[node_id].application_running("ndbmtd") is True
     # Never two nodes down, and in the planned order.
     assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
     assert first_down(nodes) == list(NODE_IDS)
     # One build per group (node1+node2 share a kernel, node3 has its own), on the group's first node;
     # every node installs from staged RPMs.
-    assert len(ret.data["builds"]) == 2
+    assert len(data["builds"]) == 2
     assert [len(commands(nodes[n], "--build-rpm")) for n in NODE_IDS] == [1, 0, 1]
     for node_id in NODE_IDS:
         installs = commands(nodes[node_id], "--install-node")
         assert len(installs) == 1 and "--use-rpms" in installs[0]["command"]
-    # Progress went to stderr while the JSON result stayed parseable.
-    assert "node2 (2/3): updating" in ret.stderr
+    # Progress went to stderr while the JSON result on stdout stayed parseable.
+    assert "node2 (2/3): updating" in stderr
     # Each node was prepared ahead of its turn (node1 during the builds, the others while
     # the one before installed) and released, not published again at its turn.
-    progress = ret.stderr.splitlines()
+    progress = stderr.splitlines()
     for position, node_id in enumerate(NODE_IDS):
         prepared = _line(progress, f"{node_id}: prepared")
         assert prepared < _line(progress, f"{node_id} ({position + 1}/3): updating")
         if position:
             previous = NODE_IDS[position - 1]
             assert _line(progress, f"{previous}: installing") < prepared < _line(progress, f"{previous}: active on")
-    assert "updated the ordinary way" not in ret.stderr
+    assert "updated the ordinary way" not in stderr
     # node1, the builder, went first with the RPMs where it built them; they were
     # pushed and staged on node2 while node1 was updated, before node2 was touched.
     staged_for_node2 = _line(progress, "on 1 node(s)")
     assert _line(progress, "node1 (1/3): updating") < staged_for_node2 < _line(progress, "node2 (2/3): updating")
-    assert "not done yet" not in ret.stderr
+    assert "not done yet" not in stderr
 
-    status = salt_run_cli.run("rolling.status")
-    assert status.data["status"] == "done" and status.data["lease"]["held"] is False
+    returncode, status, stderr = operator(master, "salt-run", "rolling.status")
+    assert returncode == 0, stderr
+    assert status["rollout"] == data["rollout"] and status["status"] == "done", status
+    assert status["lease"]["held"] is False
+
+    # The same command again disturbs no node already on the target.
+    before = {n: changing_commands(node) for n, node in nodes.items()}
+    ret = salt_run_cli.run("rolling.update", *update_args(), _timeout=120)
+    assert ret.returncode == 0, ret
+    assert ret.data["counts"] == {"skipped": 3}
+    assert {n: changing_commands(node) for n, node in nodes.items()} == before
+
+    # A refused command exits non-zero from the shell.
+    returncode, refused, stderr = operator(master, "salt-run", "rolling.update", *update_args(tgt="no-such-minion"))
+    assert returncode == 1, (refused, stderr)
 
 
 def _line(lines, text):
     """Index of the one line that contains ``text``."""
     (index,) = [i for i, line in enumerate(lines) if text in line]
     return index
-
-
-def test_rerun_skips_nodes_on_target(salt_run_cli, nodes):
-    assert salt_run_cli.run("rolling.update", *update_args(), _timeout=300).returncode == 0
-    before = {n: changing_commands(node) for n, node in nodes.items()}
-    ret = salt_run_cli.run("rolling.update", *update_args(), _timeout=120)
-    assert ret.returncode == 0, ret
-    assert ret.data["counts"] == {"skipped": 3}
-    assert {n: changing_commands(node) for n, node in nodes.items()} == before
 
 
 def test_plan_changes_nothing(salt_run_cli, nodes):

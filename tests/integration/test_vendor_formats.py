@@ -3,21 +3,18 @@
 Issue 14: on a stack that prints ``Dolphin KOSIF 5.25.2 ( April 24th 2026 ) is running.`` (the shape of
 the vendor's verbatim output, expressware-facts.md §3.3) every node was refused at the pre-flight. Here
 every node prints the dated forms (build dates, ``(GX)``, SuperSockets' codename and build note,
-``is not running.``, dis_diag's release tag and its summary after the verdict), and an operator's
-``salt-run rolling.update`` (the venv's real command line, not the test wrapper) rolls them to the new
-version; ``dis_services.status`` and ``expressware.node_state`` read them right.
+``is not running.``, dis_diag's release tag and its summary after the verdict); ``dis_services.status`` and
+``expressware.node_state`` read them right. An operator's ``salt-run rolling.update`` (the venv's real command
+line) rolls such nodes to the new version in
+``test_rolling.py::test_happy_path_one_node_at_a_time_with_one_build_per_group``.
 """
 
-import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from expressware_sim import max_nodes_down, merged_journal
 from expressware_sim.output import long_date
-from tests.conftest import NEW, OLD
+from tests.conftest import OLD
 from tests.integration.conftest import NODE_IDS
 from tests.integration.rollouts import data_nodes, no_leftover_lease, roots, update_args  # noqa: F401 (fixtures)
 
@@ -77,26 +74,3 @@ def test_stopped_services_in_the_dated_wording(salt_cli, nodes):
     started = salt_cli.run("dis_services.start", minion_tgt="node2")
     assert started.returncode == 0 and started.data["result"] is True, started
     assert salt_cli.run("dis_services.status", minion_tgt="node2").data["running_version"] == OLD
-
-
-def test_rolling_update_through_the_operators_salt_run(master, minions, salt_cli, nodes):
-    """``salt-run -c <master config dir> rolling.update ...`` from a shell, as an operator runs it."""
-    salt_run = Path(sys.executable).with_name("salt-run")
-    cmdline = [str(salt_run), "-c", str(master.config_dir), "--out=json", "rolling.update", *update_args()]
-    proc = subprocess.run(cmdline, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout)
-    assert result["status"] == "done", result
-    assert result["order"] == list(NODE_IDS)
-    for node_id in NODE_IDS:
-        assert result["nodes"][node_id]["before"] == OLD and result["nodes"][node_id]["after"] == NEW
-        node = nodes[node_id]
-        assert node.state()["running_version"] == NEW and node.state()["output_style"] == "dated"
-        # The node still prints the dated forms, now of the new version: the rollout read them.
-        assert f"Dolphin IRM (GX) {NEW} ( {long_date(NEW)} ) is running." in dis_services_status(node).stdout
-        assert node.application_running("ndbmtd") is True
-    assert max_nodes_down(roots(nodes)) == 1, merged_journal(roots(nodes))
-    state = salt_cli.run("expressware.node_state", minion_tgt="*")
-    assert {node_id: (answer["state"], answer["running"]) for node_id, answer in state.data.items()} == {
-        node_id: ("active", NEW) for node_id in NODE_IDS
-    }
