@@ -1,6 +1,7 @@
 """Scale of the rollout logic without daemons: ``expressware_rollout`` + ``RolloutStore`` on N made-up nodes.
 
-The loop mirrors ``_utils/expressware_driver.py`` (``Driver.run`` / ``step`` / ``do_*`` / ``await_node``) step for step,
+The loop mirrors ``_utils/expressware_driver.py`` (``Driver.run`` / ``step`` / ``do_*``) and
+``_utils/expressware_driver_node.py`` (``do_update`` / ``await_node``) step for step,
 minus Salt:
 
 * ``new_record`` from pre-flight facts, ``record["args"]`` and ``record["driver"]`` added, one save;
