@@ -54,7 +54,7 @@ def holder(rollout_id):
 
 class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits, node_lib.NodeUpdate):
     """One rollout's driver. ``salt``: the adapter; ``rollouts``/``leases``: the master's stores; ``args``: the
-    checked arguments; ``file_recv``: the master's option; ``staging``: an ``expressware_staging.Staging``."""
+    checked arguments; ``staging``: an ``expressware_staging.Staging``."""
 
     def __init__(
         self,
@@ -63,7 +63,6 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits, n
         leases,
         args,
         staging,
-        file_recv=False,
         progress=False,
         out=None,
         identity=None,
@@ -77,7 +76,7 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits, n
         self.rollouts, self.leases, self.args = rollouts, leases, args
         # The wall clock the maintenance window is read with (a test may move it).
         self.clock = clock or salt.time
-        self.staging, self.file_recv, self.progress = staging, file_recv, progress
+        self.staging, self.progress = staging, progress
         self.out = out if out is not None else sys.stderr
         self.identity = identity or {"pid": os.getpid(), "host": socket.gethostname()}
         self.record = None

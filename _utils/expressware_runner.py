@@ -92,7 +92,6 @@ class Master:
                     self.leases(),
                     args,
                     staging_lib.Staging(salt_io, self.opts["cachedir"]),
-                    file_recv=bool(self.opts.get("file_recv")),
                     progress=progress,
                     identity=rollouts.driver,
                     clock=window_lib.clock_from_env(),

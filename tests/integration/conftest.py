@@ -35,7 +35,7 @@ WINDOWS = {
 #: The master configuration the README documents for this extension.
 MASTER_CONFIG = {
     "timeout": 30,
-    "file_recv": True,  # the rolling runner fetches built RPMs with cp.push
+    "file_recv": True,  # not needed (the RPMs travel in job returns); a site may have it on, so the tests do too
     "peer_run": {".*": ["expressware_lease.*", "rolling.request"]},  # the state's update lease; update requests
     "worker_threads": 8,  # README: three nodes' lease calls at once, each looking at the members from a worker
     # Minions allowed to request an update, and within what (tests/integration/test_requests.py).

@@ -581,7 +581,6 @@ def simulate(seed, crash_at=None, nodes=4, rounds=10):
             leases,
             copy.deepcopy(args),
             staging=FakeStaging(cluster),
-            file_recv=True,
             identity={"pid": 1000 + attempt, "host": "master"},
         )
         drivers += 1

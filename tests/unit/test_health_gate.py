@@ -37,7 +37,6 @@ def _rollout(outage_length, health_wait):
         leases,
         args,
         staging=sim.FakeStaging(cluster),
-        file_recv=True,
         identity={"pid": 1, "host": "master"},
     )
     driver.resolve_members = lambda expr, name: list(expr)
@@ -71,7 +70,7 @@ def test_a_further_member_down_refuses_the_preflight():
     records, leases, salt = sim.Records(cluster), sim.Leases(), sim.FakeSalt(cluster)
     records.salt = salt
     args = dict(copy.deepcopy(sim.ARGS), tgt=["node1", "node2"], tgt_type="list", cluster_members=["node3"])
-    driver = sim.driver_lib.Driver(salt, records, leases, args, staging=sim.FakeStaging(cluster), file_recv=True)
+    driver = sim.driver_lib.Driver(salt, records, leases, args, staging=sim.FakeStaging(cluster))
     result = driver.start("r1")
     assert result["status"] == "refused" and "node3" in result["problems"], result
     assert not any(n.installs or n.down for n in cluster.nodes.values())

@@ -48,7 +48,6 @@ def run(options, clock_offset=0.0, cluster=None, names=("node1", "node2", "node3
         Leases(),
         args,
         staging=FakeStaging(cluster),
-        file_recv=True,
         progress=True,
         out=out,
         identity={"pid": 1, "host": "master"},
@@ -231,7 +230,6 @@ def test_a_node_in_flight_when_the_driver_died_is_finished_outside_the_window():
         Leases(),
         args,
         staging=FakeStaging(cluster),
-        file_recv=True,
         identity={"pid": 1, "host": "master"},
     )
     # The first driver dies right after node1 began (its "stopping" saved).
@@ -256,7 +254,6 @@ def test_a_node_in_flight_when_the_driver_died_is_finished_outside_the_window():
         Leases(),
         args,
         staging=FakeStaging(cluster),
-        file_recv=True,
         progress=True,
         out=out,
         identity={"pid": 2, "host": "master"},

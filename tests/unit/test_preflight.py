@@ -54,7 +54,7 @@ def make_driver(minions):
         "timeout": 60,
         "options": {"enforce": False, "compat": None, "build": True, "frontend": None},
     }
-    return driver_lib.Driver(Salt(minions), rollouts=None, leases=None, args=args, staging=None, file_recv=True)
+    return driver_lib.Driver(Salt(minions), rollouts=None, leases=None, args=args, staging=None)
 
 
 def test_a_minion_silent_at_first_is_asked_once_more_and_counts():
