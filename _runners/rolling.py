@@ -110,6 +110,7 @@ def plan(
     parallel=None,
     halt="cluster",
     waves=None,
+    progress_every=30,
 ):
     """
     Show what :py:func:`update` would do, in what order, which builds, touching nothing.
@@ -158,6 +159,7 @@ def update(
     parallel=None,
     halt="cluster",
     waves=None,
+    progress_every=30,
 ):
     """
     Update every targeted Cluster Node to ``version``, one node at a time.
@@ -193,6 +195,10 @@ def update(
         Seconds to wait for minions to answer short calls (pre-flight, checks).
     progress
         Print progress on standard error.
+    progress_every
+        Seconds between two progress lines (and ``rolling.status`` notes) about a node in flight longer than it
+        should take (the slowest node so far, or ``progress_every`` before any node is done): how long out of
+        ``node_timeout``, and what the node says about itself. Default 30.
     window
         Maintenance window: a node starts only inside it and only if its expected time (the slowest node so far x1.5,
         ``node_timeout`` at first) fits before it closes; otherwise the rollout is ``waiting`` and goes on by itself

@@ -73,6 +73,9 @@ def update_args(given, config=None):
         "canary": canary,
         "frontend": frontend,
         "build": given["build"],
+        "progress_every": checks.number(
+            given.get("progress_every", window_lib.SAY_EVERY), "progress_every", 1, checks.WEEK
+        ),
     }
     options["window"], options["window_tz"] = window_args(given, cluster, config)
     return {

@@ -311,7 +311,8 @@ def expected_seconds(record, margin=MARGIN):
 
 # -- how long a node should take: long waits say so ------------------------------------
 
-#: Seconds between two progress lines about a node in flight longer than it should take.
+#: Seconds between two progress lines about a node in flight longer than it should take, unless the rollout's
+#: ``progress_every`` option says otherwise (records written before it existed have none).
 SAY_EVERY = 30
 
 
@@ -325,16 +326,17 @@ def _done_seconds(record):
 
 def should_say(record, minion, now, said_at=None):
     """Is it time for a progress line about ``minion``, in flight since its ``started``? The
-    first once it has been in flight longer than it should take (:func:`expected_seconds`, or
-    :data:`SAY_EVERY` before any node is done), then every :data:`SAY_EVERY` seconds after
-    ``said_at`` (when the last line was said)."""
+    first once it has been in flight longer than it should take (:func:`expected_seconds`, or the
+    rollout's ``progress_every``, :data:`SAY_EVERY` by default, before any node is done), then every
+    ``progress_every`` seconds after ``said_at`` (when the last line was said)."""
     node = record["nodes"][minion]
     if node["phase"] not in ("stopping", "installing", "waiting") or node.get("started") is None:
         return False
+    every = record["options"].get("progress_every", SAY_EVERY)
     if said_at is not None:
-        return now - said_at >= SAY_EVERY
-    first = expected_seconds(record) if _done_seconds(record) else SAY_EVERY
-    return now - node["started"] >= min(first, SAY_EVERY)
+        return now - said_at >= every
+    first = expected_seconds(record) if _done_seconds(record) else every
+    return now - node["started"] >= min(first, every)
 
 
 def waiting_note(record, minion, now, node_state=None):

@@ -90,6 +90,9 @@ def minions(master, nodes):
             # The grain that groups nodes for builds follows the simulated kernel.
             overrides["grains"] = {"kernelrelease": KERNELS[node_id]}
             overrides.update(master_alive_config(master))
+            # Salt's default. pytest-salt-factories sets 0.05, and Salt runs beacons every second but counts a
+            # beacon's interval in loop intervals: the beacon's 1 s would be 20 s here.
+            overrides["loop_interval"] = 1
             factory = master.salt_minion_daemon(node_id, overrides=overrides)
             stack.enter_context(factory.started())
             factories.append(factory)

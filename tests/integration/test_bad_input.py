@@ -68,6 +68,8 @@ CASES = [
     ({"node_timeout": '"60"'}, "node_timeout must be a number of seconds"),
     ({"node_timeout": 10**12}, "node_timeout must be a number of seconds"),
     ({"timeout": -5}, "timeout must be a number of seconds"),
+    ({"progress_every": 0}, "progress_every must be between 1 and"),
+    ({"progress_every": "often"}, "progress_every must be a number of seconds"),
 ]
 
 

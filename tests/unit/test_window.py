@@ -377,6 +377,16 @@ def test_should_say_before_any_node_is_done():
     assert not window.should_say(record, "n2", 5000)  # not in flight
 
 
+def test_should_say_every_progress_every_seconds_when_the_operator_sets_it():
+    record = _record(1800)
+    record["options"]["progress_every"] = 5.0
+    rollout.mark_phase(record, "n1", rollout.STOPPING, 1000)
+    assert not window.should_say(record, "n1", 1004.9)
+    assert window.should_say(record, "n1", 1005)
+    assert not window.should_say(record, "n1", 1009, said_at=1005)
+    assert window.should_say(record, "n1", 1010, said_at=1005)
+
+
 def test_should_say_once_longer_than_the_nodes_before():
     record = _record(21)
     _update(record, "n1", 1000, 1006)  # 6 s: the next is expected in 9 s
