@@ -32,6 +32,10 @@ waits_lib = _sibling("expressware_driver_waits")
 
 LostMaster = saltio.LostMaster
 
+#: Seconds to wait for a minion's answer to ``saltutil.find_job`` about the job being followed (none: asked again
+#: ``expressware_watch.FOLLOW_CHECK`` seconds later).
+FIND_JOB_TIMEOUT = 5
+
 
 class NodeUpdate:
     """One node's update (``do_update``, the walk's ``update`` action) of a :class:`expressware_driver.Driver`."""
@@ -171,6 +175,11 @@ class NodeUpdate:
                     except LostMaster:
                         probe = None  # the beacon's event or the deadline decide
                     node.probing(probe)
+                elif step.kind == watch.FIND_JOB:
+                    # A job a lost driver published (maybe on another master: its return goes there).
+                    answer = self.salt.call([minion], "saltutil.find_job", [jid], timeout=FIND_JOB_TIMEOUT).get(minion)
+                    if node.job_running(answer):
+                        return self._unheard_end(minion, jid)
                 elif step.kind == watch.DONE:
                     self.done_at = health.stamp_time(event[1], self.salt.time()) if event else self.salt.time()
                     return None, step.value
@@ -178,6 +187,25 @@ class NodeUpdate:
                     return step.value, None
                 elif step.kind == watch.TIMEOUT:
                     return node.timeout_error(self.node_state(minion)), None
+
+    def _unheard_end(self, minion, jid):
+        """The followed job ``jid`` ended and its return did not come here: the node's own look decides, ``(None,
+        node_state)`` when it is active on the target, else ``(error, None)``."""
+        self.say(
+            f"{minion}: its update (job {jid}) has ended and its return did not come here (another master's job?): "
+            "looking at the node"
+        )
+        state = self.node_state(minion)
+        version = self.record["version"]
+        if state["active"] and state["running"] == version and state["installed"] == version:
+            self.done_at = self.salt.time()  # as old as this look
+            return None, state
+        return (
+            f"its update (job {jid}, followed after a resume) ended without its return reaching this master, and the "
+            f"node is {state['state']} (installed {state['installed']}, running {state['running']}): "
+            + "; ".join(state["reasons"]),
+            None,
+        )
 
     def _failed(self, minion, error, state=None):
         state = state or self.node_state(minion)

@@ -19,7 +19,10 @@ What counts, and why:
   once the probe out has gone unanswered for ``PROBE_INTERVAL`` seconds, not once per event.
 
 The node is done when it is active and its job succeeded (or the minion restarted: the job cannot return);
-a job resumed from a lost driver is done once it succeeded (its active event went to the lost listener).
+a job resumed from a lost driver is done once it succeeded (its active event went to the lost listener). Such a job's
+return goes to the master that published it, which may be another one (multi-master): every ``FOLLOW_CHECK``
+seconds the driver asks the minion whether it still runs the job (``saltutil.find_job``); once it does not, the wait
+ends unheard and the driver looks at the node itself.
 Events of other minions, or naming another minion than the one they come from, do not count.
 """
 
@@ -44,6 +47,9 @@ protocol = _sibling("expressware_protocol")
 
 #: What the driver does next for a node it waits for.
 PHASE, PREPARE, PROBE, DONE, FAILED, TIMEOUT = "phase", "prepare", "probe", "done", "failed", "timeout"
+#: Ask the minion whether it still runs the job (a resumed job's return may go to another master); then ``UNHEARD``:
+#: it does not, and no return came here (the driver looks at the node itself).
+FIND_JOB, UNHEARD = "find_job", "unheard"
 #: Phases the state reports while the node is being updated (it may be down).
 IN_FLIGHT = ("stopping", "installing", "waiting")
 
@@ -52,6 +58,9 @@ Step = collections.namedtuple("Step", "kind value")
 #: Seconds an unanswered probe stands before another start event of its minion asks again (a probe lost with a
 #: second restart is replaced; a burst of start events costs one ``wait_active`` job, not one each).
 PROBE_INTERVAL = 30
+
+#: Seconds between two questions (``saltutil.find_job``) about a job a lost driver started, while it is followed.
+FOLLOW_CHECK = 5
 
 
 class NodeWatch:
@@ -65,6 +74,7 @@ class NodeWatch:
         self.probe_tag = None
         self.probed_at = None  # when the last probe was asked for
         self.reprobe = False  # a start event came while a probe was out: ask again if it stays unanswered
+        self.checked_at = None  # when the followed job (resumed) was last asked about, or first seen
         self.finished = None
 
     def remaining(self, now):
@@ -99,7 +109,22 @@ class NodeWatch:
             self.finished = Step(TIMEOUT, self.restarted)
         if self.finished is not None:
             steps.append(self.finished)
+        elif self.resumed and not self.job_done:
+            if self.checked_at is None:
+                self.checked_at = now
+            elif now - self.checked_at >= FOLLOW_CHECK:
+                self.checked_at = now
+                steps.append(Step(FIND_JOB, self.jid))
         return steps
+
+    def job_running(self, answer):
+        """The minion's answer to ``saltutil.find_job`` after a ``FIND_JOB`` step: ``{}`` (it runs no such job) ends
+        the wait, unheard (its return went elsewhere, or is on its way); the job's description, or no answer (a
+        minion restarting), changes nothing. The steps: ``[]`` or the final ``UNHEARD``."""
+        if self.finished is None and answer == {} and not self.job_done:
+            self.finished = Step(UNHEARD, None)
+            return [self.finished]
+        return []
 
     def timeout_error(self, state):
         """The error of a node not active by the deadline, with the node's own look at itself (``state``)."""

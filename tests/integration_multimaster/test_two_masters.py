@@ -133,9 +133,11 @@ def test_one_rollout_per_cluster_whichever_master_runs_it(master1, master2, mini
 
 def test_the_other_master_resumes_a_rollout_whose_driver_died(master1, master2, minions, nodes):
     """Master 1's ``salt-run`` dies (SIGKILL) while node1 installs: its driver lock goes with it, master 2 sees the
-    driver gone and its ``rolling.resume`` finishes the rollout, node1 not updated twice."""
+    driver gone and its ``rolling.resume`` finishes the rollout, node1 not updated twice. node1's job, published by
+    master 1, still runs when master 2 resumes: its return goes to master 1 only, so master 2 follows it by asking
+    node1 (``saltutil.find_job``) and, once it has ended, looks at the node."""
     for node in nodes.values():
-        node.set_delays(build=0.3, install=6)
+        node.set_delays(build=0.3, install=12)
     first = _start_update(master1)
     try:
         _wait_for(
@@ -152,15 +154,13 @@ def test_the_other_master_resumes_a_rollout_whose_driver_died(master1, master2, 
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(timeout=30)
     assert store.driver_alive(_shared_record(master2)) is False
-    # Known gap: node1's update job was published by master 1, and its return goes to master 1 only. A resume on
-    # master 2 while that job still runs follows it and never hears its end (seen: node1 active, the resume timed
-    # out). So the resume here comes once node1's job is over (node1 back, its application started).
-    _wait_for(lambda: nodes["node1"].application_running("ndbmtd"), 120, "node1's job to end")
-
     returncode, status, stderr = operator(master2, "salt-run", "rolling.status")
     assert returncode == 0 and status["driver"]["alive"] is False, (status, stderr)
+    assert not nodes["node1"].application_running("ndbmtd")  # node1's job has not ended
     returncode, done, stderr = operator(master2, "salt-run", "rolling.resume", timeout=240)
     assert returncode == 0 and done["status"] == "done" and done["rollout"] == record["id"], (done, stderr)
+    assert "node1: its update (job " in stderr and "still runs; following it" in stderr, stderr
+    assert "its return did not come here (another master's job?)" in stderr, stderr
     assert _shared_record(master1)["driver"]["master"] == master2.id
     roots = [node.root for node in nodes.values()]
     for node_id in NODE_IDS:

@@ -365,6 +365,10 @@ class Cluster:
                 }
                 for j in jobs
             ]
+        if fun == "saltutil.find_job":
+            jobs = ([node.current] if node.current and not node.current.lost else []) + node.queue
+            found = [j for j in jobs if j.jid == arg[0]]
+            return {"fun": "state.single", "jid": found[0].jid} if found else {}
         if fun == "saltutil.kill_job":
             for job in [node.current] + node.queue:
                 if job is not None and job.jid == arg[0]:

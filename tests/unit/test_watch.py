@@ -259,3 +259,30 @@ def test_a_prepared_job_not_ready_in_time():
     job.observe(*restart(minion="node2"))
     job.observe(*ret(jid="20261201120000000009", minion="node2"))
     assert not job.settled and job.why_unusable(5) == "was not ready within 5 s"
+
+
+def test_a_followed_job_is_asked_about_and_its_unheard_end_ends_the_wait():
+    """A job a lost driver published (maybe on another master, whose return never comes here): every FOLLOW_CHECK
+    seconds the minion is asked whether it still runs it; once it does not, the wait ends unheard."""
+    node = watch.NodeWatch(NODE, JID, 100.0, 60, resumed=True)
+    assert node.observe(None, None, 0.0) == []  # the first look starts the count
+    assert node.observe(None, None, watch.FOLLOW_CHECK - 0.1) == []
+    assert node.observe(None, None, watch.FOLLOW_CHECK) == [(watch.FIND_JOB, JID)]
+    assert node.job_running({"jid": JID, "fun": "state.single"}) == []  # still runs
+    assert node.job_running(False) == []  # no answer (restarting): asked again later
+    assert node.observe(None, None, watch.FOLLOW_CHECK + 1) == []
+    assert node.observe(None, None, 2 * watch.FOLLOW_CHECK) == [(watch.FIND_JOB, JID)]
+    assert node.job_running({}) == [(watch.UNHEARD, None)]
+    assert node.observe(*ret(), 2 * watch.FOLLOW_CHECK + 1) == [(watch.UNHEARD, None)]  # finished
+
+
+def test_a_job_of_this_rollout_is_not_asked_about():
+    node = watch.NodeWatch(NODE, JID, 100.0, 60)
+    assert node.observe(None, None, 0.0) == [] and node.observe(None, None, 50.0) == []
+
+
+def test_a_followed_job_whose_return_comes_is_done_without_asking():
+    node = watch.NodeWatch(NODE, JID, 100.0, 60, resumed=True)
+    node.observe(None, None, 0.0)
+    assert node.observe(*ret(), 1.0) == [(watch.DONE, None)]
+    assert node.job_running({}) == []
