@@ -151,17 +151,14 @@ class NodeUpdate:
             if event:
                 self.gates.observe(*event)
                 looks.observe(*event)
+            look = False
             for step in node.observe(*(event or (None, None)), self.salt.monotonic()):
                 if step.kind == watch.PHASE:
                     plan_lib.mark_phase(self.record, minion, step.value, self.salt.time())
                     self.save_node(minion)
                     self.say(f"{minion}: {step.value}", record=False)  # mark_phase logged it
                     self.fire(f"node/{minion}/phase", {"minion": minion, "phase": step.value})
-                    # While it installs (down), one look at every other member: their answers come with the events,
-                    # so the gate before the next node costs the handover nothing. Once per flight: every look is
-                    # a node_state on each member (the vendor tools run), which slows the cluster it looks at.
-                    if self.view is not None and step.value == plan_lib.INSTALLING:
-                        self.ask_members([m for m in self.view.members if m != minion])
+                    look = self.view is not None and step.value == plan_lib.INSTALLING
                 elif step.kind == watch.PREPARE:
                     self.gates.prepare(plan_lib.upcoming(self.record, current=minion), self.gate_kwarg())
                 elif step.kind == watch.PROBE:
@@ -187,6 +184,14 @@ class NodeUpdate:
                     return step.value, None
                 elif step.kind == watch.TIMEOUT:
                     return node.timeout_error(self.node_state(minion)), None
+            if look:
+                # While it installs (down), one look at every other member: their answers come with the events, so
+                # the gate before the next node costs the handover nothing. Once per flight: every look is a
+                # node_state on each member (the vendor tools run), which slows the cluster it looks at. After the
+                # next node's job is published (PREPARE), and not at that node: its job checks it, and gets ready
+                # sooner with its minion to itself. Its own state is no condition of its own turn.
+                prepared = self.gates.prepared.minion if self.gates.prepared else None
+                self.ask_members([m for m in self.view.members if m not in (minion, prepared)])
 
     def _unheard_end(self, minion, jid):
         """The followed job ``jid`` ended and its return did not come here: the node's own look decides, ``(None,

@@ -6,6 +6,7 @@ import os
 import pathlib
 import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -89,11 +90,18 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def salt_factories_config():
-    return {
+    # The daemons' directories in one of this session's own (pytest-salt-factories would put them straight under
+    # TMPDIR, naming each with a check-then-create that two pytest-xdist workers could both pass); short, for the
+    # daemons' Unix socket paths.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    root_dir = tempfile.mkdtemp(prefix=f"xw-{worker}-")
+    yield {
         "code_dir": str(REPO),
         "inject_sitecustomize": False,
         "start_timeout": 120 if os.environ.get("CI") else 60,
+        "root_dir": root_dir,
     }
+    shutil.rmtree(root_dir, ignore_errors=True)
 
 
 def fresh_node(root, name, version=OLD, applications=(), **kwargs):
