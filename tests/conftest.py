@@ -78,12 +78,20 @@ def pytest_terminal_summary(terminalreporter):
 #: environments in the background meanwhile, which loads the CPU: the timing-sensitive daemon tests come after.
 SUITE_ORDER = {"unit": 0, "sim": 1, "functional": 2}
 
+#: Within tests/integration, the files that take longest (2 to 6 minutes each) first: scripts/test's two pytest-xdist
+#: workers take a file each at a time, and with the long ones first they end at about the same time (the last file of
+#: one worker does not run alone). Each package stays in one piece: a worker that left it would start its master and
+#: minions again.
+LONGEST_FIRST = ("test_faults.py", "test_rolling.py", "test_state.py", "test_operator_controls.py")
+
 
 def pytest_collection_modifyitems(items):
     def rank(item):
-        parts = pathlib.Path(str(getattr(item, "path", None) or item.fspath)).resolve().parts
+        path = pathlib.Path(str(getattr(item, "path", None) or item.fspath)).resolve()
+        parts = path.parts
         part = parts[len(REPO.parts) + 1] if parts[: len(REPO.parts) + 1] == (*REPO.parts, "tests") else None
-        return SUITE_ORDER.get(part, len(SUITE_ORDER))
+        long_file = part == "integration" and path.name in LONGEST_FIRST
+        return (SUITE_ORDER.get(part, len(SUITE_ORDER)), part or "", 0 if long_file else 1)
 
     items.sort(key=rank)  # stable: the order within each part stays pytest's
 
