@@ -110,7 +110,7 @@ class NodeUpdate:
         if evidence is None and state["state"] == "unknown" and self.salt.reachable(minion, timeout):
             # No answer: the minion was restarting (its salt-minion stopped while the job finished). Ask again.
             state = self.node_state(minion)
-        if state["active"] and state["running"] == record["version"] and state["installed"] == record["version"]:
+        if self._on_target(state):
             plan_lib.mark_active(record, minion, state["running"], self.salt.time())
             if self.view is not None and self.view.flight and self.view.flight["minion"] == minion:
                 # As old as its evidence: the node's going down again after it (its beacon) is newer.
@@ -193,6 +193,11 @@ class NodeUpdate:
                 prepared = self.gates.prepared.minion if self.gates.prepared else None
                 self.ask_members([m for m in self.view.members if m not in (minion, prepared)])
 
+    def _on_target(self, state):
+        """Is the node (its ``expressware.node_state``) active, running and installed on the rollout's version?"""
+        version = self.record["version"]
+        return bool(state["active"]) and state["running"] == version and state["installed"] == version
+
     def _unheard_end(self, minion, jid):
         """The followed job ``jid`` ended and its return did not come here: the node's own look decides, ``(None,
         node_state)`` when it is active on the target, else ``(error, None)``."""
@@ -201,8 +206,7 @@ class NodeUpdate:
             "looking at the node"
         )
         state = self.node_state(minion)
-        version = self.record["version"]
-        if state["active"] and state["running"] == version and state["installed"] == version:
+        if self._on_target(state):
             self.done_at = self.salt.time()  # as old as this look
             return None, state
         return (
