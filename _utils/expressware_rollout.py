@@ -236,6 +236,8 @@ def mark_phase(record, minion, phase, now):
         raise RolloutError(f"{phase!r} is not a phase of the per-node procedure")
     if node["phase"] in (ACTIVE, SKIPPED):
         raise RolloutError(f"{minion} is already {node['phase']}")
+    if node["phase"] == phase:
+        return  # the node confirms the step the driver marked (its go-ahead's "stopping"): said once on record
     if node["phase"] not in IN_FLIGHT:
         node["started"] = now
         node["attempts"] += 1

@@ -2,9 +2,10 @@
 
 The plan is the runner's (``Master.fleet`` and ``FleetRun.start``): ``group_by_cluster`` over every node's
 ``expressware:cluster``, ``plan_waves``, ``new_fleet`` (+ its ``args`` and ``driver``, one save). The walk mirrors
-``_utils/expressware_fleet_run.py`` (``FleetRun.run``: ``startable`` + ``mark_started`` + a save per cluster
-started, ``mark_ended`` + a save per cluster ended, ``finish`` + a save) with, per cluster, the loop of
-``_utils/expressware_driver.py`` step for step minus Salt (as ``bench/scale.py`` does for one cluster):
+``_utils/expressware_fleet_run.py`` (``FleetRun._run``: ``startable`` + ``mark_started`` + one save for the
+clusters started at once, ``mark_ended`` + one save for the clusters that ended meanwhile, ``finish`` + a save)
+with, per cluster, the loop of ``_utils/expressware_driver.py`` step for step minus Salt (as ``bench/scale.py`` does
+for one cluster):
 
 * ``Driver.start``: the cluster's lease taken (``LeaseStore.acquire``), ``preflight_record`` + save; then
   ``new_record`` from made-up pre-flight facts, its ``args``/``driver``/``fleet`` and the pre-flight's log kept;
@@ -228,8 +229,7 @@ def cluster_walk(cluster, nodes, facts, rollout_id, fleet_id, args, stores, buil
                 if phase == rollout.INSTALLING:
                     prepare(rollout.upcoming(record, current=minion))
             yield  # the node's active event (its own node state)
-            rollout.mark_active(record, minion, VERSION, clock())
-            say(f"{minion}: active on {VERSION}")
+            rollout.mark_active(record, minion, VERSION, clock())  # logs "active on" (the driver's say does not)
         elif kind == "finish":
             rollout.finish(record, clock())
             stores.release(cluster, holder)
@@ -285,21 +285,37 @@ def drive(clusters, size, cachedir=None, parallel=None, threaded=False):
     walking, ended, results = {}, [], {}
     launched = 0
 
-    def launch(cluster):
+    def start_clusters(clusters):
+        """``FleetRun._start_clusters``: their ids on record first (one save for them all), then the drivers."""
         nonlocal launched
-        launched += 1
-        rollout_id = f"20261201T000000-{launched:06x}"
-        fleet_lib.mark_started(record, cluster, rollout_id, clock())
+        started_now = []
+        for cluster in clusters:
+            launched += 1
+            rollout_id = f"20261201T000000-{launched:06x}"
+            fleet_lib.mark_started(record, cluster, rollout_id, clock())
+            started_now.append((cluster, rollout_id))
+        if started_now:
+            record["updated"] = clock()
+            stores.save_fleet(record)
+        for cluster, rollout_id in started_now:
+            cluster_args = {k: v for k, v in args.items() if k not in ("parallel", "halt", "waves")}
+            cluster_args.update(cluster=cluster, tgt=list(groups[cluster]), tgt_type="list", fleet=fleet_id)
+            walking[cluster] = cluster_walk(
+                cluster, groups[cluster], facts, rollout_id, fleet_id, cluster_args, stores, builds, clock, timings
+            )
+            if threaded:
+                threads[cluster] = threading.Thread(target=consume, args=(cluster, walking.pop(cluster)), daemon=True)
+                threads[cluster].start()
+
+    def end_clusters(batch):
+        """``FleetRun._ended`` for every cluster that ended meanwhile, then one save."""
+        for cluster, result in batch:
+            results[cluster] = result
+            stop = fleet_lib.mark_ended(record, cluster, result["status"], result.get("reason"), clock())
+            fleet_lib.log(record, clock(), f"cluster {cluster}: {result['status']}")
+            assert not stop, stop
         record["updated"] = clock()
         stores.save_fleet(record)
-        cluster_args = {k: v for k, v in args.items() if k not in ("parallel", "halt", "waves")}
-        cluster_args.update(cluster=cluster, tgt=list(groups[cluster]), tgt_type="list", fleet=fleet_id)
-        walking[cluster] = cluster_walk(
-            cluster, groups[cluster], facts, rollout_id, fleet_id, cluster_args, stores, builds, clock, timings
-        )
-        if threaded:
-            threads[cluster] = threading.Thread(target=consume, args=(cluster, walking.pop(cluster)), daemon=True)
-            threads[cluster].start()
 
     threads, ended_queue = {}, queue.Queue()
 
@@ -315,23 +331,19 @@ def drive(clusters, size, cachedir=None, parallel=None, threaded=False):
             ended_queue.put((cluster, result))
 
     ticks = 0
-    while threaded:  # FleetRun.run, as it is
-        for cluster in fleet_lib.startable(record):
-            launch(cluster)
+    while threaded:  # FleetRun._run, as it is
+        start_clusters(fleet_lib.startable(record))
         if not any(t.is_alive() for t in threads.values()) and ended_queue.empty():
             if not fleet_lib.startable(record):
                 break
-        cluster, result = ended_queue.get()
-        threads.pop(cluster).join()
-        results[cluster] = result
-        stop = fleet_lib.mark_ended(record, cluster, result["status"], result.get("reason"), clock())
-        fleet_lib.log(record, clock(), f"cluster {cluster}: {result['status']}")
-        assert not stop, stop
-        record["updated"] = clock()
-        stores.save_fleet(record)
+        batch = [ended_queue.get()]
+        while not ended_queue.empty():
+            batch.append(ended_queue.get_nowait())
+        for cluster, _ in batch:
+            threads.pop(cluster).join()
+        end_clusters(batch)
     while not threaded:
-        for cluster in fleet_lib.startable(record):
-            launch(cluster)
+        start_clusters(fleet_lib.startable(record))
         if not walking and not ended and not fleet_lib.startable(record):
             break
         ticks += 1
@@ -341,16 +353,9 @@ def drive(clusters, size, cachedir=None, parallel=None, threaded=False):
             except StopIteration as stop:
                 del walking[cluster]
                 ended.append((cluster, stop.value))
-        while ended:  # one ended cluster per turn of FleetRun.run's loop
-            cluster, result = ended.pop(0)
-            results[cluster] = result
-            stop = fleet_lib.mark_ended(record, cluster, result["status"], result.get("reason"), clock())
-            fleet_lib.log(record, clock(), f"cluster {cluster}: {result['status']}")
-            assert not stop, stop
-            record["updated"] = clock()
-            stores.save_fleet(record)
-            for other in fleet_lib.startable(record):
-                launch(other)
+        if ended:  # the clusters that ended in this tick: one turn of FleetRun._run's loop
+            end_clusters(ended)
+            ended.clear()
     fleet_lib.finish(record, clock())
     record["updated"] = clock()
     stores.save_fleet(record)

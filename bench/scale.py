@@ -232,12 +232,10 @@ def _loop(record, say, save, clock):
                 save()
             for phase in (rollout.STOPPING, rollout.INSTALLING, rollout.WAITING):
                 rollout.mark_phase(record, minion, phase, clock())
-                save(minion)
-                say(f"{minion}: {phase}")
+                save(minion)  # mark_phase logged it (the driver's say does not again)
                 if phase == rollout.INSTALLING:
                     _prepare(record, rollout.upcoming(record, current=minion), save, clock)
-            rollout.mark_active(record, minion, "5.26.0", clock())
-            say(f"{minion}: active on 5.26.0")
+            rollout.mark_active(record, minion, "5.26.0", clock())  # logs "active on" (the driver's say does not)
         elif kind == "finish":
             rollout.finish(record, clock())
         else:  # pause/frontend: not part of this plan
