@@ -114,6 +114,44 @@ def test_halt_fleet_stops_every_cluster_and_resume_finishes_the_fleet(master, mi
         assert max_nodes_down(roots(nodes, members)) == 1
 
 
+def _after(nodes, first, then):
+    """Every node of cluster ``first`` was active again before any node of cluster ``then`` went down."""
+    spans = down_intervals(roots(nodes))
+    ends = [end for m in CLUSTERS[first] for _, end in spans.get(m, [])]
+    starts = [start for m in CLUSTERS[then] for start, _ in spans.get(m, [])]
+    return ends and starts and None not in ends and max(ends) < min(starts)
+
+
+def test_the_fleet_canary_completes_before_the_other_clusters_start(master, minions, nodes, salt_run_cli):
+    ret = salt_run_cli.run("rolling.update", "tgt=f*", *ARGS, "canary=1", _timeout=300)
+    assert ret.returncode == 0, ret.stderr
+    assert ret.data["status"] == "done" and ret.data["waves"] == [["fa"], ["fb"]], ret.data
+    assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
+    # The canary cluster (the first by name) was done, every node back, before the other one's first node went down.
+    assert _after(nodes, "fa", "fb"), merged_journal(roots(nodes))
+
+
+def test_a_wave_that_fails_holds_the_next_and_resume_walks_them_in_order(master, minions, nodes, salt_run_cli):
+    # waves: fb's nodes first, then the rest. fb1 cannot build (build=False: every node builds for itself): fb halts
+    # and the second wave (fa) never starts; resumed once fb1 can build, fb ends before fa begins.
+    nodes["fb1"].set_fault("build-fails")
+    ret = salt_run_cli.run("rolling.update", "tgt=f*", *ARGS, "build=False", 'waves=["fb*", "*"]', _timeout=300)
+    assert ret.returncode == 1, ret.stderr
+    lines = ret.data["clusters"]
+    assert ret.data["status"] == "halted" and lines["fb"]["status"] == "halted", ret.data
+    assert lines["fa"]["status"] == "not started" and lines["fa"]["rollout"] is None, lines
+    for name in CLUSTERS["fa"]:
+        assert commands(nodes[name], "--") == [], name  # the gate held: not even a pre-flight change on fa
+        assert nodes[name].state()["running_version"] == OLD
+
+    nodes["fb1"].clear_faults()
+    ret = salt_run_cli.run("rolling.resume", f"rollout={ret.data['fleet']}", _timeout=300)
+    assert ret.returncode == 0, ret.stderr
+    assert ret.data["status"] == "done", ret.data
+    assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
+    assert _after(nodes, "fb", "fa"), merged_journal(roots(nodes))
+
+
 def test_bad_fleet_arguments_are_refused_before_anything(master, minions, nodes, salt_run_cli):
     for extra, message in (
         (["parallel=0"], "parallel must be a whole number of clusters >= 1"),
