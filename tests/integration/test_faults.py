@@ -419,7 +419,8 @@ def test_prepared_job_of_a_killed_salt_run_ends_by_itself(master, salt_run_cli, 
     changed nothing. rolling.resume then completes: node1's update, still running (a job
     outlives its salt-run), is followed, not started again.
     """
-    nodes["node1"].set_delays(install=30)  # node2 is prepared while node1 installs, resume comes before its end
+    nodes["node1"].set_delays(install=45)  # node2 is prepared while node1 installs, resume comes before its end (30 s
+    # was too short once under load: the resume started 33 s after the install)
     start = time.time()
     proc = background_update(salt_run_cli, *update_args())
 
