@@ -3,7 +3,9 @@ master, each minion on its own simulated node: Salt's own syndic topology on loo
 
 The extension is loaded the pip way on every daemon. The configuration is the one README ("Through a master of
 masters (syndic)") documents: the rolling runner runs on the master of masters; the installers are served by the
-syndic master, the minions' own master; the syndic master answers the minions' ``peer_run`` calls.
+syndic master, the minions' own master; the syndic master answers the minions' ``peer_run`` calls, from the records
+and leases of the master of masters: both masters name one ``expressware:store`` (a directory they share; here both
+run on one host).
 """
 
 import contextlib
@@ -41,9 +43,17 @@ def cluster_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="package")
-def master_of_masters(salt_factories):
+def shared_store(tmp_path_factory):
+    """The directory both masters keep the leases and the records in (README: ``expressware:store``)."""
+    return str(tmp_path_factory.mktemp("syndic-store"))
+
+
+@pytest.fixture(scope="package")
+def master_of_masters(salt_factories, shared_store):
     factory = salt_factories.salt_master_daemon(
-        "mom-expressware", order_masters=True, overrides=MASTER_OF_MASTERS_CONFIG
+        "mom-expressware",
+        order_masters=True,
+        overrides=dict(MASTER_OF_MASTERS_CONFIG, expressware={"store": shared_store}),
     )
     with factory.started():
         yield factory
@@ -54,7 +64,7 @@ SYNDIC_MASTER_ADDRESS = "127.0.0.2"
 
 
 @pytest.fixture(scope="package")
-def syndic(master_of_masters):
+def syndic(master_of_masters, shared_store):
     # The salt-syndic connects to the master of masters' publisher on the port of its own configuration's
     # ``publish_port`` (the syndic master's), not the one the master of masters announces: both masters must
     # publish on one port (4505 for both, by default; here the test's port, on two addresses). README says so.
@@ -62,7 +72,12 @@ def syndic(master_of_masters):
     factory = master_of_masters.salt_syndic_daemon(
         SYNDIC_ID,
         defaults={"interface": SYNDIC_MASTER_ADDRESS, "publish_port": publish_port},
-        master_overrides=dict(SYNDIC_MASTER_CONFIG, interface=SYNDIC_MASTER_ADDRESS, publish_port=publish_port),
+        master_overrides=dict(
+            SYNDIC_MASTER_CONFIG,
+            interface=SYNDIC_MASTER_ADDRESS,
+            publish_port=publish_port,
+            expressware={"store": shared_store},
+        ),
         minion_overrides={"master": SYNDIC_MASTER_ADDRESS, "publish_port": publish_port},
     )
     installers = factory.master.state_tree.base.write_path / "expressware"
@@ -90,9 +105,9 @@ def minions(syndic_master, nodes):
         factories = []
         for node_id in NODE_IDS:
             overrides = dict(nodes[node_id].minion_config(), **service_provider_config())
-            # README: a prepared job asks its own master (the syndic master, which does not know the rollout) whether
-            # it is still wanted; asked every second, the syndic master must answer that it cannot tell, and the job
-            # waits for its go-ahead (the test asserts no node was updated "the ordinary way").
+            # README: a prepared job asks its own master (the syndic master, which reads the master of masters'
+            # records in the shared store) whether it is still wanted. Asked every second: while the rollout's driver
+            # runs it must answer yes (no node is updated "the ordinary way"), once it was killed no (the job ends).
             overrides["expressware"]["gate_check_interval"] = 1
             overrides["grains"] = {"kernelrelease": KERNELS[node_id]}
             overrides.update(master_alive_config(syndic_master))

@@ -7,12 +7,15 @@ jobs and their go-ahead, the nodes' events (forwarded by the syndic), the looks 
 """
 
 import os
+import signal
+import time
 
 import pytest
 import salt.version
 
 from expressware_sim import max_nodes_down, merged_journal
 from tests.conftest import NEW, OLD, changing_commands
+from tests.integration.rollouts import background_update, wait_for
 from tests.integration.test_operator_cli import operator
 from tests.integration_syndic.conftest import NODE_IDS, sia_url
 
@@ -76,3 +79,50 @@ def test_rolling_update_through_the_syndic(master_of_masters, minions, nodes):
         n: (OLD, NEW) for n in NODE_IDS
     }, status
     assert status["lease"]["held"] is False
+
+
+def _state_jobs(syndic_master, minion):
+    """The minion's running ``state.single`` jobs, asked through its own master (the syndic master)."""
+    running = syndic_master.salt_cli(timeout=60).run("saltutil.running", minion_tgt=minion).data or []
+    return [job for job in running if isinstance(job, dict) and job.get("fun") == "state.single"]
+
+
+def test_a_prepared_job_of_a_killed_salt_run_ends_through_the_syndic(
+    master_of_masters, syndic_master, minions, nodes, event_listener
+):
+    """salt-run on the master of masters is killed while node2's job waits at its gate. node2 asks its own master,
+    the syndic master, whether it is still wanted: that master reads the rollout's record and its driver's lock in the
+    store both masters share, answers no, and the job ends having changed nothing (not after its gate_timeout, an
+    hour). rolling.resume on the master of masters then completes the rollout."""
+    nodes["node1"].set_delays(install=20)  # node2 is prepared (and ready) while node1 installs
+    args = ["tgt=node*", f"version={NEW}", f"sia={sia_url(NEW)}", 'applications=["ndbmtd"]', "node_timeout=90"]
+    start = time.time()
+    proc = background_update(master_of_masters.salt_run_cli(timeout=600), *args)
+    try:
+
+        def node2_ready():
+            events = event_listener.get_events([(master_of_masters.id, "expressware/node/phase")], after_time=start)
+            return any(e.data.get("id") == "node2" and e.data["data"].get("phase") == "ready" for e in events)
+
+        wait_for(node2_ready, 240, "node2's prepared job to be ready (its event, through the syndic)")
+        assert _state_jobs(syndic_master, "node2"), "node2's prepared job is not running"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        killed = time.monotonic()
+        wait_for(lambda: not _state_jobs(syndic_master, "node2"), 60, "node2's prepared job to end")
+        took = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert took < 30, f"node2's prepared job ended {took:.1f} s after its salt-run was killed"
+    assert changing_commands(nodes["node2"]) == [] and nodes["node2"].application_running("ndbmtd") is True
+
+    returncode, data, stderr = operator(master_of_masters, "salt-run", "rolling.resume", timeout=600)
+    assert returncode == 0, stderr
+    assert data["status"] == "done", (data, stderr)
+    roots = [node.root for node in nodes.values()]
+    assert max_nodes_down(roots) == 1, merged_journal(roots)
+    for node_id in NODE_IDS:
+        assert nodes[node_id].state()["running_version"] == NEW
+        assert len([e for e in changing_commands(nodes[node_id]) if "--install-node" in e["command"]]) == 1
