@@ -962,7 +962,8 @@ def _fleet_scale_findings(sc):
     out = [
         f"- **The logic** ({ns['seconds']:.2f} s for {sc['nodes']} nodes, {ns['ticks']} ticks) is within the target. "
         "`startable` looks at every cluster of the wave (and `running` at every cluster of the fleet) at each call, "
-        "and `FleetRun.run` calls it once per cluster that ends: O(clusters²) per fleet, small at 500 clusters."
+        "and `FleetRun._run` calls it once per turn of its loop: O(clusters²) per fleet at worst, small at 500 "
+        "clusters."
     ]
     if ps:
         c = ps["cumulative"]
@@ -970,22 +971,21 @@ def _fleet_scale_findings(sc):
         out.append(
             f"- **The saves**: {full} of them rewrite a whole file and fsync it (`write_json`: the rollout's record "
             f"{ws['saves']['rollout save'] // sc['clusters']} times per cluster, its lease once, the fleet's record "
-            "at every cluster started and ended), and each costs about one fsync of this disk "
+            "once per turn of `FleetRun._run`'s loop: after starting every startable cluster, after taking every "
+            "cluster that ended meanwhile), and each costs about one fsync of this disk "
             f"(os.fsync {c.get('os.fsync', 0):.1f} s of {ps['wall_s_under_profiler']:.1f} s under the profiler). "
             f"`FleetStore.save` ({c.get('FleetStore.save', 0):.1f} s) writes the whole fleet record "
             f"({ws['fleet_record_bytes'] / 1e3:.0f} kB at {sc['clusters']} clusters) "
-            f"{ws['saves']['fleet save']} times: "
-            "O(clusters²) bytes. The per-node steps (`save_node`, an appended line without fsync) are cheap "
+            f"{ws['saves']['fleet save']} times. The per-node steps (`save_node`, an appended line without fsync) "
+            "are cheap "
             f"({c.get('RolloutStore.save_node', 0):.1f} s for {ws['saves']['rollout save_node']})."
         )
         out.append(
             "- In the runner the clusters' drivers are threads, and fsync releases the GIL: their saves overlap "
             "there (and a journaling file system commits concurrent fsyncs together), where this single-threaded "
             "walk adds them up: the single-threaded figure is an upper bound of the runner's own cost on this "
-            "disk; the threaded one is closer to the runner. Fewer full saves would cut both: `FleetRun` saving "
-            "the fleet record once per turn "
-            "of its loop (after launching every startable cluster; after draining every cluster that ended), not "
-            "once per cluster."
+            "disk; the threaded one is closer to the runner. What is left is a cluster's own rollout saves (each "
+            "worth its fsync: the record that says where the cluster stands) and its lease."
         )
     parts = ws.get("rollout_record_parts")
     if parts:
@@ -994,9 +994,8 @@ def _fleet_scale_findings(sc):
         out.append(
             f"- **A cluster's record** ({total / 1e3:.1f} kB as JSON): "
             + ", ".join(f"`{k}` {v / 1e3:.1f} kB ({100 * v / total:.0f} %)" for k, v in biggest)
-            + f". Its log has {ws.get('rollout_record_log_lines')} lines for {sc['size']} nodes: each node's "
-            "`stopping` and `active on` are logged twice (the core's `mark_phase`/`mark_active` log them, and the "
-            "driver says them again)."
+            + f". Its log has {ws.get('rollout_record_log_lines')} lines for {sc['size']} nodes (each step once: "
+            "the core's `mark_phase`/`mark_active` log them, the driver's progress line does not again)."
         )
     out.append(
         f"- **Records**: on disk, about {ws['bytes_on_disk'] / sc['clusters'] / 1e3:.1f} kB per cluster (its "
