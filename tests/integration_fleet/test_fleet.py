@@ -27,21 +27,18 @@ def _latest_status(master, cluster):
     return record and record["status"]
 
 
+def _rollout_spans(master, fleet):
+    """``{cluster: (its rollout's start, its last node's return to active)}`` from the master's records."""
+    rollouts = _store.RolloutStore(os.path.join(master.config["cachedir"], "expressware", "rollouts"))
+    spans = {}
+    for cluster, line in fleet["clusters"].items():
+        record = rollouts.load(line["rollout"])
+        spans[cluster] = (record["created"], max(node["finished"] for node in record["nodes"].values()))
+    return spans
+
+
 def roots(nodes, names=NODE_IDS):
     return [nodes[name].root for name in names]
-
-
-def overlapping(nodes, one, other):
-    """Some node of cluster ``one`` was down while some node of ``other`` was."""
-    spans = down_intervals(roots(nodes))
-    never = float("inf")  # still down
-    return any(
-        a0 < (b1 or never) and b0 < (a1 or never)
-        for x in CLUSTERS[one]
-        for y in CLUSTERS[other]
-        for a0, a1 in spans.get(x, [])
-        for b0, b1 in spans.get(y, [])
-    )
 
 
 def test_a_fleet_walks_each_cluster_one_node_at_a_time_and_the_clusters_side_by_side(master, minions, nodes):
@@ -53,11 +50,14 @@ def test_a_fleet_walks_each_cluster_one_node_at_a_time_and_the_clusters_side_by_
     assert data["total"]["nodes"] == {"active": 4}
     for name in NODE_IDS:
         assert nodes[name].state()["running_version"] == NEW
-    # One node down per cluster, never two; the clusters overlap (they do not queue).
+    # One node down per cluster, never two; the clusters' rollouts ran side by side (they did not queue). Whether a
+    # node of each was down at the same moment depends on the load: under load one cluster's two short node updates
+    # can end before the other's first begins (seen with the 3006 and 3007 legs side by side).
     for cluster, members in CLUSTERS.items():
         assert max_nodes_down(roots(nodes, members)) == 1, (cluster, merged_journal(roots(nodes, members)))
-    assert max_nodes_down(roots(nodes)) == 2
-    assert overlapping(nodes, "fa", "fb"), merged_journal(roots(nodes))
+    assert max_nodes_down(roots(nodes)) <= 2
+    spans = _rollout_spans(master, data)
+    assert spans["fa"][0] < spans["fb"][1] and spans["fb"][0] < spans["fa"][1], spans
     # One build per (arch, OS, kernel) for the whole fleet: two groups, two builds across four nodes.
     assert sum(len(commands(nodes[n], "--build-rpm")) for n in NODE_IDS) == 2
     for name in NODE_IDS:
