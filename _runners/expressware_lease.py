@@ -261,7 +261,9 @@ def gate_wanted(gate, minion=None):
 
     Returns ``{"gate": ..., "minion": ..., "wanted": True|False|None, "reason": ...}``;
     None (no clear answer: the job waits on) on a syndic's master (``syndic_master``
-    set) that does not know the rollout: it runs on the master of masters.
+    set) that does not know the rollout: it runs on the master of masters. A syndic
+    master that names the master of masters' ``expressware:store`` knows it and
+    answers as the master of masters would.
     Called from a minion (``publish.runner``), ``minion`` is always that minion.
 
     CLI Example:
