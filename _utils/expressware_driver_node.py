@@ -96,11 +96,6 @@ class NodeUpdate:
         # While it is down: stage the RPMs the nodes after it need (its events wait in the listener). A failure
         # halts the rollout once this node is done.
         tried = []
-        if plan_lib.background_action(record, tried) is not None:
-            # The staging takes seconds (every other node of the group): the next node's prepared job (its checks,
-            # the installer's fetch) gets ready meanwhile, not after it. Its RPMs are used at its go-ahead, when the
-            # staging is long done; its "installing" step then finds it prepared.
-            self.gates.prepare(plan_lib.upcoming(record, current=minion), self.gate_kwarg())
         while (work := plan_lib.background_action(record, tried)) is not None:
             tried.append(work)
             getattr(self, "do_" + work[0])(*work[1:], background=True)
