@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import time
+import warnings
 
 import pytest
 
@@ -71,11 +72,48 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def wait_for_every_minion(salt_run_cli, timeout=120):
+def answering_minions(salt_run_cli):
+    return sorted(salt_run_cli.run("manage.up", "timeout=5", _timeout=60).data or [])
+
+
+def wait_for_every_minion(salt_run_cli, minions=None, timeout=120):
     """Every minion answers again. After a master restart each minion reconnects on its own
-    back-off (seconds), and a job published to it meanwhile is lost: a test after one waits."""
+    back-off (seconds), and a job published to it meanwhile is lost: a test after one waits.
+
+    ``minions`` (their daemons' factories): one still silent after ``timeout`` is restarted, and the test says so
+    (a warning naming it, with the last lines its log wrote about the master), so that one Salt minion that never
+    comes back does not fail every later test of the package. Seen once, in CI on Salt 3006.29 under load: after
+    the master's restart two idle minions answered nothing for minutes while the third, whose job ran across the
+    restart, did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answering_minions(salt_run_cli) == list(NODE_IDS):
+            return
+        time.sleep(0.5)
+    silent = [factory for factory in minions or () if factory.id not in answering_minions(salt_run_cli)]
+    if not silent:
+        raise AssertionError("timed out waiting for every minion to answer after the master restart")
+    for factory in silent:
+        warnings.warn(
+            f"minion {factory.id} did not answer {timeout} s after the master restart: restarted; the end of its "
+            f"log about the master: {_log_about_master(factory)}",
+            stacklevel=2,
+        )
+        with factory.stopped():
+            pass
     wait_for(
-        lambda: sorted(salt_run_cli.run("manage.up", "timeout=5", _timeout=60).data or []) == list(NODE_IDS),
+        lambda: answering_minions(salt_run_cli) == list(NODE_IDS),
         timeout,
-        "every minion to answer after the master restart",
+        "every minion to answer after the silent ones were restarted",
     )
+
+
+def _log_about_master(factory, lines=15):
+    """The last lines of a minion's log above debug level (its log file holds every level)."""
+    try:
+        with open(factory.config["log_file"], encoding="utf-8", errors="replace") as handle:
+            text = handle.read().splitlines()
+    except (OSError, KeyError):
+        return "(no log)"
+    levels = ("][INFO", "][WARNING", "][ERROR", "][CRITICAL")
+    return " | ".join(line[-300:] for line in [line for line in text if any(w in line for w in levels)][-lines:])

@@ -204,7 +204,7 @@ def test_abort_of_a_halted_rollout_releases_the_cluster(salt_run_cli, nodes):
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
 
 
-def test_master_restart_mid_rollout_then_resume(master, salt_run_cli, nodes):
+def test_master_restart_mid_rollout_then_resume(master, minions, salt_run_cli, nodes):
     nodes["node2"].set_delays(install=3)  # a long install to restart the master in
     proc = background_update(salt_run_cli, *update_args())
     try:
@@ -220,11 +220,13 @@ def test_master_restart_mid_rollout_then_resume(master, salt_run_cli, nodes):
         status = salt_run_cli.run("rolling.status")
         assert status.data["status"] == "running" and status.data["driver"]["alive"] is False
         assert status.data["nodes"]["node1"]["phase"] == "active"
+        # As an operator would, once the minions answer again (a rollout right after the restart is the next test's).
+        wait_for_every_minion(salt_run_cli, minions)
         ret = salt_run_cli.run("rolling.resume", _timeout=300)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        wait_for_every_minion(salt_run_cli)  # the next tests publish to every minion
+        wait_for_every_minion(salt_run_cli, minions)  # the next tests publish to every minion
     assert ret.returncode == 0, ret.stderr
     assert ret.data["status"] == "done"
     assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
@@ -233,7 +235,7 @@ def test_master_restart_mid_rollout_then_resume(master, salt_run_cli, nodes):
     assert max_nodes_down(roots(nodes)) == 1
 
 
-def test_a_rollout_right_after_a_master_restart_reaches_every_minion(master, salt_run_cli, nodes):
+def test_a_rollout_right_after_a_master_restart_reaches_every_minion(master, minions, salt_run_cli, nodes):
     # Idle minions reconnect to a restarted master's publisher on their own back-off
     # (seconds): a job published meanwhile is lost without a trace, and the pre-flight
     # refused a healthy cluster ("node1: did not answer"). (A minion whose request was
@@ -244,7 +246,7 @@ def test_a_rollout_right_after_a_master_restart_reaches_every_minion(master, sal
     try:
         ret = salt_run_cli.run("rolling.update", *update_args(), _timeout=300)
     finally:
-        wait_for_every_minion(salt_run_cli)
+        wait_for_every_minion(salt_run_cli, minions)
     assert ret.returncode == 0, ret.stderr
     assert ret.data["status"] == "done", ret.data
     assert all(nodes[n].state()["running_version"] == NEW for n in NODE_IDS)
