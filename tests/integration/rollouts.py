@@ -63,6 +63,13 @@ def background_update(salt_run_cli, *args):
     return subprocess.Popen(cmdline, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
+def running_state_jobs(salt_cli, minion):
+    """The minion's running ``state.single`` jobs (``saltutil.running``), asked through ``salt_cli``'s master (a
+    syndic master for a minion under it)."""
+    running = salt_cli.run("saltutil.running", minion_tgt=minion).data or []
+    return [job for job in running if isinstance(job, dict) and job.get("fun") == "state.single"]
+
+
 def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

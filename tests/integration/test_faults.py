@@ -37,6 +37,7 @@ from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     no_leftover_lease,
     recorded_status,
     roots,
+    running_state_jobs,
     update_args,
     wait_for,
 )
@@ -402,14 +403,6 @@ def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(
     _resume_completes(salt_run_cli, nodes)
 
 
-def _state_jobs(salt_cli, minion):
-    return [
-        job
-        for job in salt_cli.run("saltutil.running", minion_tgt=minion).data or []
-        if job.get("fun") == "state.single"
-    ]
-
-
 def test_prepared_job_of_a_killed_salt_run_ends_by_itself(master, salt_run_cli, salt_cli, nodes, event_listener):
     """salt-run is killed (SIGKILL: no cleanup, no cancel) while node2's job waits at its gate.
 
@@ -430,11 +423,13 @@ def test_prepared_job_of_a_killed_salt_run_ends_by_itself(master, salt_run_cli, 
 
     try:
         wait_for(node2_ready, 120, "node2's prepared job to be ready")
-        (job,) = _state_jobs(salt_cli, "node2")
+        (job,) = running_state_jobs(salt_cli, "node2")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         killed = time.monotonic()
-        wait_for(lambda: not _state_jobs(salt_cli, "node2"), 60, "node2's prepared job to end")  # 10 s + a question
+        wait_for(
+            lambda: not running_state_jobs(salt_cli, "node2"), 60, "node2's prepared job to end"
+        )  # 10 s + a question
         took = time.monotonic() - killed
     finally:
         _kill(proc)
@@ -445,7 +440,7 @@ def test_prepared_job_of_a_killed_salt_run_ends_by_itself(master, salt_run_cli, 
     assert changing_commands(nodes["node2"]) == [] and nodes["node2"].application_running("ndbmtd") is True
     untouched(nodes["node2"])
 
-    (node1_job,) = _state_jobs(salt_cli, "node1")
+    (node1_job,) = running_state_jobs(salt_cli, "node1")
     assert nodes["node1"].state()["installed_version"] == OLD  # still installing
     ret = _resume_completes(salt_run_cli, nodes)
     assert f"node1: its update (job {node1_job['jid']}) still runs; following it" in ret.stderr, ret.stderr

@@ -15,7 +15,7 @@ import salt.version
 
 from expressware_sim import max_nodes_down, merged_journal
 from tests.conftest import NEW, OLD, changing_commands
-from tests.integration.rollouts import background_update, wait_for
+from tests.integration.rollouts import background_update, running_state_jobs, wait_for
 from tests.integration.test_operator_cli import operator
 from tests.integration_syndic.conftest import NODE_IDS, sia_url
 
@@ -81,12 +81,6 @@ def test_rolling_update_through_the_syndic(master_of_masters, minions, nodes):
     assert status["lease"]["held"] is False
 
 
-def _state_jobs(syndic_master, minion):
-    """The minion's running ``state.single`` jobs, asked through its own master (the syndic master)."""
-    running = syndic_master.salt_cli(timeout=60).run("saltutil.running", minion_tgt=minion).data or []
-    return [job for job in running if isinstance(job, dict) and job.get("fun") == "state.single"]
-
-
 def test_a_prepared_job_of_a_killed_salt_run_ends_through_the_syndic(
     master_of_masters, syndic_master, minions, nodes, event_listener
 ):
@@ -105,11 +99,15 @@ def test_a_prepared_job_of_a_killed_salt_run_ends_through_the_syndic(
             return any(e.data.get("id") == "node2" and e.data["data"].get("phase") == "ready" for e in events)
 
         wait_for(node2_ready, 240, "node2's prepared job to be ready (its event, through the syndic)")
-        assert _state_jobs(syndic_master, "node2"), "node2's prepared job is not running"
+        assert running_state_jobs(syndic_master.salt_cli(timeout=60), "node2"), "node2's prepared job is not running"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         killed = time.monotonic()
-        wait_for(lambda: not _state_jobs(syndic_master, "node2"), 60, "node2's prepared job to end")
+        wait_for(
+            lambda: not running_state_jobs(syndic_master.salt_cli(timeout=60), "node2"),
+            60,
+            "node2's prepared job to end",
+        )
         took = time.monotonic() - killed
     finally:
         if proc.poll() is None:
