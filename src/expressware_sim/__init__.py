@@ -10,7 +10,8 @@ the work directory ``var/cache/expressware`` and the journal
 from pathlib import Path
 
 from .journal import down_intervals, max_nodes_down, merged_journal, read_journal
-from .node import FAULTS, PRODUCTS, ROLES, Node, create_node, find_node_root
+from .node import Node, create_node, find_node_root
+from .stack import FAULTS, PRODUCTS, ROLES
 
 
 def __getattr__(name):

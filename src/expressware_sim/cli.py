@@ -26,9 +26,10 @@ from pathlib import Path
 
 from . import netmgr
 from .journal import max_nodes_down, merged_journal
-from .node import DEFAULT_DELAYS, FAULTS, PRODUCTS, Node, create_node
+from .node import Node, create_node
 from .output import DEFAULT_OUTPUT_STYLE, OUTPUT_STYLES
 from .sia import write_sia
+from .stack import DEFAULT_DELAYS, FAULTS, PRODUCTS
 from .versions import SimError
 
 

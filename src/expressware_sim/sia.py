@@ -24,14 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from .node import (
-    NODE_FILE_REL,
-    SIA_LOCK_REL,
-    Node,
+from .node import NODE_FILE_REL, SIA_LOCK_REL, Node, package_dir
+from .stack import (
     begin_reboot,
     install_packages,
     installed_version,
-    package_dir,
     packages_for,
     rebooting,
     running_version,

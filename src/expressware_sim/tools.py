@@ -13,8 +13,10 @@ import sys
 import time
 import zlib
 
-from .node import (
-    Node,
+from .node import Node
+from .output import diag_verdict_lines, diag_version_lines, style_of
+from .output import status_line as service_status_line
+from .stack import (
     all_running,
     installed_version,
     link_training_until,
@@ -24,8 +26,6 @@ from .node import (
     status_line,
     stop_services,
 )
-from .output import diag_verdict_lines, diag_version_lines, style_of
-from .output import status_line as service_status_line
 from .versions import SimError, rpm_fields
 
 DIS_SERVICES_USAGE = "Usage: dis_services {start|stop|restart|status}"
