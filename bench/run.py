@@ -40,13 +40,13 @@ import time
 from pathlib import Path
 
 from expressware_sim import Node, create_node, read_journal, service_provider_config, write_sia
-from saltext.expressware.demo import (
+from saltext.expressware.demo import sia_url
+from saltext.expressware.demo_cluster import (
     Daemons,
     free_ports,
     master_config,
     minion_config,
     salt_bin,
-    sia_url,
     wait_for_minions,
     write_config,
 )
