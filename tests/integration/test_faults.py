@@ -412,8 +412,10 @@ def test_prepared_job_of_a_killed_salt_run_ends_by_itself(master, salt_run_cli, 
     changed nothing. rolling.resume then completes: node1's update, still running (a job
     outlives its salt-run), is followed, not started again.
     """
-    nodes["node1"].set_delays(install=45)  # node2 is prepared while node1 installs, resume comes before its end (30 s
-    # was too short once under load: the resume started 33 s after the install)
+    # node2 is prepared while node1 installs, and the resume must come before node1's install ends: under load 30 s
+    # was too short once (the resume started 33 s after the install), 45 s once more (every question to Salt between
+    # the kill and the resume counts: the test asks only what it must before the resume).
+    nodes["node1"].set_delays(install=60)
     start = time.time()
     proc = background_update(salt_run_cli, *update_args())
 
@@ -424,6 +426,7 @@ def test_prepared_job_of_a_killed_salt_run_ends_by_itself(master, salt_run_cli, 
     try:
         wait_for(node2_ready, 120, "node2's prepared job to be ready")
         (job,) = running_state_jobs(salt_cli, "node2")
+        (node1_job,) = running_state_jobs(salt_cli, "node1")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         killed = time.monotonic()
@@ -434,15 +437,13 @@ def test_prepared_job_of_a_killed_salt_run_ends_by_itself(master, salt_run_cli, 
     finally:
         _kill(proc)
     assert took < 25, f"the prepared job ended {took:.1f} s after its salt-run was killed"
+    assert changing_commands(nodes["node2"]) == [] and nodes["node2"].application_running("ndbmtd") is True
+    untouched(nodes["node2"])
+    assert nodes["node1"].state()["installed_version"] == OLD  # still installing
+    ret = _resume_completes(salt_run_cli, nodes)
     answer = json.dumps(salt_run_cli.run("jobs.lookup_jid", job["jid"]).data)
     assert "the rollout will not release it: the driver of rollout" in answer, answer
     assert "nothing was changed on this node" in answer, answer
-    assert changing_commands(nodes["node2"]) == [] and nodes["node2"].application_running("ndbmtd") is True
-    untouched(nodes["node2"])
-
-    (node1_job,) = running_state_jobs(salt_cli, "node1")
-    assert nodes["node1"].state()["installed_version"] == OLD  # still installing
-    ret = _resume_completes(salt_run_cli, nodes)
     assert f"node1: its update (job {node1_job['jid']}) still runs; following it" in ret.stderr, ret.stderr
 
 
