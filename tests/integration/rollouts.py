@@ -88,7 +88,7 @@ def wait_for_every_minion(salt_run_cli, minions=None, timeout=120):
     back-off (seconds), and a job published to it meanwhile is lost: a test after one waits.
 
     ``minions`` (their daemons' factories): one still silent after ``timeout`` is restarted, and the test says so
-    (a warning naming it, with the last lines its log wrote about the master), so that one Salt minion that never
+    (a warning naming it, with the last lines of its log above debug level), so that one Salt minion that never
     comes back does not fail every later test of the package. Seen once, in CI on Salt 3006.29 under load: after
     the master's restart two idle minions answered nothing for minutes while the third, whose job ran across the
     restart, did."""
@@ -103,7 +103,7 @@ def wait_for_every_minion(salt_run_cli, minions=None, timeout=120):
     for factory in silent:
         warnings.warn(
             f"minion {factory.id} did not answer {timeout} s after the master restart: restarted; the end of its "
-            f"log about the master: {_log_about_master(factory)}",
+            f"log: {_log_tail(factory)}",
             stacklevel=2,
         )
         with factory.stopped():
@@ -115,7 +115,7 @@ def wait_for_every_minion(salt_run_cli, minions=None, timeout=120):
     )
 
 
-def _log_about_master(factory, lines=15):
+def _log_tail(factory, lines=15):
     """The last lines of a minion's log above debug level (its log file holds every level)."""
     try:
         with open(factory.config["log_file"], encoding="utf-8", errors="replace") as handle:
