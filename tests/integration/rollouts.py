@@ -97,7 +97,8 @@ def wait_for_every_minion(salt_run_cli, minions=None, timeout=120):
         if answering_minions(salt_run_cli) == list(NODE_IDS):
             return
         time.sleep(0.5)
-    silent = [factory for factory in minions or () if factory.id not in answering_minions(salt_run_cli)]
+    answering = answering_minions(salt_run_cli)
+    silent = [factory for factory in minions or () if factory.id not in answering]
     if not silent:
         raise AssertionError("timed out waiting for every minion to answer after the master restart")
     for factory in silent:
