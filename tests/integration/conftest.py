@@ -12,6 +12,7 @@ import pytest
 
 from expressware_sim import service_provider_config, write_sia
 from tests.conftest import NEW, NEWER, OLD, OLDER, REPO, fresh_node
+from tests.daemons import start_minions
 
 NODE_IDS = ("node1", "node2", "node3")
 
@@ -94,8 +95,8 @@ def minions(master, nodes):
             # beacon's interval in loop intervals: the beacon's 1 s would be 20 s here.
             overrides["loop_interval"] = 1
             factory = master.salt_minion_daemon(node_id, overrides=overrides)
-            stack.enter_context(factory.started())
             factories.append(factory)
+        start_minions(stack, factories)
         yield factories
 
 

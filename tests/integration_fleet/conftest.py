@@ -9,6 +9,7 @@ import pytest
 
 from expressware_sim import service_provider_config, write_sia
 from tests.conftest import NEW, OLD, REPO, fresh_node
+from tests.daemons import start_minions
 from tests.integration.conftest import MASTER_CONFIG, master_alive_config
 
 CLUSTERS = {"fa": ("fa1", "fa2"), "fb": ("fb1", "fb2")}
@@ -44,8 +45,8 @@ def minions(master, nodes):
             overrides["grains"] = {"kernelrelease": KERNELS[node_id], "expressware": {"cluster": CLUSTER_OF[node_id]}}
             overrides.update(master_alive_config(master))
             factory = master.salt_minion_daemon(node_id, overrides=overrides)
-            stack.enter_context(factory.started())
             factories.append(factory)
+        start_minions(stack, factories)
         yield factories
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from expressware_sim import service_provider_config, write_sia
 from tests.conftest import NEW, OLD, REPO, fresh_node
+from tests.daemons import start_minions
 from tests.integration.conftest import master_alive_config
 from tests.shared_code import load
 
@@ -93,8 +94,8 @@ def minions(master1, master2, nodes):
             overrides.update(master_alive_config(master1))  # one publish port for both masters
             overrides["master"] = [master1.config["interface"], master2.config["interface"]]
             factory = master1.salt_minion_daemon(node_id, overrides=overrides)
-            stack.enter_context(factory.started())
             factories.append(factory)
+        start_minions(stack, factories)
         for master in (master1, master2):
             _wait_for_minions(master)
         yield factories

@@ -15,6 +15,7 @@ import pytest
 
 from expressware_sim import service_provider_config, write_sia
 from tests.conftest import NEW, OLD, REPO, fresh_node
+from tests.daemons import start_minions
 from tests.integration.conftest import master_alive_config
 
 NODE_IDS = ("node1", "node2", "node3")
@@ -113,8 +114,8 @@ def minions(syndic_master, nodes):
             overrides.update(master_alive_config(syndic_master))
             overrides["master"] = f"{SYNDIC_MASTER_ADDRESS}:{syndic_master.config['ret_port']}"
             factory = syndic_master.salt_minion_daemon(node_id, overrides=overrides)
-            stack.enter_context(factory.started())
             factories.append(factory)
+        start_minions(stack, factories)
         yield factories
 
 
