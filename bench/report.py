@@ -144,6 +144,16 @@ def markdown(results, output, svg, raw):
             + (f"{_s(gate['mean'], 4)} / **{_s(gate['p95'], 4)}** / {_s(gate['max'], 4)} s" if gate else "n/a")
             + " | within the handover | |"
         )
+        go = (rolling.get("floors") or {}).get("go_ahead") or {}
+        if go.get("median") is not None:
+            lines.append(
+                "| the floor under the handover's last part: one Salt job (`event.fire`) from its publish to its "
+                f"event on the minion's bus, median / max | {go['median']:.3f} / {go['max']:.3f} s | | |"
+            )
+        lines.append(
+            "| the handover and the ratio against the code before the health gate (2026-11-27), same hour | "
+            "[docs/benchmark-ab.md](docs/benchmark-ab.md) | | |"
+        )
     sweep = results.get("builds_sweep")
     if sweep:
         done = [r for r in sweep if r["status"] == "done"]
@@ -393,6 +403,19 @@ def _rolling_section(run, settings):
                 "so the pre-flight grows with the cluster here; on a cluster each node checks itself "
                 "on its own CPUs, in parallel.",
             ]
+            go = floors.get("go_ahead") or {}
+            if go.get("median") is not None:
+                lines += [
+                    "",
+                    f"The floor under 'publish + state run-up', measured apart on the same daemons: one "
+                    f"`event.fire` job published to one minion (a go-ahead is one), from the publish to its "
+                    f"event on the minion's bus, median {go['median']:.3f} s, max {go['max']:.3f} s over "
+                    f"{len(go['samples'])} (`bench/go_floor.py`; the publish call itself "
+                    f"{go['publish_call']:.3f} s). That is Salt's own path: the master's publish, the minion's "
+                    "receipt, and the new job process the minion starts for every job, which builds its "
+                    "loaders again before the function runs. No handover with a go-ahead sent as a Salt job "
+                    "can be shorter here.",
+                ]
     lines.append("")
     return lines
 

@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import analysis  # noqa: E402  (a sibling file of this script)
 import fleet  # noqa: E402
 import fleet_scale  # noqa: E402
+import go_floor  # noqa: E402
 import report  # noqa: E402
 import scale  # noqa: E402
 import timeline_svg  # noqa: E402
@@ -345,7 +346,9 @@ def node_outcome(cl, version):
 def measure_floors(cl, version):
     """What parts of the overhead cost on their own, on the same daemons (median of 3 runs each):
     ``salt-run`` start-up and exit (``test.arg``), and the pre-flight call on one minion and on all of
-    them (``salt ... expressware.preflight``, minus a ``test.ping`` on as many for the CLI's own cost)."""
+    them (``salt ... expressware.preflight``, minus a ``test.ping`` on as many for the CLI's own cost);
+    and a go-ahead's floor, one ``event.fire`` job from its publish to its event on the minion's bus
+    (median of 9, ``go_floor.measure``)."""
 
     def wall(argv, name):
         times = []
@@ -363,9 +366,19 @@ def measure_floors(cl, version):
         floors[f"preflight_{label}_s"] = max(
             0.0, wall(salt + [tgt] + preflight, f"preflight-{label}") - wall(salt + [tgt, "test.ping"], f"ping-{label}")
         )
+    # A go-ahead's floor: one publish of event.fire until the event is on the minion's bus (bench/go_floor.py).
+    try:
+        floors["go_ahead"] = go_floor.measure(cl["conf"], str(cl["work"] / "salt" / one / "conf" / "minion"), one)
+    except Exception as exc:  # pylint: disable=broad-except  # a measurement apart must not lose the run's figures
+        say(f"floors: the go-ahead's floor was not measured: {exc}")
     say(
         f"floors: salt-run start-up {floors['salt_run_startup_s']:.2f} s, pre-flight beyond a ping: "
         f"one node {floors['preflight_one_s']:.2f} s, all {floors['nodes']} {floors['preflight_all_s']:.2f} s"
+        + (
+            f", event.fire publish to the event on the minion's bus {floors['go_ahead']['median']:.3f} s (median)"
+            if (floors.get("go_ahead") or {}).get("median") is not None
+            else ""
+        )
     )
     return floors
 
