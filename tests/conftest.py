@@ -147,13 +147,11 @@ def remove_node_tree(root, attempts=30):
         except FileNotFoundError:
             if not os.path.lexists(root):
                 return
-            failure = "a file vanished"
+            if attempt == attempts - 1:
+                raise
         except OSError as exc:
             if exc.errno != errno.ENOTEMPTY or attempt == attempts - 1:
                 raise
-            failure = "a directory filled again"
-        if attempt == attempts - 1:
-            raise RuntimeError(f"{root} could not be removed: {failure} while it was")
         time.sleep(0.1)
 
 
