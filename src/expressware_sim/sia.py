@@ -201,12 +201,24 @@ def _kernel_headers_error(st) -> None:
     _err("ERROR: building the binary RPM packages failed")
 
 
+def take_time(node: Node, delay: str) -> None:
+    """Sleep for the node's ``delay`` (build, install), counted from now and looked at again every 0.1 s: a delay
+    changed while the command runs applies to it at once. A test holds an install that way (a delay of an hour) until
+    what it tests has happened, then lets it end (0); a fixed delay only guessed how long that would take."""
+    started = time.monotonic()
+    while True:
+        left = node.raw_state()["delays"][delay] - (time.monotonic() - started)
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.1))
+
+
 def _build(node: Node, st: dict, version: str, cwd: Path) -> int:
     if st["faults"]["build-fails"]:
         _kernel_headers_error(st)
         return EXIT_FAILED
     _out(f"Building binary RPM packages of Dolphin eXpressWare {version} for {st['arch']}, kernel {st['kernel']} ...")
-    time.sleep(st["delays"]["build"])
+    take_time(node, "build")
     for target, sub in (("node", "node_RPMS"), ("frontend", "frontend_RPMS")):
         d = cwd / sub
         d.mkdir(parents=True, exist_ok=True)
@@ -300,7 +312,7 @@ def _install(node: Node, st: dict, version: str, o: dict, cwd: Path) -> int:
             _kernel_headers_error(st)
             return EXIT_FAILED
         _out(f"Building the {target} packages of Dolphin eXpressWare {version} for kernel {st['kernel']} ...")
-        time.sleep(st["delays"]["build"])
+        take_time(node, "build")
 
     stopped_ok = True
     old_version = None
@@ -316,7 +328,7 @@ def _install(node: Node, st: dict, version: str, o: dict, cwd: Path) -> int:
 
     names = ", ".join(packages_for(target, st["product"]))
     _out(f"Installing {names} {version} ...")
-    time.sleep(st["delays"]["install"])
+    take_time(node, "install")
 
     start_results = []
     restore_results = []

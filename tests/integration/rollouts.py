@@ -9,6 +9,7 @@ import warnings
 import pytest
 
 from tests.conftest import NEW, changing_commands
+from tests.daemons import stopped
 from tests.integration.conftest import NODE_IDS, sia_url
 from tests.shared_code import load
 
@@ -70,6 +71,22 @@ def running_state_jobs(salt_cli, minion):
     return [job for job in running if isinstance(job, dict) and job.get("fun") == "state.single"]
 
 
+#: An install delay that holds a node's install until the test lets it go (``let_installs_go``): the simulator looks
+#: at a running install's delay again every 0.1 s. A fixed delay "long enough" for what the test does meanwhile was
+#: not always long enough under load (stopping a salt-minion took over 8 s once in CI).
+HOLD = 3600
+
+
+def hold_installs(nodes, *node_ids):
+    for node_id in node_ids:
+        nodes[node_id].set_delays(install=HOLD)
+
+
+def let_installs_go(nodes, *node_ids):
+    for node_id in node_ids:
+        nodes[node_id].set_delays(install=0)
+
+
 def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -107,7 +124,7 @@ def wait_for_every_minion(salt_run_cli, minions=None, timeout=120):
             f"log: {_log_tail(factory)}",
             stacklevel=2,
         )
-        with factory.stopped():
+        with stopped(factory):
             pass
     wait_for(
         lambda: answering_minions(salt_run_cli) == list(NODE_IDS),

@@ -29,11 +29,14 @@ import pytest
 
 from expressware_sim import down_intervals, max_nodes_down, merged_journal, service_provider_config, write_sia
 from tests.conftest import NEW, OLD, changing_commands, fresh_node
+from tests.daemons import stopped
 from tests.integration.conftest import NODE_IDS, sia_url
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     background_update,
     commands,
     data_nodes,
+    hold_installs,
+    let_installs_go,
     no_leftover_lease,
     recorded_status,
     roots,
@@ -205,7 +208,7 @@ def test_minion_stopped_during_its_install_then_started(minions, salt_run_cli, n
         # The installer has stopped the services and is writing the packages.
         wait_for(lambda: events(nodes["node2"], "sia-stop"), 120, "node2's installation to begin")
         assert commands(nodes["node2"], "--install-node") == []  # still running
-        with minions[1].stopped():
+        with stopped(minions[1]):
             pass
         code, data, err = _finish(proc)
     finally:
@@ -241,7 +244,7 @@ def test_minion_killed_with_its_installer_halts_then_resume_completes(minions, s
     proc = background_update(salt_run_cli, *update_args(node_timeout=12))
     try:
         wait_for(lambda: events(nodes["node2"], "sia-stop"), 120, "node2's installation to begin")
-        with minions[1].stopped(before_stop_callback=_kill_tree):
+        with stopped(minions[1], before_stop=_kill_tree):
             pass
         code, data, err = _finish(proc)
     finally:
@@ -277,7 +280,7 @@ def test_minion_not_answering_at_preflight_touches_nothing(master, minions, salt
     before = snapshot(nodes)
     rollout_before = latest_rollout(salt_run_cli)
     start = time.time()
-    with minions[2].stopped():
+    with stopped(minions[2]):
         ret = salt_run_cli.run("rolling.update", *update_args(timeout=5), _timeout=300)
     assert ret.returncode == 1, ret.stderr
     assert ret.data["status"] == "refused"
@@ -296,7 +299,7 @@ def test_a_salt_run_killed_in_its_preflight_leaves_a_record_of_the_lease_it_hold
     so the pre-flight waits; meanwhile status names the rollout that holds the lease, and once its salt-run is
     killed, says so and how to release it. Nothing was touched."""
     before = snapshot(nodes)
-    with minions[2].stopped():
+    with stopped(minions[2]):
         proc = background_update(salt_run_cli, *update_args(timeout=30))
         try:
 
@@ -320,15 +323,17 @@ def test_a_salt_run_killed_in_its_preflight_leaves_a_record_of_the_lease_it_hold
     assert snapshot(nodes) == before
 
 
-def _stop_node3_once(ready, what, minions, nodes, proc):
-    """Wait for ``ready`` (``what``), stop node3's salt-minion before its turn and let the rollout
-    ``proc`` end meanwhile: its (exit status, summary, stderr)."""
+def _stop_node3_once(ready, what, minions, nodes, proc, held):
+    """Wait for ``ready`` (``what``), stop node3's salt-minion before its turn, let the installs of ``held`` go (held
+    until then) and the rollout ``proc`` end meanwhile: its (exit status, summary, stderr)."""
     try:
         wait_for(ready, 120, what)
-        with minions[2].stopped():
-            assert commands(nodes["node2"], "--install-node") == [], "node3 stopped too late to test this"
+        with stopped(minions[2]):
+            assert commands(nodes["node2"], "--install-node") == [], "node2 installed before node3 was stopped"
+            let_installs_go(nodes, *held)
             return _finish(proc)
     finally:
+        let_installs_go(nodes, *held)  # also when the test failed: no installer waits for an hour
         _kill(proc)
 
 
@@ -345,8 +350,7 @@ def _resume_completes(salt_run_cli, nodes):
 
 
 def test_minion_gone_before_its_turn_halts_then_resume_completes(master, minions, salt_run_cli, nodes):
-    for node_id in ("node1", "node2"):
-        nodes[node_id].set_delays(install=5)  # time to stop node3's minion (it takes seconds) before its turn
+    hold_installs(nodes, "node1", "node2")  # until node3's minion is stopped (it takes seconds), before its turn
     earlier = (salt_run_cli.run("rolling.status").data or {}).get("rollout")
     proc = background_update(salt_run_cli, *update_args(timeout=5))
 
@@ -362,7 +366,7 @@ def test_minion_gone_before_its_turn_halts_then_resume_completes(master, minions
             and all(b["built"] for b in builds.values())
         )
 
-    code, data, err = _stop_node3_once(both_built, "node3's build", minions, nodes, proc)
+    code, data, err = _stop_node3_once(both_built, "node3's build", minions, nodes, proc, ("node1", "node2"))
     assert code == 1, err
     assert data["status"] == "halted", data
     assert "node3 did not answer for 5 s before its turn" in data["reason"]
@@ -382,7 +386,7 @@ def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(
     salt-minion stops. The go-ahead is not acknowledged: the rollout halts with node3 untouched and
     recorded so; its prepared job ends with its minion and does not hold node3's state queue; resume
     completes."""
-    nodes["node2"].set_delays(install=10)  # stopping a salt-minion takes seconds
+    hold_installs(nodes, "node2")  # until node3's minion is stopped (it takes seconds)
     start = time.time()
     proc = background_update(salt_run_cli, *update_args(timeout=5))
 
@@ -390,7 +394,9 @@ def test_minion_gone_after_it_was_prepared_halts_then_resume_completes(
         events = event_listener.get_events([(master.id, "expressware/node/phase")], after_time=start)
         return any(e.data.get("id") == "node3" and e.data["data"].get("phase") == "ready" for e in events)
 
-    code, data, err = _stop_node3_once(node3_ready, "node3's prepared job to be ready", minions, nodes, proc)
+    code, data, err = _stop_node3_once(
+        node3_ready, "node3's prepared job to be ready", minions, nodes, proc, ("node2",)
+    )
     assert code == 1, err
     assert data["status"] == "halted", data
     assert data["reason"] == (

@@ -13,6 +13,7 @@ import pytest
 from expressware_sim import down_intervals, max_nodes_down, merged_journal
 from expressware_sim.output import long_date
 from tests.conftest import NEW, NEWER, OLD, changing_commands
+from tests.daemons import stopped
 from tests.integration.conftest import NODE_IDS, sia_url
 from tests.integration.rollouts import (  # noqa: F401 (fixtures)
     background_update,
@@ -213,7 +214,7 @@ def test_master_restart_mid_rollout_then_resume(master, minions, salt_run_cli, n
             120,
             "node2's installation to start",
         )
-        with master.stopped():
+        with stopped(master):
             # The operator's salt-run dies with the master (or the terminal).
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
@@ -241,7 +242,7 @@ def test_a_rollout_right_after_a_master_restart_reaches_every_minion(master, min
     # refused a healthy cluster ("node1: did not answer"). (A minion whose request was
     # out while the master was down returns nothing until that request times out, up
     # to a minute: the default timeout waits for it; timeout=10 would not.)
-    with master.stopped():
+    with stopped(master):
         pass
     try:
         ret = salt_run_cli.run("rolling.update", *update_args(), _timeout=300)

@@ -351,3 +351,23 @@ def test_second_sia_on_same_node_is_refused(sim_node, sim_sia, sim_run, sim_wait
     t.join()
     assert results["first"].returncode == 0
     assert second.returncode == 1 and "already running" in second.stderr
+
+
+def test_an_install_held_by_its_delay_ends_when_the_delay_is_lowered(sim_node, sim_sia, sim_run, sim_wait):
+    """A running install looks at its delay again: held by an hour's delay, it ends once the delay is 0."""
+    node = sim_node(install=3600)
+    sia = sim_sia("5.26.0")
+    results = {}
+    t = threading.Thread(
+        target=lambda: results.update(done=sim_run(["sh", sia, "--install-node", "--batch"], cwd=node.workdir))
+    )
+    t.start()
+    assert sim_wait(lambda: not node.state()["all_running"], interval=0.02)  # installing
+    time.sleep(0.5)
+    assert "done" not in results and node.state()["installed_version"] != "5.26.0"  # held
+    released = time.monotonic()
+    node.set_delays(install=0)
+    t.join(timeout=10)
+    assert time.monotonic() - released < 5
+    assert results["done"].returncode == 0, results["done"].stderr
+    assert node.state()["installed_version"] == "5.26.0"
