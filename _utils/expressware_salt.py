@@ -82,13 +82,16 @@ class SaltAdapter:
         to take it (Salt says so with an empty answer)."""
         return self._run_job(tgt, fun, arg, kwarg, tgt_type).get("jid") or None
 
-    def call(self, tgt, fun, arg=(), kwarg=None, tgt_type="list", timeout=None):
+    def call(self, tgt, fun, arg=(), kwarg=None, tgt_type="list", timeout=None, find_job=True):
         """Run ``fun`` on the targeted minions: ``{minion: return}``, ``False`` for a minion that did not answer
         (or answered that it could not: Salt's no_return).
 
         Like ``LocalClient.cmd``, a minion silent after ``timeout`` seconds is asked whether it still runs the
         job (``saltutil.find_job``) and waited for while it does; unlike it, never beyond ``PATIENCE`` times
-        ``timeout`` in all."""
+        ``timeout`` in all. ``find_job=False`` for a function that ends as soon as it runs (``test.ping``,
+        ``event.fire``): a minion silent after ``timeout`` is no answer at once. The question would wait up to
+        ``GATHER`` seconds more for a minion that is gone: a go-ahead to a stopped minion said "did not answer for
+        5 s" after 30."""
         timeout = timeout or self.default_timeout
         pub = self._run_job(tgt, fun, arg, kwarg, tgt_type)
         expected = self._expected(pub, tgt, tgt_type)
@@ -106,7 +109,7 @@ class SaltAdapter:
         while True:
             self._collect({jid: (expected, answers)}, deadline)
             silent = [m for m in expected if m not in answers]
-            if not silent or time.monotonic() >= hard:
+            if not silent or not find_job or time.monotonic() >= hard:
                 break
             running = self._still_running(jid, silent, answers, min(self.GATHER, hard - time.monotonic()))
             if not running:
@@ -199,7 +202,7 @@ class SaltAdapter:
         """Fire ``tag`` on ``minion``'s own bus; ``acknowledged``: wait (bounded) for the minion's word, True when
         it gave it. Else publish and return at once (True when published)."""
         if acknowledged:
-            return self.call([minion], "event.fire", [data, tag], timeout=timeout).get(minion) is True
+            return self.call([minion], "event.fire", [data, tag], timeout=timeout, find_job=False).get(minion) is True
         try:
             return bool(self.publish([minion], "event.fire", [data, tag]))
         except LostMaster:
@@ -213,7 +216,8 @@ class SaltAdapter:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             asked = time.monotonic()
-            if self.call([minion], "test.ping", timeout=5).get(minion) is True:
+            ping = self.call([minion], "test.ping", timeout=min(5, max(1, deadline - asked)), find_job=False)
+            if ping.get(minion) is True:
                 return True
             if time.monotonic() - asked < 1:
                 # Refused at once (not connected yet): give the bus a moment rather than spinning.

@@ -224,3 +224,26 @@ def test_a_master_of_masters_whose_syndic_says_a_minion_was_reached_waits_for_it
 def test_a_master_of_masters_with_no_answer_and_no_word_is_an_empty_answer():
     salt, _ = master_of_masters({}, told=False)
     assert salt.call("nothing*", "test.ping", tgt_type="glob", timeout=0.3) == {}
+
+
+def test_a_function_that_ends_as_it_runs_is_not_asked_after(monkeypatch):
+    """``find_job=False`` (``event.fire``, ``test.ping``): a silent minion is no answer once ``timeout`` passed; no
+    ``saltutil.find_job`` (it would wait up to GATHER s more for a minion that is gone)."""
+    monkeypatch.setattr(saltio.SaltAdapter, "GATHER", 30)
+    bus = Bus()
+    client = SlowClient(bus)
+    salt = saltio.SaltAdapter({}, client=client, listener=bus)
+    started = time.monotonic()
+    assert salt.call(["node1", "node2"], "event.fire", timeout=0.3, find_job=False) == {"node1": True, "node2": False}
+    assert time.monotonic() - started < 2
+    assert [job[1] for job in client.jobs] == ["event.fire"]
+
+
+def test_a_minion_that_is_gone_is_not_reachable_after_timeout_seconds(monkeypatch):
+    monkeypatch.setattr(saltio.SaltAdapter, "GATHER", 30)
+    salt, client, _ = adapter(answering={"node1": True})
+    started = time.monotonic()
+    assert salt.reachable("node2", 1) is False
+    assert time.monotonic() - started < 3
+    assert {job[1] for job in client.jobs} == {"test.ping"}
+    assert salt.reachable("node1", 1) is True
