@@ -116,6 +116,11 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits, n
         self.record["updated"] = self.salt.time()
         self.rollouts.save_node(self.record, minion)
 
+    def save_group(self, key):
+        """Record a step that changed one group (built, staged: with its nodes), as cheaply as a node's."""
+        self.record["updated"] = self.salt.time()
+        self.rollouts.save_changes(self.record, nodes=tuple(self.record["groups"][key]["nodes"]), groups=(key,))
+
     def halt(self, reason=None):
         """The one way to stop on a failure: recorded (unless the core recorded it already), said, announced."""
         if reason is not None:
@@ -307,6 +312,8 @@ class Driver(preflight_lib.Preflight, health_gate.HealthGate, waits_lib.Waits, n
         getattr(self, "do_" + action[0])(*action[1:])
         if action[0] == "update":
             self.save_node(action[1])
+        elif action[0] in ("build", "stage"):
+            self.save_group(action[1])
         else:
             self.save()
         return True

@@ -99,7 +99,7 @@ class NodeUpdate:
         while (work := plan_lib.background_action(record, tried)) is not None:
             tried.append(work)
             getattr(self, "do_" + work[0])(*work[1:], background=True)
-            self.save()
+            self.save_group(work[1])
         outcome, evidence = self.await_node(minion, jid, deadline, resumed=resumed)
         if outcome is not None:
             return self._failed(minion, outcome)

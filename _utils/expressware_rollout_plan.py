@@ -98,6 +98,7 @@ def new_record(rollout_id, cluster, version, sia, facts, options, now, order=Non
             "error": None,
             "attempts": 0,
             "note": None if todo else "already on the target",
+            "gate": None,  # the gate of its prepared job, while one waits (mark_prepared)
         }
         if todo:
             grains = fact.get("grains", {})

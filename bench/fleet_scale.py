@@ -75,17 +75,20 @@ class Stores:
         self.rollouts = store_lib.rollout_store({"cachedir": cachedir}) if cachedir else None
         self.leases = store_lib.lease_store({"cachedir": cachedir}) if cachedir else None
         self.fleets = fleet_run_lib.FleetStore(self.rollouts) if cachedir else None
-        self.saves = {"rollout save": 0, "rollout save_node": 0, "fleet save": 0, "lease": 0}
+        self.saves = {"rollout save": 0, "rollout save_node": 0, "rollout save_changes": 0, "fleet save": 0, "lease": 0}
         self.lock = threading.Lock()  # the counts, from the clusters' threads
 
     def count(self, kind):
         with self.lock:
             self.saves[kind] += 1
 
-    def save(self, record, minion=None):
+    def save(self, record, minion=None, group=None):
         if self.rollouts is None:
             return
-        if minion is None:
+        if group is not None:
+            self.rollouts.save_changes(record, nodes=tuple(record["groups"][group]["nodes"]), groups=(group,))
+            self.count("rollout save_changes")
+        elif minion is None:
             self.rollouts.save(record)
             self.count("rollout save")
         else:
@@ -124,10 +127,12 @@ class Stores:
 
 
 class Builds:
-    """``SharedBuilds`` without threads: the first cluster of a key builds, the others wait until it has."""
+    """``SharedBuilds``: the first cluster of a key builds, the others wait until it has: a tick at a time in one
+    thread, blocked on an event with a thread per cluster (``threaded``), as ``SharedBuilds`` waits."""
 
-    def __init__(self):
+    def __init__(self, threaded=False):
         self.entries = {}
+        self.threaded = threaded
 
 
 def cluster_walk(cluster, nodes, facts, rollout_id, fleet_id, args, stores, builds, clock, timings):
@@ -138,9 +143,9 @@ def cluster_walk(cluster, nodes, facts, rollout_id, fleet_id, args, stores, buil
     def say(message):
         rollout.log(record, clock(), message)
 
-    def save(minion=None):
+    def save(minion=None, group=None):
         record["updated"] = clock()
-        stores.save(record, minion)
+        stores.save(record, minion, group)
 
     def prepare(minion):
         if minion is not None and not record["nodes"][minion].get("gate"):
@@ -181,16 +186,20 @@ def cluster_walk(cluster, nodes, facts, rollout_id, fleet_id, args, stores, buil
             prepare(rollout.upcoming(record))
         if kind == "build":
             key = action[1]
-            entry = builds.entries.get(key)
-            if entry is None:
-                entry = builds.entries[key] = {"done": False, "cluster": cluster}
+            mine = {"done": False, "cluster": cluster, "event": threading.Event()}
+            entry = builds.entries.setdefault(key, mine)  # one step: the clusters' threads race for it
+            if entry is mine:
                 say(f"building RPMs for {key} on {record['groups'][key]['builder']} for the whole fleet (it stays up)")
                 yield  # the build, and its push to the master
                 entry["done"] = True
+                entry["event"].set()
             else:
                 say(f"RPMs for {key}: built once for the fleet (cluster {entry['cluster']}); waiting for them")
                 while not entry["done"]:
-                    yield
+                    if builds.threaded:
+                        entry["event"].wait()  # as SharedBuilds (a spin here would starve the builder's thread)
+                    else:
+                        yield
                 yield  # sent to this cluster's builder
             rollout.mark_built(record, key, scale.RPMS, clock())
         elif kind == "stage":
@@ -221,7 +230,7 @@ def cluster_walk(cluster, nodes, facts, rollout_id, fleet_id, args, stores, buil
                 )
                 yield
                 rollout.mark_staged(record, work[1], clock())
-                save()
+                save(group=work[1])
             for phase in (rollout.STOPPING, rollout.INSTALLING, rollout.WAITING):
                 yield  # the node's phase event
                 rollout.mark_phase(record, minion, phase, clock())
@@ -235,7 +244,7 @@ def cluster_walk(cluster, nodes, facts, rollout_id, fleet_id, args, stores, buil
             stores.release(cluster, holder)
         else:
             raise RuntimeError(f"unexpected action {action}")
-        save(action[1] if kind == "update" else None)
+        save(action[1] if kind == "update" else None, group=action[1] if kind in ("build", "stage") else None)
     save()
     result = rollout.summary(record)
     say(record["status"])
@@ -249,7 +258,7 @@ def drive(clusters, size, cachedir=None, parallel=None, threaded=False):
     the ticks of one thread: the clusters' saves (and their fsyncs, which release the GIL) may then overlap."""
     clock = scale.Clock()
     stores = Stores(cachedir)
-    builds = Builds()
+    builds = Builds(threaded)
     timings = {"new_record": 0.0}
     minion_clusters, facts = make_fleet(clusters, size)
     args = {  # rolling.update's checked arguments, as a real fleet's records hold them

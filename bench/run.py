@@ -316,9 +316,9 @@ def rollout_record(cl, summary):
     rollout_id = (summary or {}).get("rollout")
     if not rollout_id:
         return None
-    path = cl["work"] / "salt" / "master" / "cache" / "expressware" / "rollouts" / f"{rollout_id}.json"
+    directory = cl["work"] / "salt" / "master" / "cache" / "expressware" / "rollouts"
     with contextlib.suppress(OSError, ValueError):
-        return json.loads(path.read_text(encoding="utf-8"))
+        return scale.store_lib.RolloutStore(str(directory)).load(rollout_id)  # as the runner reads it
     return None
 
 

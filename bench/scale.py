@@ -141,13 +141,16 @@ def drive(count, directory=None, groups=2, budget=None, keep_record=False):
     def say(message):
         rollout.log(record, clock(), message)
 
-    def save(minion=None):
-        """As the runner: a step that changed one node is appended (save_node), others rewrite the record."""
+    def save(minion=None, group=None):
+        """As the runner: a step that changed one node (save_node) or one group (built, staged: save_changes) is
+        appended, others rewrite the record."""
         nonlocal saves, save_seconds
         record["updated"] = clock()
         if rollouts is not None:
             before = time.perf_counter()
-            if minion is None:
+            if group is not None:
+                rollouts.save_changes(record, nodes=tuple(record["groups"][group]["nodes"]), groups=(group,))
+            elif minion is None:
                 rollouts.save(record)
             else:
                 rollouts.save_node(record, minion)
@@ -229,7 +232,7 @@ def _loop(record, say, save, clock):
             while (work := rollout.background_action(record)) is not None:
                 say(f"staging {len(RPMS)} RPM(s) of {work[1]} on {len(record['groups'][work[1]]['nodes']) - 1} node(s)")
                 rollout.mark_staged(record, work[1], clock())
-                save()
+                save(group=work[1])
             for phase in (rollout.STOPPING, rollout.INSTALLING, rollout.WAITING):
                 rollout.mark_phase(record, minion, phase, clock())
                 save(minion)  # mark_phase logged it (the driver's say does not again)
@@ -240,7 +243,7 @@ def _loop(record, say, save, clock):
             rollout.finish(record, clock())
         else:  # pause/frontend: not part of this plan
             raise RuntimeError(f"unexpected action {action}")
-        save(action[1] if kind == "update" else None)
+        save(action[1] if kind == "update" else None, group=action[1] if kind in ("build", "stage") else None)
     save()
 
 

@@ -489,6 +489,7 @@ class Records:
             raise Crash()
 
     save_node = lambda self, record, minion: self.save(record)  # noqa: E731
+    save_changes = lambda self, record, nodes=(), groups=(): self.save(record)  # noqa: E731
 
     def load(self, rollout_id):
         """The record as saved last (a fresh copy), or None."""

@@ -244,6 +244,54 @@ class TestStores:
         with pytest.raises(ValueError, match="no rollout"):
             rollouts.load("r9")
 
+    def test_records_are_stored_compact_and_load_as_they_were(self, tmp_path):
+        rollouts = store.RolloutStore(str(tmp_path))
+        record = plan({"n1": fact(), "n2": fact()}, now=1800000000.25)
+        record["args"] = {
+            "tgt": "*",
+            "version": record["version"],
+            "sia": record["sia"],
+            "cluster": "db1x",
+            "options": dict(record["options"]),
+        }
+        rollout.mark_phase(record, "n1", rollout.STOPPING, 1800000012.3456789)
+        rollouts.save(record)
+        stored = json.loads((tmp_path / "r1.json").read_text())
+        # The log: [seconds since created, to the ms, message]; no empty node fields; args without the
+        # version and sia the record holds already (its cluster differs from the record's: kept).
+        assert stored["stored"] == store.STORED_FORMAT and stored["log"][-1] == [12.096, "n1: stopping"]
+        assert "error" not in stored["nodes"]["n1"] and "gate" not in stored["nodes"]["n2"]
+        assert stored["nodes"]["n1"]["started"] == 1800000012.3456789
+        assert stored["args"] == {"tgt": "*", "cluster": "db1x"}
+        loaded = rollouts.load("r1")
+        expected = json.loads(json.dumps(record))
+        expected["log"][-1]["time"] = 1800000012.346  # to the millisecond
+        assert loaded == expected
+
+    def test_records_of_an_earlier_release_load_unchanged(self, tmp_path):
+        record = plan({"n1": fact()}, now=5.0)
+        record["args"] = {"tgt": "*", "version": record["version"], "sia": record["sia"]}
+        (tmp_path / "r1.json").write_text(json.dumps(record))  # dict log entries, every field, full args
+        (tmp_path / "r1.nodes").write_text(
+            json.dumps(
+                {
+                    "node": "n1",
+                    "entry": dict(record["nodes"]["n1"], phase="stopping"),
+                    "status": "running",
+                    "reason": None,
+                    "updated": 6.0,
+                    "log": [{"time": 6.0, "message": "n1: stopping"}],
+                }
+            )
+            + "\n"
+        )
+        loaded = store.RolloutStore(str(tmp_path)).load("r1")
+        assert loaded["nodes"]["n1"]["phase"] == "stopping" and loaded["log"][-1] == {
+            "time": 6.0,
+            "message": "n1: stopping",
+        }
+        assert loaded["args"] == record["args"] and loaded["log"][:-1] == record["log"]
+
 
 class TestNodeJournal:
     def test_node_steps_append_and_load_replays_them(self, tmp_path):
@@ -260,6 +308,59 @@ class TestNodeJournal:
         assert loaded["nodes"]["n1"]["phase"] == rollout.FAILED
         assert loaded["status"] == rollout.HALTED and "n1 failed" in loaded["reason"]
         assert loaded == json.loads(json.dumps(record))
+
+    def test_a_group_built_and_staged_is_one_line_each_with_every_new_log_entry(self, tmp_path):
+        rollouts = store.RolloutStore(str(tmp_path))
+        record = plan({"n1": fact(), "n2": fact()})
+        rollouts.save(record)
+        snapshot = (tmp_path / "r1.json").read_text()
+        key = record["nodes"]["n1"]["group"]
+        rollout.log(record, 101.0, "building RPMs")  # the driver says it, then the core logs "built"
+        rollout.mark_built(record, key, ["a.rpm"], 102.0)
+        rollouts.save_changes(record, groups=(key,))
+        rollout.mark_staged(record, key, 103.0)
+        rollouts.save_changes(record, nodes=("n1", "n2"), groups=(key,))
+        assert (tmp_path / "r1.json").read_text() == snapshot  # appended, not rewritten
+        assert len((tmp_path / "r1.nodes").read_text().splitlines()) == 2
+        loaded = rollouts.load("r1")
+        assert loaded["groups"][key]["built"] and loaded["groups"][key]["staged"]
+        assert loaded["nodes"]["n2"]["phase"] == rollout.STAGED
+        assert [e["message"] for e in loaded["log"][-3:]] == [
+            "building RPMs",
+            "built 1 RPM(s) for " + key + " on n1",
+            "staged the RPMs of " + key + " on 2 node(s)",
+        ]
+        assert loaded == json.loads(json.dumps(record))
+
+    def test_a_save_that_changes_nothing_writes_nothing(self, tmp_path):
+        rollouts = store.RolloutStore(str(tmp_path))
+        record = plan({"n1": fact()})
+        rollouts.save(record)
+        written = (tmp_path / "r1.json").stat().st_ino
+        record["updated"] += 5  # the driver's save stamps the time: alone, no reason to write (and fsync) again
+        rollouts.save(record)
+        assert (tmp_path / "r1.json").stat().st_ino == written
+        store.RolloutStore(str(tmp_path)).save(dict(record, note="another process"))
+        rollouts.save(record)  # the file is not the one it wrote: written again
+        assert "note" not in json.loads((tmp_path / "r1.json").read_text())
+        written = (tmp_path / "r1.json").stat().st_ino
+        rollout.mark_phase(record, "n1", rollout.STOPPING, 106.0)
+        rollouts.save_node(record, "n1")
+        rollouts.save(record)  # the journal has a step since: the snapshot takes it in
+        assert (tmp_path / "r1.json").stat().st_ino != written and not (tmp_path / "r1.nodes").exists()
+        assert json.loads((tmp_path / "r1.json").read_text())["nodes"]["n1"]["phase"] == rollout.STOPPING
+
+    def test_a_journal_compacted_by_another_store_is_opened_again(self, tmp_path):
+        driver, other = store.RolloutStore(str(tmp_path)), store.RolloutStore(str(tmp_path))
+        record = plan({"n1": fact(), "n2": fact()})
+        driver.save(record)
+        rollout.mark_phase(record, "n1", rollout.STOPPING, 101.0)
+        driver.save_node(record, "n1")
+        other.save(other.load("r1"))  # e.g. rolling.rollback marking the original: the journal goes
+        rollout.mark_phase(record, "n1", rollout.INSTALLING, 102.0)
+        driver.save_node(record, "n1")  # its open file was removed: a new one
+        assert other.load("r1")["nodes"]["n1"]["phase"] == rollout.INSTALLING
+        driver.close()
 
     def test_a_torn_last_line_is_ignored(self, tmp_path):
         rollouts = store.RolloutStore(str(tmp_path))
