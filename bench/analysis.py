@@ -228,8 +228,8 @@ def handover_parts(figures, record):
 def startup_parts(figures, record):
     """Split the time before the first node with the rollout record's log (same clock as the journals):
 
-    command start -> record created (salt-run start-up, lease, pre-flight on every node) -> last ``built`` (clear
-    old RPMs, ``--build-rpm``; the first node is prepared meanwhile) -> the first
+    command start -> record created (salt-run start-up, lease) -> ``planned ...`` (the pre-flight on every node) ->
+    last ``built`` (clear old RPMs, ``--build-rpm``; the first node is prepared meanwhile) -> the first
     node's first change (its go-ahead). The staging to the other nodes (the builder's push to the master, then one
     publish to them) happens while the first node is down
     (reported apart: it is not before the first node any more).
@@ -240,15 +240,17 @@ def startup_parts(figures, record):
     staging = [e["time"] for e in record.get("log", []) if e["message"].startswith("staging ")]
     staged = [e["time"] for e in record.get("log", []) if e["message"].startswith("staged the RPMs")]
     first = min(n["first_change"] for n in figures["nodes"] if n["first_change"] is not None)
+    planned = [e["time"] for e in record.get("log", []) if e["message"].startswith("planned ")]
     created = record.get("created")
-    if created is None or not built:
+    if created is None or not built or not planned:
         return None
     builds = sum(
         end - start for kind, start, end in (b for n in figures["nodes"] for b in n["builds"]) if kind == "build-rpm"
     )
     parts = {
-        "salt-run start-up, lease, pre-flight": created - figures["t_start"],
-        "builds incl. clearing old RPMs": max(built) - created,
+        "salt-run start-up, lease": created - figures["t_start"],
+        "pre-flight (every node)": planned[0] - created,
+        "builds incl. clearing old RPMs": max(built) - planned[0],
         "of which --build-rpm": builds,
         "first node: its go-ahead (prepared during the builds)": first - max(built),
     }
