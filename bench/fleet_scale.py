@@ -390,7 +390,8 @@ def drive(clusters, size, cachedir=None, parallel=None, threaded=False):
         out["bytes_on_disk"], out["fleet_record_bytes"] = stores.bytes_on_disk()
         out["files"] = sum(len(files) for _r, _d, files in os.walk(os.path.join(cachedir, "expressware")))
         one = stores.rollouts.load(next(iter(record["clusters"].values()))["rollout"])
-        out["rollout_record_parts"] = {k: len(json.dumps(v, separators=(",", ":"))) for k, v in one.items()}
+        stored = store_lib.encode_record(one)  # as on disk
+        out["rollout_record_parts"] = {k: len(json.dumps(v, separators=(",", ":"))) for k, v in stored.items()}
         out["rollout_record_log_lines"] = len(one["log"])
     return out
 
@@ -432,6 +433,7 @@ def profiled(clusters, size, cachedir=None, top=12):
             "FleetStore.save": cumulative("(save)", "expressware_fleet_run"),
             "RolloutStore.save": cumulative("(save)", "expressware_store"),
             "RolloutStore.save_node": cumulative("(save_node)", "expressware_store"),
+            "RolloutStore.save_changes (node steps included)": cumulative("(save_changes)", "expressware_store"),
             "LeaseStore.acquire": cumulative("(acquire)", "expressware_store"),
             "LeaseStore.release": cumulative("(release)", "expressware_store"),
             "os.fsync": cumulative("fsync"),

@@ -508,7 +508,7 @@ def _scale_section(sc):
         "| variant | seconds | saves | record |",
         "|---|---|---|---|",
         f"| logic only (no save) | {ns['seconds']:.3f} | 0 | {ns['record_bytes'] / 1e6:.3f} MB as saved "
-        f"(`indent=1`), {ns['record_bytes_compact'] / 1e6:.3f} MB compact |",
+        f"(`RolloutStore`'s encoding), {ns['record_bytes_compact'] / 1e6:.3f} MB as plain compact JSON |",
     ]
     if ws["complete"]:
         lines.append(
@@ -531,8 +531,7 @@ def _scale_section(sc):
         ]
     lines += [
         "",
-        "One save of the final record, and the same bytes written other ways (best of 5; a what-if, "
-        "`_utils/` is unchanged):",
+        "One save of the final record, and the record written other ways (best of 5; a what-if):",
         "",
         "| write | ms |",
         "|---|---|",
@@ -576,40 +575,16 @@ def _scale_findings(sc):
             f"({sc['nodes']} calls × {sc['nodes']} nodes × 2)."
         )
     if ps:
-        dump = ps["cumulative"].get("json.dump (in write_json)", 0)
+        dumps = ps["cumulative"].get("json.dumps", 0)
         save = ps["cumulative"].get("RolloutStore.save", 0)
         fsync = ps["cumulative"].get("os.fsync (in write_json)", 0)
         out.append(
             f"- **Saving**: `RolloutStore.save` is {save:.2f} s of {ps['wall_s_under_profiler']:.2f} s under the "
-            f"profiler, of which `json.dump` {dump:.2f} s and `os.fsync` {fsync:.3f} s. Every save "
-            f"rewrites the whole record ({ns['record_bytes'] / 1e6:.2f} MB) and the runner saves "
-            f"{sc['expected_saves'] // sc['nodes']} times per node, so the bytes written grow as O(N²) "
-            f"(≈ {sc['expected_saves'] * ns['record_bytes'] / 1e9:.1f} GB for {sc['nodes']} nodes). "
-            "`write_json` uses `json.dump(..., indent=1)` into the file: with `indent` Python's encoder "
-            "is the pure-Python one and `json.dump` writes token by token."
+            f"profiler (`json.dumps` in all {dumps:.2f} s, `os.fsync` {fsync:.3f} s). A node's step is one line "
+            "appended to the rollout's journal (`save_node`, O(1) whatever the cluster's size); the whole record "
+            f"({ns['record_bytes'] / 1e6:.2f} MB as stored) is rewritten at the rollout's start, its plan, its "
+            "end, and every 500 journal lines (`COMPACT_EVERY`): a few dozen rewrites for 2,000 nodes."
         )
-        costs = sc["encode_costs"]
-        cur = costs.get("write_json (json.dump indent=1 + fsync + replace)")
-        fast = costs.get("json.dumps compact (C encoder) then one write")
-        if cur and fast:
-            total = sc["expected_saves"] * fast + ns["seconds"]
-            verdict = (
-                "within the target"
-                if total <= TARGETS["scale_s"]
-                else "faster, still above the target"
-                if total <= 5 * TARGETS["scale_s"]
-                else "faster, still far above the target"
-            )
-            out.append(
-                f"- Writing the record compact with `json.dumps` (C encoder) and one `write` would take "
-                f"{fast * 1000:.1f} ms instead of {cur * 1000:.1f} ms per save, "
-                f"≈ {total:.1f} s per rollout with the logic: {verdict}. At this size the "
-                "target needs fewer or smaller writes: save once per node (not per phase event), and/or "
-                "keep per-node progress in an append-only file (one line per step) with the full record "
-                "rewritten only at the end of a node or on exit; `next_action` would need an index "
-                "(position of the first node still to do, count of active nodes) instead of two scans."
-            )
-    out.append("- `_utils/` was not changed for this benchmark; these are findings, not fixes.")
     return out
 
 
@@ -919,7 +894,8 @@ def _fleet_scale(sc):
         "each tick every running cluster takes its next step of the driver's loop (`next_action`, `mark_prepared`, "
         "`mark_built`/`mark_staged`, per node `mark_phase` ×4, `clear_gate`, `mark_active`, `finish`) and the "
         "fleet's `startable`/`mark_started`/`mark_ended`/`finish` as `FleetRun.run` calls them. With saves: "
-        "every save the runner makes, in a fresh master cache (`RolloutStore.save`/`save_node` as the driver calls "
+        "every save the runner makes, in a fresh master cache (`RolloutStore.save`/`save_node`/`save_changes` as "
+        "the driver calls "
         "them, the lease taken and released per cluster, `FleetStore.save` per cluster started and ended). Two build "
         "groups (clusters on two kernels in turn), each built once for the fleet. No Salt, no sleeping. In one "
         "thread (the ticks), then again with a "
@@ -990,18 +966,23 @@ def _fleet_scale_findings(sc):
     ]
     if ps:
         c = ps["cumulative"]
-        full = ws["saves"]["rollout save"] + ws["saves"]["fleet save"] + ws["saves"]["lease"]
+        fsyncs = next((r["calls"] for r in ps["top_own_time"] if "posix.fsync" in r["function"]), None)
         out.append(
-            f"- **The saves**: {full} of them rewrite a whole file and fsync it (`write_json`: the rollout's record "
-            f"{ws['saves']['rollout save'] // sc['clusters']} times per cluster, its lease once, the fleet's record "
+            "- **The saves**: "
+            + (f"{fsyncs} " if fsyncs is not None else "")
+            + "files rewritten whole and fsync'ed (`write_json`: the rollout's record at its start, its plan, its "
+            f"end ({ws['saves']['rollout save'] // sc['clusters']} calls of `RolloutStore.save` per cluster; one "
+            "that would write the same file again, apart from its `updated` time, writes nothing), its lease "
+            "once, the fleet's record "
             "once per turn of `FleetRun._run`'s loop: after starting every startable cluster, after taking every "
             "cluster that ended meanwhile), and each costs about one fsync of this disk "
             f"(os.fsync {c.get('os.fsync', 0):.1f} s of {ps['wall_s_under_profiler']:.1f} s under the profiler). "
             f"`FleetStore.save` ({c.get('FleetStore.save', 0):.1f} s) writes the whole fleet record "
             f"({ws['fleet_record_bytes'] / 1e3:.0f} kB at {sc['clusters']} clusters) "
-            f"{ws['saves']['fleet save']} times. The per-node steps (`save_node`, an appended line without fsync) "
-            "are cheap "
-            f"({c.get('RolloutStore.save_node', 0):.1f} s for {ws['saves']['rollout save_node']})."
+            f"{ws['saves']['fleet save']} times. The per-node steps (`save_node`) and a group built or staged "
+            "(`save_changes`: the group and its nodes) are a line appended to the rollout's journal, written "
+            f"through without fsync: cheap ({c.get('RolloutStore.save_node', 0):.1f} s for "
+            f"{ws['saves']['rollout save_node']} node steps)."
         )
         out.append(
             "- In the runner the clusters' drivers are threads, and fsync releases the GIL: their saves overlap "
@@ -1015,7 +996,7 @@ def _fleet_scale_findings(sc):
         total = sum(parts.values()) or 1
         biggest = sorted(parts.items(), key=lambda kv: kv[1], reverse=True)[:4]
         out.append(
-            f"- **A cluster's record** ({total / 1e3:.1f} kB as JSON): "
+            f"- **A cluster's record** ({total / 1e3:.1f} kB as stored, `RolloutStore`'s compact JSON): "
             + ", ".join(f"`{k}` {v / 1e3:.1f} kB ({100 * v / total:.0f} %)" for k, v in biggest)
             + f". Its log has {ws.get('rollout_record_log_lines')} lines for {sc['size']} nodes (each step once: "
             "the core's `mark_phase`/`mark_active` log them, the driver's progress line does not again)."

@@ -176,7 +176,7 @@ def drive(count, directory=None, groups=2, budget=None, keep_record=False):
     result = rollout.summary(record)
     assert result["status"] == rollout.DONE, result["status"]
     assert result["counts"] == {"active": count}, result["counts"]
-    text = json.dumps(record, separators=(",", ":"))  # what write_json writes
+    text = json.dumps(store_lib.encode_record(record), separators=(",", ":"))  # what RolloutStore.save writes
     out = {
         "nodes": count,
         "complete": True,
@@ -289,7 +289,7 @@ def profiled(count, directory=None, groups=2, budget=None, top=12):
         "top_own_time": rows[:top],
         "cumulative": {
             "RolloutStore.save": cumulative("(save)", "expressware_store"),
-            "json.dump (in write_json)": cumulative("(dump)", "__init__"),
+            "json.dumps": cumulative("(dumps)", "__init__"),
             "os.fsync (in write_json)": cumulative("fsync"),
             "next_action": cumulative("(next_action)"),
             "new_record": cumulative("(new_record)"),
@@ -300,10 +300,10 @@ def profiled(count, directory=None, groups=2, budget=None, top=12):
 
 
 def encode_costs(record, directory, repeat=5):
-    """What one save of the final record costs, and what it would cost written differently (a what-if for the
-    report; ``_utils`` is not changed): json.dump with indent (what write_json does: Python's pure-Python
-    encoder, one write per token), json.dumps with indent (same encoder, one write), json.dumps compact (the C
-    encoder), and the fsync alone."""
+    """What one save of the final record costs (``RolloutStore.save``: encoded compact, the C encoder, one write,
+    fsync, replace), and what it would cost written differently (a what-if for the report): json.dump with indent
+    (Python's pure-Python encoder, one write per token), json.dumps with indent (same encoder, one write),
+    json.dumps compact without the store's encoding, and the fsync alone."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "encode.json")
 
@@ -334,8 +334,8 @@ def encode_costs(record, directory, repeat=5):
             os.fsync(handle.fileno())
 
     costs = {
-        "write_json (json.dump indent=1 + fsync + replace)": best(
-            lambda: store_lib.write_json(os.path.join(directory, "w.json"), record)
+        "RolloutStore.save (encode_record, json.dumps compact, fsync, replace)": best(
+            lambda: store_lib.RolloutStore(directory).save(record)
         ),
         "json.dump(indent=1) to a file": best(dump_indent),
         "json.dumps(indent=1) then one write": best(dumps_indent),
