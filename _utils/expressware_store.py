@@ -241,7 +241,7 @@ class RolloutStore:
     whole record, so the cost of a step does not grow with the cluster; every
     ``COMPACT_EVERY`` lines, and on :meth:`save`, the snapshot is rewritten and the
     journal emptied. The files are compact (:func:`encode_record`: a 4-node cluster's
-    record is 3.7 kB where it was 4.9); :meth:`load` gives the record as the driver
+    record is about 3.8 kB where it was 4.9); :meth:`load` gives the record as the driver
     had it (:func:`decode_record`; log times to the millisecond) and reads records of
     earlier releases as they are. :meth:`load` replays the journal over the snapshot. Replaying a
     line twice changes nothing, and a torn last line (a crash while appending) is

@@ -984,12 +984,19 @@ def _fleet_scale_findings(sc):
             f"through without fsync: cheap ({c.get('RolloutStore.save_node', 0):.1f} s for "
             f"{ws['saves']['rollout save_node']} node steps)."
         )
+        wt = sc.get("with_saves_threads")
+        if wt:
+            out.append(
+                f"- With a thread per cluster ({wt['seconds']:.2f} s against {ws['seconds']:.2f} s in one thread) "
+                f"every cluster's steps run back to back in {sc['clusters']} threads that take the GIL in turn; "
+                "fsync releases it, so their saves overlap, but the Python work between them does not. In the "
+                "runner those threads spend their time waiting for Salt (a node's flight takes minutes on a real "
+                "cluster), so this is the cost of every cluster's record work crowded into a few seconds."
+            )
         out.append(
-            "- In the runner the clusters' drivers are threads, and fsync releases the GIL: their saves overlap "
-            "there (and a journaling file system commits concurrent fsyncs together), where this single-threaded "
-            "walk adds them up: the single-threaded figure is an upper bound of the runner's own cost on this "
-            "disk; the threaded one is closer to the runner. What is left is a cluster's own rollout saves (each "
-            "worth its fsync: the record that says where the cluster stands) and its lease."
+            "- What is written with an fsync is what says where a cluster stands: its rollout's record at its "
+            "start (who holds the lease, before the pre-flight), its plan and its end, and its lease. A node's "
+            "step or a group built or staged goes to the journal (resume does a lost one again: idempotent)."
         )
     parts = ws.get("rollout_record_parts")
     if parts:
