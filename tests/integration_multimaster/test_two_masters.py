@@ -114,11 +114,14 @@ def test_one_rollout_per_cluster_whichever_master_runs_it(master1, master2, mini
     done = json.loads(stdout)
     assert done["status"] == "done" and done["rollout"] == record["id"], done
 
-    # One rollout's work on the nodes: one build (master 2 asked while it ran), each node updated once, one at a time.
+    # One rollout's work on the nodes: one build, each node updated once, one at a time. Master 2 was answered
+    # while master 1's rollout ran, past its pre-flight (its record said "running") and before its build ended:
+    # not after it (whether the build had started when master 2's salt-run, a second or so, answered depends on
+    # how fast the first node's job is published, which is not what this test is about).
     roots = [node.root for node in nodes.values()]
     builds = _commands(nodes, "--build-rpm")
     assert len(builds) == 1, merged_journal(roots)
-    assert builds[0]["time"] < answered < builds[0]["end"], (builds, answered)
+    assert answered < builds[0]["end"], (builds, answered)
     for node_id in NODE_IDS:
         assert len(_commands({node_id: nodes[node_id]}, "--install-node")) == 1, merged_journal(roots)
         assert nodes[node_id].state()["running_version"] == NEW
