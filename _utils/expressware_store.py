@@ -321,18 +321,13 @@ class RolloutStore:
             self.save(record)
             return
         line = {
+            "nodes": {minion: _encode_node(record["nodes"][minion]) for minion in nodes},
+            "groups": {key: record["groups"][key] for key in groups},
             "status": record["status"],
             "reason": record["reason"],
             "updated": record["updated"],
             "log": _encode_log(self._new_entries(record), record.get("created")),
         }
-        if len(nodes) == 1 and not groups:
-            line.update(node=nodes[0], entry=_encode_node(record["nodes"][nodes[0]]))
-        else:
-            line.update(
-                nodes={minion: _encode_node(record["nodes"][minion]) for minion in nodes},
-                groups={key: record["groups"][key] for key in groups},
-            )
         # Written through to the OS at once (a master or salt-run that dies loses
         # nothing); not fsync'ed per step: after a power loss the last steps of
         # the node in flight may be missing, and resume applies its state again,
@@ -376,7 +371,7 @@ class RolloutStore:
                 change = json.loads(text)
             except ValueError:
                 continue  # empty, or torn by a crash while it was appended
-            if "node" in change:
+            if "node" in change:  # a line of an earlier release: one node
                 record["nodes"][change["node"]] = _decode_node(change["entry"])
             for minion, entry in (change.get("nodes") or {}).items():
                 record["nodes"][minion] = _decode_node(entry)
