@@ -32,6 +32,10 @@ from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "expressware"
 
+#: Seconds between the looks of :py:func:`wait_active` by default (``expressware:poll_interval``), and the least
+#: allowed.
+POLL_INTERVAL = 0.05
+
 
 def _shared(name):
     """Shared code of this extension: ``<name>.py`` in ``utils/`` or ``_utils/`` beside this module's directory
@@ -321,8 +325,10 @@ def wait_active(timeout=300, interval=None, fire_event=True):
     Wait until the node is active, at most ``timeout`` seconds; return the last :py:func:`node_state`.
 
     The vendor tools have no notification, so the node is looked at every ``interval`` seconds (default: config
-    ``expressware:poll_interval``, else 0.1; while services are down a look is one ``dis_services status``, while links
-    train it adds ``dis_diag``, run at the same time). The installed version is read once, before the first look:
+    ``expressware:poll_interval``, else 0.05, the least allowed: a look starts as soon as the last one ended whenever the
+    tools take longer, since every moment between the node's becoming active and its being seen so is a moment the
+    next node waits; while services are down a look is one ``dis_services status``, while links train it adds
+    ``dis_diag``, run at the same time). The installed version is read once, before the first look:
     packages do not change while a node comes up. With ``fire_event`` the outcome is announced on the master event bus
     as ``expressware/node/active`` or ``expressware/node/inactive`` (with the node state as data), which the ``rolling``
     runner listens for.
@@ -336,8 +342,8 @@ def wait_active(timeout=300, interval=None, fire_event=True):
     """
     timeout = checks.number(timeout, "timeout", 0, 86400)
     if interval is None:
-        interval = __salt__["config.get"]("expressware:poll_interval", 0.1)
-    interval = checks.number(interval, "interval", 0.05, 60)
+        interval = __salt__["config.get"]("expressware:poll_interval", POLL_INTERVAL)
+    interval = checks.number(interval, "interval", POLL_INTERVAL, 60)
     checks.flag(fire_event, "fire_event")
     deadline = time.monotonic() + timeout
     installed = version()

@@ -247,3 +247,21 @@ def test_a_minion_that_is_gone_is_not_reachable_after_timeout_seconds(monkeypatc
     assert time.monotonic() - started < 3
     assert {job[1] for job in client.jobs} == {"test.ping"}
     assert salt.reachable("node1", 1) is True
+
+
+def test_a_read_that_must_not_wait_asks_salt_for_a_millisecond_never_for_0():
+    """Salt's ``get_event`` reads ``wait=0`` as "forever": the health gate's catching up with the bus before a node
+    is disrupted (``get_event(wait=0)``) must neither block nor wait the 10 ms a timed read once took at least."""
+    asked = []
+
+    class Listener(Bus):
+        def get_event(self, wait=5, full=False, auto_reconnect=False):
+            asked.append(wait)
+            return super().get_event(wait, full, auto_reconnect)
+
+    event = {"tag": "salt/beacon/node2/expressware/inactive", "data": {"id": "node2"}}
+    salt = saltio.SaltAdapter({}, client=Client(None, [], {}), listener=Listener(event))
+    assert salt.get_event(wait=0) == (event["tag"], event["data"])
+    assert salt.get_event(wait=0) is None
+    assert asked == [saltio.DRAIN_WAIT, saltio.DRAIN_WAIT] and 0 < saltio.DRAIN_WAIT <= 0.002
+    assert salt.get_event(wait=0.5) is None and asked[-1] == 0.5  # a wait asked for is Salt's as given
