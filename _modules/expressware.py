@@ -267,7 +267,8 @@ def node_state():
 
         salt '*' expressware.node_state
     """
-    return _node_state()
+    # Its tools at once: a pre-flight or a health look at a member waits for the slowest, not for their sum.
+    return _node_state(together=True)
 
 
 def _node_state(installed=None, quick=False, together=False):
@@ -325,9 +326,9 @@ def wait_active(timeout=300, interval=None, fire_event=True):
     Wait until the node is active, at most ``timeout`` seconds; return the last :py:func:`node_state`.
 
     The vendor tools have no notification, so the node is looked at every ``interval`` seconds (default: config
-    ``expressware:poll_interval``, else 0.05, the least allowed: a look starts as soon as the last one ended whenever the
-    tools take longer, since every moment between the node's becoming active and its being seen so is a moment the
-    next node waits; while services are down a look is one ``dis_services status``, while links train it adds
+    ``expressware:poll_interval``, else 0.05, the least allowed: a look starts as soon as the last one ended whenever
+    the tools take longer, since every moment between the node's becoming active and its being seen so is a moment
+    the next node waits; while services are down a look is one ``dis_services status``, while links train it adds
     ``dis_diag``, run at the same time). The installed version is read once, before the first look:
     packages do not change while a node comes up. With ``fire_event`` the outcome is announced on the master event bus
     as ``expressware/node/active`` or ``expressware/node/inactive`` (with the node state as data), which the ``rolling``

@@ -38,20 +38,21 @@ def meanwhile(func, *args):
 
 def look(status, diag, installed, quick=False, together=False):
     """One look at the node: :func:`node_state` from its tools, run by ``status()`` (``dis_services.status``),
-    ``diag()`` (``expressware.diag``) and ``installed()`` (the installed version, read last). ``quick``: no
-    ``dis_diag`` once the services are seen down (a partial answer: ``diag: None``). ``together``: ``dis_diag`` runs
-    while ``dis_services status`` runs (:func:`meanwhile`)."""
+    ``diag()`` (``expressware.diag``) and ``installed()`` (the installed version). ``quick``: no ``dis_diag`` once
+    the services are seen down (a partial answer: ``diag: None``). ``together``: ``dis_diag`` and the version's
+    read run while ``dis_services status`` runs (:func:`meanwhile`): the look takes as long as its slowest tool, not
+    their sum; otherwise one after the other, the version last."""
     if together:
-        with meanwhile(diag) as pending:
+        with meanwhile(diag) as pending_diag, meanwhile(installed) as pending_version:
             answer = status()
-            diag_result = pending.result()
+            diag_result, version = pending_diag.result(), (pending_version.result(),)
     else:
-        answer, diag_result = status(), None
+        answer, diag_result, version = status(), None, None
     if quick and stopped_services(answer):
         diag_result = None  # the first sign is enough
     else:
         diag_result = diag_result or diag()
-    return node_state(answer, diag_result, installed())
+    return node_state(answer, diag_result, installed() if version is None else version[0])
 
 
 def stopped_services(status):
