@@ -207,6 +207,7 @@ class HealthGate:
     def _health_gate(self, minion):
         view = self.view
         held, last_ask, allowed = None, None, self.cluster_states()
+        asked_about = set()  # the claims made on the bus (an event's "active", a frontend's state) asked about
         # What reached the bus since the last node landed counts (a member's beacon said it went down meanwhile).
         while (event := self.salt.get_event(wait=0)) is not None:
             self.gates.observe(*event)
@@ -231,8 +232,10 @@ class HealthGate:
                     f"{verdict['waited']} s, health_wait {verdict['health_wait']} s); {minion} was not touched"
                 )
                 return False
-            # Said once per change of who is in the way (and of the state the frontend reports).
-            if (verdict["who"], evidence.get("cluster", {}).get("state")) != held:
+            # Said once per change of who is in the way (and of the state the frontend reports); not while the
+            # only thing in the way is a claim heard on the bus, which a direct look (asked below) confirms.
+            claims_only = all(problem.get("unconfirmed") for problem in verdict["problems"])
+            if not claims_only and (verdict["who"], evidence.get("cluster", {}).get("state")) != held:
                 held = (verdict["who"], evidence.get("cluster", {}).get("state"))
                 self.say(f"{minion}: held: {verdict['why']}; waiting up to {verdict['health_wait']} s")
                 self.record.setdefault("health", {})["held"] = dict(evidence, minion=minion)
@@ -241,7 +244,12 @@ class HealthGate:
             if self.rollouts.abort_requested(self.record["id"]):
                 return False
             cluster = any(problem["what"] == "cluster" for problem in verdict["problems"])
-            if (verdict["ask"] or cluster) and (last_ask is None or self.salt.monotonic() - last_ask >= HEALTH_ASK):
+            # A claim heard on the bus only waits for a direct look: asked at once, not at the next round.
+            claims = {(p["who"], p.get("at")) for p in verdict["problems"] if p.get("unconfirmed")} - asked_about
+            if (verdict["ask"] or cluster) and (
+                last_ask is None or claims or self.salt.monotonic() - last_ask >= HEALTH_ASK
+            ):
+                asked_about |= claims
                 self.ask_members(verdict["ask"])
                 if cluster:
                     self.ask_cluster()

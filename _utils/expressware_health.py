@@ -10,15 +10,21 @@ and refuse a lease while the view shows a member down.
 What feeds the view, and who may say it:
 
 - ``salt/beacon/<id>/expressware/active|inactive`` (the ``expressware`` beacon):
-  about ``<id>`` only, and only when the data's ``id`` is ``<id>`` too. The master
-  does not check the tag of a beacon event against its sender, so a beacon's
-  ``active`` is taken as *unconfirmed*: it ends no hold until a direct
-  ``expressware.node_state`` answer confirms it. Its ``inactive`` counts at once
-  (a false alarm only makes the rollout wait).
+  about ``<id>`` only, and only when the data's ``id`` is ``<id>`` too.
 - ``expressware/node/active|inactive`` (``expressware.wait_active``, sent with
-  ``event.send``): about the sender, whose ``id`` the master verified.
+  ``event.send``): about the ``id`` in its data.
 - direct answers of ``expressware.node_state`` (:meth:`ClusterView.answer`), the
   job return of the member itself.
+
+Nothing on the bus proves its sender: ``event.send`` carries the minion's verified
+``id``, but any minion can fire the same tag with the batched form of a minion
+event (``event.fire_master`` with ``preload={"events": [...]}``), whose data it
+writes itself, ``id`` included; and the master does not check a beacon's tag
+against its sender. So an event's *active* is taken as *unconfirmed*: it ends no
+hold until a direct ``expressware.node_state`` answer confirms it (one minion
+cannot make the gate let a node be disrupted while another member is down by
+saying that member is back). An event's *inactive* counts at once: a false alarm
+only makes the rollout wait, and the gate asks the member directly.
 - ``expressware/cluster/state`` from the Cluster Management Node (frontend), sent
   by the Network Manager's notification script: ``{"state", "node", "seq", "time"}``;
   only from the configured frontend. ``seq`` (the script's counter) orders reports
@@ -190,6 +196,7 @@ class ClusterView:
             "at": None,
             "since": None,
             "source": None,
+            "confirmed": False,  # read from the frontend directly, not only said on the bus
         }
         self.flight = None  # {"minion", "since"}: the node deliberately down
         self.fresh_since = None  # the frontend must report at or after this (the last flight's start)
@@ -241,7 +248,8 @@ class ClusterView:
         if tag in (TAG_NODE_ACTIVE, TAG_NODE_INACTIVE):
             payload = data.get("data") if isinstance(data.get("data"), dict) else {}
             state = ACTIVE if tag == TAG_NODE_ACTIVE else INACTIVE
-            return self._heard(data.get("id"), state, payload.get("node_state"), now, "node event", True)
+            # Its active, like a beacon's, until a direct look confirms it: the bus does not prove who sent it.
+            return self._heard(data.get("id"), state, payload.get("node_state"), now, "node event", state == INACTIVE)
         if tag == TAG_CLUSTER_STATE:
             if self.frontend is None:
                 return False, "no frontend is configured"
@@ -268,18 +276,28 @@ class ClusterView:
 
     def cluster_answer(self, report, asked):
         """The frontend's last report read directly (the notification script's state
-        file), read at ``asked``. It counts only when newer than the known report (by its
-        ``time``, then ``seq``): the file says what the Network Manager last notified,
-        however long ago."""
+        file), read at ``asked``. The same report as the known one confirms it. Otherwise
+        it counts when newer than the known report (by its ``time``, then ``seq``): the
+        file says what the Network Manager last notified, however long ago. A known
+        report that came as an event only (the bus does not prove its sender) gives way
+        to the file's when the file was read after that event arrived."""
         if self.frontend is None:
             return False, "no frontend is configured"
         try:
             report = cluster_report(report)
         except HealthError as exc:
             return False, str(exc)
-        if self.cluster["state"] is not None and not _newer(report, self.cluster):
-            return False, "no newer report than the one known"
-        if self.cluster["state"] is None and self.fresh_since is not None:
+        known = self.cluster
+        if known["state"] is not None:
+            if all(report[key] == known[key] for key in ("state", "node", "seq", "time")):
+                known["confirmed"] = True
+                return True, None
+            said_only = not known.get("confirmed") and asked >= known["at"]
+            if not said_only and not _newer(report, known):
+                return False, "no newer report than the one known"
+            if said_only:
+                return self._cluster_report(report, asked, "answer", replace=True)
+        if known["state"] is None and self.fresh_since is not None:
             # Nothing says when the Network Manager notified this: not after the flight began.
             asked = min(asked, self.fresh_since - 1e-6)
         return self._cluster_report(report, asked, "answer")
@@ -301,9 +319,11 @@ class ClusterView:
         node.update(state=state, confirmed=confirmed or state != ACTIVE, at=at, source=source, reasons=reasons)
         return True, None
 
-    def _cluster_report(self, report, at, source):
+    def _cluster_report(self, report, at, source, replace=False):
+        """Take ``report`` (from an ``event`` or an ``answer``); ``replace``: whatever its order against the known
+        one (a report said on the bus only, which the frontend's own file contradicts)."""
         cluster = self.cluster
-        if cluster["state"] is not None:
+        if cluster["state"] is not None and not replace:
             newer = _newer(report, cluster)
             if newer is False or (newer is None and at < cluster["at"]):
                 return False, (
@@ -312,7 +332,7 @@ class ClusterView:
                 )
         if report["state"] != cluster["state"]:
             cluster["since"] = at
-        cluster.update(report, at=at, source=source)
+        cluster.update(report, at=at, source=source, confirmed=source == "answer")
         return True, None
 
     # -- the gate --------------------------------------------------------------
@@ -336,7 +356,10 @@ class ClusterView:
             if minion in spared or (node["state"] == ACTIVE and node["confirmed"]):
                 continue
             if node["state"] == ACTIVE:
-                what, why = "unconfirmed", f"{minion} is active by its beacon only; a direct look confirms it"
+                what, why = (
+                    "unconfirmed",
+                    f"{minion} is active by an event on the bus only ({node['source']}); a direct look confirms it",
+                )
             elif node["state"] == INACTIVE:
                 what, why = "inactive", f"{minion} is inactive"
             else:
@@ -348,7 +371,9 @@ class ClusterView:
                     "who": minion,
                     "what": what,
                     "since": node["since"],
+                    "at": node["at"],
                     "source": node["source"],
+                    "unconfirmed": what == "unconfirmed",
                     "why": why,
                     "reasons": list(node["reasons"]),
                 }
@@ -370,6 +395,12 @@ class ClusterView:
                 why = f"the cluster is {cluster['state']} (allowed: {', '.join(allowed)})"
                 if cluster["node"]:
                     why += f", reported about {cluster['node']}"
+            elif not cluster.get("confirmed"):
+                # Nothing on the bus proves its sender: a minion can fire the frontend's event with any state.
+                why = (
+                    f"the cluster is {cluster['state']} by an event on the bus only; a direct read of the "
+                    f"frontend {self.frontend}'s last report confirms it"
+                )
             if why:
                 found.append(
                     {
@@ -377,7 +408,9 @@ class ClusterView:
                         "what": "cluster",
                         "state": cluster["state"],
                         "since": cluster["since"],
+                        "at": cluster["at"],
                         "source": cluster["source"],
+                        "unconfirmed": cluster["state"] in allowed and not cluster.get("confirmed"),
                         "why": why,
                     }
                 )

@@ -137,3 +137,31 @@ def test_highstate_with_one_member_down_defers_every_node(salt_cli, salt_run_cli
         assert nodes[node_id].state()["installed_version"] == OLD
     assert {n: changing_commands(nodes[n]) for n in nodes} == before
     assert salt_run_cli.run("expressware_lease.show", "cluster=default").data["held"] is False
+
+
+def test_another_minion_saying_on_the_bus_that_a_down_member_is_back_releases_nothing(
+    salt_run_cli, nodes, beacon_on_node3, master, minions
+):
+    """Anything a minion sends is untrusted. node3 fails while node1 is in flight; node2, the next node, then fires
+    what node3 would say when back (``expressware/node/active`` and node3's beacon ``active``) in the batched form of
+    a minion event, whose data it writes itself (``id`` node3). The rollout asks node3 directly, keeps holding on its
+    answer and halts naming it after health_wait: node2 is never touched."""
+    proc = _node3_fails_while_node1_is_in_flight(nodes, salt_run_cli, health_wait=20)
+    wait_for(lambda: _held_by(master, "node3") or proc.poll() is not None, 120, "the rollout to hold for node3")
+    assert proc.poll() is None, proc.communicate()
+    claimed = {"state": "active", "active": True, "installed": OLD, "running": OLD, "reasons": []}
+    events = [
+        {"tag": "expressware/node/active", "data": {"id": "node3", "data": {"node_state": claimed}}},
+        {"tag": "salt/beacon/node3/expressware/active", "data": {"id": "node3", "node_state": claimed}},
+    ]
+    call = minions[1].salt_call_cli(timeout=60)  # node2
+    ret = call.run("event.fire_master", "{}", "expressware/node/active", f"preload={json.dumps({'events': events})}")
+    assert ret.returncode == 0 and ret.data is True, ret
+    out, err = (text.decode() for text in proc.communicate(timeout=240))
+    assert proc.returncode != 0, (out, err)
+    status = _status(salt_run_cli)
+    assert status["status"] == "halted" and "node3" in status["reason"] and "cluster health" in status["reason"]
+    assert "node3 is inactive" in status["health"]["halted"]["why"], status["health"]
+    assert changing_commands(nodes["node2"]) == [] and nodes["node2"].state()["installed_version"] == OLD
+    intervals = down_intervals(roots(nodes))
+    assert intervals["node2"] == [] and intervals["node3"][0][1] is None, merged_journal(roots(nodes))

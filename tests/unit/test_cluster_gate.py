@@ -53,7 +53,7 @@ class Stub(health_gate.HealthGate):
         }
         self.record, self.said, self.fired, self.halted = {"id": "r1", "health": {}}, [], [], None
         self.view, self.health_asks, self.now, self.report = None, {}, 1000.0, report
-        self.events, self.published = [], []
+        self.events, self.published, self.published_at, self.notified = [], [], [], []
         self.salt, self.gates, self.rollouts = self, self, self
         self.resolve_members = lambda expr, cluster: []
 
@@ -71,11 +71,29 @@ class Stub(health_gate.HealthGate):
 
     def publish(self, tgt, fun, arg=(), kwarg=None, tgt_type="list"):
         self.published.append((tuple(tgt), fun))
-        return f"jid{len(self.published)}"
+        self.published_at.append(self.now)
+        jid = f"jid{len(self.published)}"
+        if fun == "expressware.cluster_state":
+            # The frontend answers with its state file, read 0.2 s later: the last report its Network Manager
+            # notified by then (the script writes the file, then fires the event).
+            read_at = self.now + 0.2
+            notified = [
+                e[1]["data"]
+                for e in self.events
+                if e[0] == "expressware/cluster/state" and e[2] <= read_at and not e[1].get("forged")
+            ]
+            answer = {"id": tgt[0], "return": (self.notified + notified or [self.report])[-1], "out": "nested"}
+            self.events = sorted(self.events + [(f"salt/job/{jid}/ret/{tgt[0]}", answer, read_at)], key=lambda e: e[2])
+        return jid
 
     def get_event(self, wait):
         self.now += wait
-        return self.events.pop(0) if self.events and self.now >= self.events[0][2] else None
+        if not (self.events and self.now >= self.events[0][2]):
+            return None
+        event = self.events.pop(0)
+        if event[0] == "expressware/cluster/state" and event[1].get("id") == "fe" and not event[1].get("forged"):
+            self.notified.append(event[1]["data"])
+        return event
 
     # the gates, the store, the driver
     def observe(self, tag, data, at=None):
@@ -144,6 +162,20 @@ def test_after_a_flight_the_gate_waits_for_a_fresh_up_report():
         (["fe"], "node2", "DEGRADED"),
     ], held
     assert "not reported the cluster state since" in held[0]["why"] and "DEGRADED" in held[1]["why"]
+
+
+def test_an_up_fired_by_another_minion_in_the_frontends_name_does_not_end_the_hold():
+    """A minion fires ``expressware/cluster/state`` in the batched form (data it writes: ``id`` fe, UP, a later time)
+    while the Network Manager reported DEGRADED: the gate reads the frontend's state file at once, keeps holding on
+    its DEGRADED and halts after health_wait; node2 is never released."""
+    forged = ("expressware/cluster/state", {"id": "fe", "data": _report("UP", 9, 1013), "forged": True}, 1013)
+    driver, went = _after_a_flight([_cluster_event("DEGRADED", 2, 1011), forged])
+    assert went is False and "DEGRADED" in driver.halted
+    assert driver.view.cluster["state"] == "DEGRADED" and driver.view.cluster["source"] == "answer"
+    # The file was read right after the forged report arrived, not HEALTH_ASK seconds later.
+    reads = [t for e, t in zip(driver.published, driver.published_at) if e == (("fe",), "expressware.cluster_state")]
+    assert any(1013 <= t < 1013.5 for t in reads), reads
+    assert driver.record["health"]["halted"]["who"] == ["fe"]
 
 
 def test_degraded_holds_naming_the_frontend_and_the_state_and_halts_after_health_wait():

@@ -46,6 +46,7 @@ def healthy(frontend=None, members=MEMBERS, now=10.0, health_wait=60, **kwargs):
         assert view.answer(minion, ACTIVE_STATE, now) == (True, None)
     if frontend:
         assert view.event(*cluster_event("UP", seq=1, time=1000), now) == (True, None)
+        assert view.cluster_answer({"state": "UP", "seq": 1, "time": 1000}, now) == (True, None)  # confirmed
     return view
 
 
@@ -99,23 +100,33 @@ def test_the_hold_ends_when_the_member_is_confirmed_back():
     assert view.verdict(45.0)["since"] == 45.0
 
 
-def test_a_beacons_active_alone_is_confirmed_by_a_direct_look():
-    """The master does not check a beacon event's tag against its sender: its "active" ends no hold by itself."""
+@pytest.mark.parametrize("back", [beacon("node3", "active"), node_event("node3", "active")])
+def test_an_events_active_alone_is_confirmed_by_a_direct_look(back):
+    """Nothing on the bus proves its sender (a batched minion event carries any ``id``; the master does not check a
+    beacon's tag): an event's "active", the node's own ``expressware/node/active`` too, ends no hold by itself."""
     view = healthy()
     view.event(*beacon("node3", "inactive"), 20.0)
-    view.event(*beacon("node3", "active"), 25.0)
+    assert view.event(*back, 25.0) == (True, None)
     verdict = view.verdict(26.0)
     assert verdict["verdict"] == "hold" and verdict["ask"] == ["node3"]
-    assert verdict["problems"][0]["what"] == "unconfirmed"
+    assert verdict["problems"][0]["what"] == "unconfirmed" and "by an event on the bus only" in verdict["why"]
     view.answer("node3", ACTIVE_STATE, 27.0)
     assert view.verdict(28.0)["verdict"] == "go"
 
 
-def test_the_nodes_own_active_event_is_confirmation():
+def test_another_minion_saying_on_the_bus_that_a_down_member_is_back_lets_nothing_be_disrupted():
+    """node1 fires, in the batched form of a minion event, an ``expressware/node/active`` whose data names node3 (and
+    a beacon's, under node3's tag) while node3 is down: the gate holds and asks node3, whose own answer decides."""
     view = healthy()
-    view.event(*beacon("node3", "inactive"), 20.0)
-    view.event(*node_event("node3", "active"), 25.0)
-    assert view.verdict(26.0)["verdict"] == "go"
+    view.event(*node_event("node3", "inactive"), 20.0)
+    view.event(*node_event("node3", "active"), 21.0)  # data written by node1: {"id": "node3", ...}
+    view.event(*beacon("node3", "active"), 22.0)
+    verdict = view.verdict(23.0, disrupting="node2")
+    assert verdict["verdict"] == "hold" and verdict["who"] == ["node3"] and verdict["ask"] == ["node3"]
+    view.answer("node3", DOWN_STATE, 24.0)  # node3 itself, asked directly
+    verdict = view.verdict(25.0, disrupting="node2")
+    assert verdict["verdict"] == "hold" and verdict["problems"][0]["what"] == "inactive"
+    assert view.down() == ["node3"]
 
 
 def test_hold_turns_into_halt_after_health_wait_with_the_evidence():
@@ -248,10 +259,15 @@ def test_the_cluster_must_be_in_an_allowed_state():
     verdict = view.verdict(21.0)
     assert verdict["verdict"] == "hold" and verdict["who"] == [FRONTEND] and verdict["ask"] == []
     assert "the cluster is DEGRADED (allowed: UP), reported about node2" in verdict["why"]
+    # An allowed state said on the bus only is read from the frontend first.
+    assert "by an event on the bus only" in view.verdict(22.0, allowed=["UP", "DEGRADED"])["why"]
+    view.cluster_answer({"state": "DEGRADED", "node": "node2", "seq": 2, "time": 1001}, 22.5)
     assert view.verdict(22.0, allowed=["UP", "DEGRADED"])["verdict"] == "go"
     assert view.verdict(22.0, allowed="UP, degraded")["verdict"] == "go"
     view.event(*cluster_event("UP", seq=3, time=1002), 30.0)
-    assert view.verdict(31.0)["verdict"] == "go"
+    assert view.verdict(31.0)["verdict"] == "hold"
+    view.cluster_answer({"state": "UP", "seq": 3, "time": 1002}, 31.5)
+    assert view.verdict(32.0)["verdict"] == "go"
 
 
 @pytest.mark.parametrize("bad", [["SIDEWAYS"], [], "", [None], 3])
@@ -270,7 +286,9 @@ def test_after_a_flight_the_frontend_must_report_again():
     view.event(*cluster_event("REDUCED", node="node1", seq=2, time=1003), 26.0)
     assert "the cluster is REDUCED" in view.verdict(26.0, disrupting="node2")["why"]
     view.event(*cluster_event("UP", node="node1", seq=3, time=1004), 27.0)
-    assert view.verdict(27.0, disrupting="node2")["verdict"] == "go"
+    assert view.verdict(27.0, disrupting="node2")["verdict"] == "hold"  # read from the frontend first
+    assert view.cluster_answer({"state": "UP", "node": "node1", "seq": 3, "time": 1004}, 27.5) == (True, None)
+    assert view.verdict(28.0, disrupting="node2")["verdict"] == "go"
 
 
 def test_without_cluster_after_flight_the_standing_state_counts():
@@ -288,6 +306,7 @@ def test_cluster_reports_that_overtake_each_other_are_ordered_by_the_frontend():
     assert view.event(*cluster_event("UP", seq=3, time=1004), 26.0) == (True, None)
     taken, why = view.event(*cluster_event("REDUCED", seq=2, time=1004), 26.5)
     assert taken is False and "stale" in why
+    view.cluster_answer({"state": "UP", "seq": 3, "time": 1004}, 27.0)
     assert view.verdict(27.0)["verdict"] == "go"
     # A later second of the frontend's clock wins even when its counter restarted (state file lost).
     assert view.event(*cluster_event("FAILED", seq=1, time=1010), 30.0) == (True, None)
@@ -312,8 +331,8 @@ def test_a_direct_read_of_the_frontends_state_file():
     # The same report read again after a flight says nothing new: the Network Manager has not reported since.
     view.begin("node1", 10.0)
     view.landed("node1", 15.0)
-    assert view.cluster_answer({"state": "UP", "seq": 4, "time": 990}, 16.0)[0] is False
-    assert view.verdict(16.0)["verdict"] == "hold"
+    view.cluster_answer({"state": "UP", "seq": 4, "time": 990}, 16.0)
+    assert "since the last node was disrupted" in view.verdict(16.0)["why"]
     assert view.cluster_answer({"state": "UP", "seq": 6, "time": 1020}, 17.0) == (True, None)
     assert view.verdict(17.0)["verdict"] == "go"
     assert view.cluster_answer({"state": "BAD"}, 18.0)[0] is False
@@ -351,7 +370,27 @@ def test_a_full_rollout_in_event_order_with_an_outside_failure():
         view.event(*event, at)
     assert view.verdict(41.0, disrupting="node2")["ask"] == ["node3"]  # the beacon alone: to be confirmed
     view.answer("node3", ACTIVE_STATE, 41.5)
-    assert view.verdict(42.0, disrupting="node2")["verdict"] == "go"
+    held = view.verdict(42.0, disrupting="node2")  # the frontend's UP, an event only: read from it
+    assert held["verdict"] == "hold" and held["who"] == [FRONTEND] and held["problems"][0]["unconfirmed"]
+    view.cluster_answer({"state": "UP", "node": "node3", "seq": 4, "time": 1040}, 42.5)
+    assert view.verdict(43.0, disrupting="node2")["verdict"] == "go"
+
+
+def test_a_frontends_up_said_on_the_bus_by_another_minion_gives_way_to_the_frontends_own_file():
+    """A minion fires the frontend's cluster-state event in the batched form (data it writes: ``id`` fe1, UP, a
+    late time and a high seq) while the Network Manager reported DEGRADED: the gate holds and reads the frontend's
+    state file, whose report replaces the one said on the bus, newer or not; a read asked before that event
+    arrived is older news and does not."""
+    view = healthy(frontend=FRONTEND)
+    view.event(*cluster_event("DEGRADED", node="node3", seq=2, time=1001), 20.0)
+    view.cluster_answer({"state": "DEGRADED", "node": "node3", "seq": 2, "time": 1001}, 20.5)
+    view.event(*cluster_event("UP", seq=99, time=5000), 21.0)  # not from fe1
+    held = view.verdict(22.0)
+    assert held["verdict"] == "hold" and held["who"] == [FRONTEND] and "by an event on the bus only" in held["why"]
+    assert view.cluster_answer({"state": "DEGRADED", "node": "node3", "seq": 2, "time": 1001}, 20.8)[0] is False
+    assert view.cluster_answer({"state": "DEGRADED", "node": "node3", "seq": 2, "time": 1001}, 21.5) == (True, None)
+    held = view.verdict(23.0)
+    assert held["verdict"] == "hold" and "the cluster is DEGRADED" in held["why"] and view.cluster["confirmed"]
 
 
 def test_begin_and_landed_refuse_what_does_not_fit():
