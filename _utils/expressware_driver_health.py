@@ -33,6 +33,11 @@ HEALTH_ASK = 5
 #: Seconds after the gate passed beyond which it is passed again before the node is disrupted (its prepared job
 #: was not ready at once).
 HEALTH_RECHECK = 0.2
+#: With a frontend, in the first CLUSTER_POLL_FOR seconds of a gate (right after a node's flight, when the Network
+#: Manager is about to report UP again), its state file is read every CLUSTER_POLL seconds rather than every
+#: HEALTH_ASK: the notification script writes the report there before its ``salt-call`` (a second or more) puts it
+#: on the bus.
+CLUSTER_POLL, CLUSTER_POLL_FOR = 0.5, 10
 LostMaster = saltio.LostMaster
 
 
@@ -208,6 +213,7 @@ class HealthGate:
         view = self.view
         held, last_ask, allowed = None, None, self.cluster_states()
         asked_about = set()  # the claims made on the bus (an event's "active", a frontend's state) asked about
+        started, last_cluster_ask = self.salt.monotonic(), None
         # What reached the bus since the last node landed counts (a member's beacon said it went down meanwhile).
         while (event := self.salt.get_event(wait=0)) is not None:
             self.gates.observe(*event)
@@ -246,15 +252,25 @@ class HealthGate:
             cluster = any(problem["what"] == "cluster" for problem in verdict["problems"])
             # A claim heard on the bus only waits for a direct look: asked at once, not at the next round.
             claims = {(p["who"], p.get("at")) for p in verdict["problems"] if p.get("unconfirmed")} - asked_about
-            if (verdict["ask"] or cluster) and (
-                last_ask is None or claims or self.salt.monotonic() - last_ask >= HEALTH_ASK
-            ):
+            clock = self.salt.monotonic()
+            if (verdict["ask"] or cluster) and (last_ask is None or claims or clock - last_ask >= HEALTH_ASK):
                 asked_about |= claims
                 self.ask_members(verdict["ask"])
                 if cluster:
                     self.ask_cluster()
-                last_ask = self.salt.monotonic()
-            event = self.salt.get_event(wait=max(0.01, min(1.0, verdict["health_wait"] - verdict["waited"])))
+                    last_cluster_ask = clock
+                last_ask = clock
+            elif (
+                cluster
+                and clock - started < CLUSTER_POLL_FOR
+                and (last_cluster_ask is None or clock - last_cluster_ask >= CLUSTER_POLL)
+            ):
+                self.ask_cluster()
+                last_cluster_ask = clock
+            wait = min(1.0, verdict["health_wait"] - verdict["waited"])
+            if cluster and clock - started < CLUSTER_POLL_FOR and last_cluster_ask is not None:
+                wait = min(wait, last_cluster_ask + CLUSTER_POLL - clock)
+            event = self.salt.get_event(wait=max(0.01, wait))
             if event:
                 self.gates.observe(*event)
 

@@ -53,7 +53,7 @@ class Stub(health_gate.HealthGate):
         }
         self.record, self.said, self.fired, self.halted = {"id": "r1", "health": {}}, [], [], None
         self.view, self.health_asks, self.now, self.report = None, {}, 1000.0, report
-        self.events, self.published, self.published_at, self.notified = [], [], [], []
+        self.events, self.published, self.published_at, self.notified, self.written = [], [], [], [], []
         self.salt, self.gates, self.rollouts = self, self, self
         self.resolve_members = lambda expr, cluster: []
 
@@ -78,11 +78,13 @@ class Stub(health_gate.HealthGate):
             # notified by then (the script writes the file, then fires the event).
             read_at = self.now + 0.2
             notified = [
-                e[1]["data"]
+                (e[2], e[1]["data"])
                 for e in self.events
                 if e[0] == "expressware/cluster/state" and e[2] <= read_at and not e[1].get("forged")
             ]
-            answer = {"id": tgt[0], "return": (self.notified + notified or [self.report])[-1], "out": "nested"}
+            written = [(at, report) for at, report in self.written if at <= read_at]  # before its event was fired
+            latest = max([(0, self.report)] + self.notified + notified + written, key=lambda pair: pair[0])[1]
+            answer = {"id": tgt[0], "return": latest, "out": "nested"}
             self.events = sorted(self.events + [(f"salt/job/{jid}/ret/{tgt[0]}", answer, read_at)], key=lambda e: e[2])
         return jid
 
@@ -92,7 +94,7 @@ class Stub(health_gate.HealthGate):
             return None
         event = self.events.pop(0)
         if event[0] == "expressware/cluster/state" and event[1].get("id") == "fe" and not event[1].get("forged"):
-            self.notified.append(event[1]["data"])
+            self.notified.append((event[2], event[1]["data"]))
         return event
 
     # the gates, the store, the driver
@@ -176,6 +178,23 @@ def test_an_up_fired_by_another_minion_in_the_frontends_name_does_not_end_the_ho
     reads = [t for e, t in zip(driver.published, driver.published_at) if e == (("fe",), "expressware.cluster_state")]
     assert any(1013 <= t < 1013.5 for t in reads), reads
     assert driver.record["health"]["halted"]["who"] == ["fe"]
+
+
+def test_right_after_a_flight_the_state_file_is_read_often_and_the_up_written_there_ends_the_hold():
+    """The notification script writes the report to its state file, then its salt-call (a second or more) fires
+    the event: in the first seconds of the gate the file is read every CLUSTER_POLL seconds, and the UP found there
+    lets the next node go before the event arrives."""
+    up = _report("UP", 2, 1010)
+    driver = Stub(_report("UP", 1, 900))
+    driver.preflight_health({m: {"node_state": {"active": True}} for m in ("node1", "node2")}, 1000.0)
+    driver.view.begin("node1", 1001.0)
+    driver.view.landed("node1", 1010.0)
+    driver.now, driver.written = 1010.0, [(1010.9, up)]
+    driver.events = [("expressware/cluster/state", {"id": "fe", "data": up}, 1013.0)]
+    assert driver.health_gate("node2") is True and driver.halted is None
+    assert driver.now < 1012.0, driver.now  # the file's UP, read within about CLUSTER_POLL of its writing
+    reads = [t for e, t in zip(driver.published, driver.published_at) if e == (("fe",), "expressware.cluster_state")]
+    assert len(reads) >= 2 and all(b - a >= health_gate.CLUSTER_POLL - 0.02 for a, b in zip(reads, reads[1:]))
 
 
 def test_degraded_holds_naming_the_frontend_and_the_state_and_halts_after_health_wait():
