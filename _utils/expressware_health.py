@@ -15,20 +15,24 @@ What feeds the view, and who may say it:
   ``event.send``): about the ``id`` in its data.
 - direct answers of ``expressware.node_state`` (:meth:`ClusterView.answer`), the
   job return of the member itself.
+- ``expressware/cluster/state`` from the Cluster Management Node (frontend), sent
+  by the Network Manager's notification script: ``{"state", "node", "seq", "time"}``;
+  only from the configured frontend. ``seq`` (the script's counter) orders reports
+  that overtake each other (two runs of the script at once).
+- direct reads of the frontend's last report (:meth:`ClusterView.cluster_answer`),
+  the script's state file.
 
 Nothing on the bus proves its sender: ``event.send`` carries the minion's verified
 ``id``, but any minion can fire the same tag with the batched form of a minion
 event (``event.fire_master`` with ``preload={"events": [...]}``), whose data it
 writes itself, ``id`` included; and the master does not check a beacon's tag
 against its sender. So an event's *active* is taken as *unconfirmed*: it ends no
-hold until a direct ``expressware.node_state`` answer confirms it (one minion
-cannot make the gate let a node be disrupted while another member is down by
-saying that member is back). An event's *inactive* counts at once: a false alarm
-only makes the rollout wait, and the gate asks the member directly.
-- ``expressware/cluster/state`` from the Cluster Management Node (frontend), sent
-  by the Network Manager's notification script: ``{"state", "node", "seq", "time"}``;
-  only from the configured frontend. ``seq`` (the script's counter) orders reports
-  that overtake each other (two runs of the script at once).
+hold until a direct ``expressware.node_state`` answer confirms it; and a frontend's
+report in an allowed state counts once a direct read of its state file says the
+same. One minion cannot make the gate let a node be disrupted while another member
+is down by saying that member is back. An event's *inactive* (or a state not
+allowed) counts at once: a false alarm only makes the rollout wait, and the gate
+asks directly.
 
 A member is judged by its latest word: a report older than what the view already
 has (``at`` before the last one's) is stale and ignored, and so is an answer asked
