@@ -253,6 +253,7 @@ class HealthGate:
             # A claim heard on the bus only waits for a direct look: asked at once, not at the next round.
             claims = {(p["who"], p.get("at")) for p in verdict["problems"] if p.get("unconfirmed")} - asked_about
             clock = self.salt.monotonic()
+            polling = cluster and clock - started < CLUSTER_POLL_FOR  # the frontend's file read often
             if (verdict["ask"] or cluster) and (last_ask is None or claims or clock - last_ask >= HEALTH_ASK):
                 asked_about |= claims
                 self.ask_members(verdict["ask"])
@@ -260,15 +261,11 @@ class HealthGate:
                     self.ask_cluster()
                     last_cluster_ask = clock
                 last_ask = clock
-            elif (
-                cluster
-                and clock - started < CLUSTER_POLL_FOR
-                and (last_cluster_ask is None or clock - last_cluster_ask >= CLUSTER_POLL)
-            ):
+            elif polling and (last_cluster_ask is None or clock - last_cluster_ask >= CLUSTER_POLL):
                 self.ask_cluster()
                 last_cluster_ask = clock
             wait = min(1.0, verdict["health_wait"] - verdict["waited"])
-            if cluster and clock - started < CLUSTER_POLL_FOR and last_cluster_ask is not None:
+            if polling and last_cluster_ask is not None:
                 wait = min(wait, last_cluster_ask + CLUSTER_POLL - clock)
             event = self.salt.get_event(wait=max(0.01, wait))
             if event:

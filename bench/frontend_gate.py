@@ -38,6 +38,7 @@ import analysis  # noqa: E402
 import run  # noqa: E402
 
 from expressware_sim import create_node, read_journal  # noqa: E402
+from expressware_sim.netmgr import SCRIPT_NODE_FROM, SCRIPT_STATE_FROM, script_options  # noqa: E402
 
 FRONTEND = "node9"
 MEMBERS = [f"node{i}" for i in range(1, 9)]
@@ -100,8 +101,8 @@ def measure(work):
         paths = {
             "script": str(base / "sbin" / "expressware-cluster-notify"),
             "config": str(base / "etc" / "cluster-notify.conf"),
-            "state_from": "env:DIS_CLUSTER_STATE",
-            "node_from": "arg:1",
+            "state_from": SCRIPT_STATE_FROM,
+            "node_from": SCRIPT_NODE_FROM,
             "salt_call": run.salt_bin("salt-call"),
             "salt_config_dir": str(cl["work"] / "salt" / FRONTEND / "conf"),
             "state_dir": str(state_dir),
@@ -112,15 +113,7 @@ def measure(work):
             "configure",
             frontend.root,
             *members,
-            "--script",
-            paths["script"],
-            "--no-state-arg",
-            "--state-env",
-            "DIS_CLUSTER_STATE",
-            "--node-arg",
-            "1",
-            "--env",
-            f"EXPRESSWARE_NOTIFY_CONF={paths['config']}",
+            *script_options(paths["script"], paths["config"]),
         )
         # It notifies changes only: links off and on again, so that the script has reported (DEGRADED, then UP)
         # and the pre-flight finds the last report in its state file.

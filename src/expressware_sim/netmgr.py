@@ -155,6 +155,28 @@ def notify_command(config: dict, state: str, node: str | None) -> tuple[list[str
     return argv, env
 
 
+#: How the tests and ``bench/frontend_gate.py`` install ``expressware.notify`` (its pillar ``state_from`` and
+#: ``node_from``) and configure this Network Manager to match: the state in an environment variable, the node as
+#: the script's first argument.
+SCRIPT_STATE_FROM, SCRIPT_NODE_FROM = "env:DIS_CLUSTER_STATE", "arg:1"
+
+
+def script_options(script: str, conf: str) -> list[str]:
+    """``netmgr configure`` options that run ``script`` (``expressware.notify``'s, whose configuration file is
+    ``conf``) the way :data:`SCRIPT_STATE_FROM` and :data:`SCRIPT_NODE_FROM` say."""
+    return [
+        "--script",
+        str(script),
+        "--no-state-arg",
+        "--state-env",
+        SCRIPT_STATE_FROM.split(":", 1)[1],
+        "--node-arg",
+        SCRIPT_NODE_FROM.split(":", 1)[1],
+        "--env",
+        f"EXPRESSWARE_NOTIFY_CONF={conf}",
+    ]
+
+
 class NetworkManager:
     """The Network Manager of the simulated frontend at ``root``."""
 

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from expressware_sim import down_intervals, merged_journal, read_journal
+from expressware_sim.netmgr import script_options
 from tests.conftest import NEW, OLD, REPO, changing_commands
 from tests.integration.rollouts import (  # noqa: F401  # pylint: disable=unused-import
     background_update,
@@ -68,15 +69,7 @@ def _running_network_manager(nodes, frontend, installed):  # noqa: F811
         "configure",
         str(frontend.root),
         *members,
-        "--script",
-        installed["script"],
-        "--no-state-arg",
-        "--state-env",
-        "DIS_CLUSTER_STATE",
-        "--node-arg",
-        "1",
-        "--env",
-        f"EXPRESSWARE_NOTIFY_CONF={installed['config']}",
+        *script_options(installed["script"], installed["config"]),
     )
     # Links off and on again before the rollout: the script has reported DEGRADED, then UP.
     for args in (("degrade",), ("step",), ("degrade", "--clear"), ("step",)):

@@ -21,6 +21,7 @@ import time
 import pytest
 
 from expressware_sim import read_journal
+from expressware_sim.netmgr import SCRIPT_NODE_FROM, SCRIPT_STATE_FROM, script_options
 from tests.conftest import REPO, fresh_node
 from tests.integration.conftest import KERNELS
 from tests.shared_code import load
@@ -45,8 +46,8 @@ def installed(salt_cli, minions, tmp_path):
     paths = {
         "script": str(tmp_path / "sbin" / "expressware-cluster-notify"),
         "config": str(tmp_path / "etc" / "cluster-notify.conf"),
-        "state_from": "env:DIS_CLUSTER_STATE",
-        "node_from": "arg:1",
+        "state_from": SCRIPT_STATE_FROM,
+        "node_from": SCRIPT_NODE_FROM,
         "salt_call": salt_call,
         "salt_config_dir": str(minion.config_dir),
         "state_dir": str(tmp_path / "state"),
@@ -114,15 +115,7 @@ def test_the_network_manager_reports_cluster_states_to_the_master(
             "configure",
             str(frontend.root),
             *members,
-            "--script",
-            installed["script"],
-            "--no-state-arg",
-            "--state-env",
-            "DIS_CLUSTER_STATE",
-            "--node-arg",
-            "1",
-            "--env",
-            f"EXPRESSWARE_NOTIFY_CONF={installed['config']}",
+            *script_options(installed["script"], installed["config"]),
         ],
         env=env,
         check=True,
